@@ -1,0 +1,44 @@
+# lbd — build, test and check. `make help` lists the targets.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: help build test test-short lint check bench deps clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## install what the build and tests need (Go modules, Debian packages)
+	@command -v $(GO) >/dev/null || { echo "Go is not installed (expected in /usr/local/go)"; exit 1; }
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; for p in gcc iproute2 procps; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+		if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+	$(GO) mod download
+
+build: deps ## build bin/lbd and bin/lbctl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lbd ./cmd/lbd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lbctl ./cmd/lbctl
+
+test: deps ## run every test, with the race detector
+	$(GO) test -race -count=1 -timeout 18m ./...
+
+test-short: ## run the unit tests only, quickly
+	$(GO) test -short -count=1 ./...
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+check: lint ## lint, and check that go.mod and go.sum are tidy
+	$(GO) mod tidy -diff
+
+bench: build ## benchmark lbd against HAProxy and nginx on loopback (installs wrk, haproxy, nginx)
+	bash scripts/bench.sh
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,1051 @@
+package dataplane
+
+// HTTP mode.
+//
+// Why fasthttp. lbd's HTTP path is measured against HAProxy on the same machine.
+// net/http's HTTP/1.1 server and Transport reached 0.38× HAProxy's request rate;
+// fasthttp's Server with a HostClient pool reached 0.61–0.72×. fasthttp gets there by
+// reusing everything per connection (the RequestCtx with its header and body buffers,
+// the bufio readers and writers) and by keeping headers as byte slices rather than maps
+// of strings, so that a proxied request allocates almost nothing.
+//
+// A request. The fasthttp server reads the request head and body into the connection's
+// RequestCtx; the body is buffered (up to max_body_bytes), which lets a retry send it
+// again. The handler reads the frontend generation once, picks the backend by route and
+// a server by the backend's balancer, rewrites ctx.Request in place (hop-by-hop headers
+// out, X-Forwarded-* in) and sends it on a pooled server connection, reading the answer
+// straight into ctx.Response. Nothing is copied between a client-side and a server-side
+// request object.
+//
+// Pooling. Each server has a fasthttp.HostClient holding up to pool_size connections,
+// handed out last-in first-out so that the pool shrinks to what the load needs; a
+// connection idle for poolIdleTimeout is closed. lbd uses the HostClient only as a
+// pool: exchange (http_transport.go) writes the request and reads the response itself.
+// That lets it read small bodies (up to maxBufferedBody, by Content-Length) whole, with
+// no allocation, and stream larger or unframed ones to the client with a deadline that
+// bounds stalls rather than the whole download, so that lbd never holds a large body in
+// memory. A reload keeps a server's pool, idle connections included, while the server
+// keeps its name, address, pool_size and connect timeout.
+//
+// Timeouts. client_header bounds reading a request head (fasthttp's ReadTimeout, from
+// the connection's accept or the request's first byte); a request body then has
+// client_idle to arrive. client_idle also bounds an idle keep-alive connection, and each
+// stall writing a streamed response to the client. On the server side, connect bounds
+// dialing (and waiting for a free pooled connection), and response bounds the wait from
+// sending the request to the response head, then each stall in a streamed body; a
+// request body over 64 KiB gets extra time to be sent, at 64 KiB/s.
+//
+// Retries. A request that could not be sent (connect failure, pool exhausted) goes to
+// another server, whatever its method. One that timed out or got no answer at all (the
+// server closed or reset the connection before the first response byte) goes to
+// another server only if its method is idempotent. Once a server has started to answer,
+// its answer, or the error, is final.
+//
+// Not supported: protocol upgrades (WebSocket; Upgrade is removed as hop-by-hop),
+// HTTP/2, TLS, and streaming request bodies.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+)
+
+// httpConcurrency is fasthttp's own connection limit, set out of the way: lbd applies
+// maxconn itself, in the accept loop, so that connections over it wait in the kernel's
+// accept queue instead of getting a 503.
+const httpConcurrency = 1 << 24
+
+// httpFrontend serves an http-mode frontend. It owns the listener and an accept loop that
+// hands connections to a fasthttp.Server; a reload that changes the server's own
+// settings (max_header_bytes and the client timeouts) starts a new fasthttp.Server for
+// new connections and drains the old one.
+type httpFrontend struct {
+	d   *Dataplane
+	ln  *net.TCPListener
+	gen atomic.Pointer[httpGen]
+	// cur receives the connections the accept loop accepts.
+	cur atomic.Pointer[httpServer]
+
+	// open counts the client connections accepted and not yet closed, against MaxConn.
+	open atomic.Int64
+	// freed wakes the accept loop when a connection closes or the limit changes.
+	freed chan struct{}
+	// stop is closed by shutdown; the accept loop exits.
+	stop       chan struct{}
+	stopOnce   sync.Once
+	acceptDone chan struct{}
+	// cutCtx is cancelled when shutdown gives up waiting; servers still draining after a
+	// settings change then close their connections.
+	cutCtx context.Context
+	cut    context.CancelFunc
+	// wg counts the Serve goroutines and the drains of replaced servers.
+	wg sync.WaitGroup
+
+	// mu serializes update and shutdown's view of cur.
+	mu sync.Mutex
+}
+
+// httpServer is one fasthttp.Server of a frontend and the connections it serves.
+type httpServer struct {
+	f    *httpFrontend
+	srv  *fasthttp.Server
+	ln   *chanListener
+	opts serverOpts
+
+	// mu guards conns.
+	mu sync.Mutex
+	// conns maps each open connection to the gauge it was counted in.
+	conns map[net.Conn]prometheus.Gauge
+}
+
+// serverOpts are the frontend settings that fasthttp fixes for a Server's lifetime.
+type serverOpts struct {
+	maxHeader    int
+	header, idle time.Duration
+}
+
+func serverOptsOf(f Frontend) serverOpts {
+	return serverOpts{maxHeader: f.MaxHeaderBytes, header: f.Timeouts.ClientHeader, idle: f.Timeouts.ClientIdle}
+}
+
+func newHTTPFrontend(d *Dataplane, g *frontendGen, ln *net.TCPListener) frontendRunner {
+	f := &httpFrontend{
+		d:          d,
+		ln:         ln,
+		freed:      make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		acceptDone: make(chan struct{}),
+	}
+	f.cutCtx, f.cut = context.WithCancel(context.Background())
+	f.gen.Store(newHTTPGen(g))
+	f.cur.Store(f.startServer(serverOptsOf(g.cfg)))
+	go f.acceptLoop()
+	return f
+}
+
+func (f *httpFrontend) addr() net.Addr { return f.ln.Addr() }
+
+// update serves g from the next request on. Requests in flight finish on the generation
+// they started with.
+func (f *httpFrontend) update(g *frontendGen) {
+	f.gen.Store(newHTTPGen(g))
+	f.wake() // MaxConn may have grown
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	opts := serverOptsOf(g.cfg)
+	old := f.cur.Load()
+	select {
+	case <-f.stop:
+		return
+	default:
+	}
+	if old.opts == opts {
+		return
+	}
+	f.cur.Store(f.startServer(opts))
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		ctx, cancel := context.WithTimeout(f.cutCtx, f.d.drain)
+		defer cancel()
+		if err := old.drain(ctx); err != nil {
+			f.d.log.Warn("frontend settings changed; old connections cut", "frontend", g.cfg.Name, "err", err)
+		}
+	}()
+}
+
+// startServer starts a fasthttp.Server with opts, fed by the accept loop once it is cur.
+func (f *httpFrontend) startServer(opts serverOpts) *httpServer {
+	s := &httpServer{f: f, opts: opts, ln: newChanListener(f.ln.Addr()), conns: map[net.Conn]prometheus.Gauge{}}
+	s.srv = &fasthttp.Server{
+		Handler:        f.handle,
+		ErrorHandler:   f.handleError,
+		HeaderReceived: f.headerReceived,
+		ConnState:      s.connState,
+		Logger:         fasthttpLogger{f.d.log},
+		Concurrency:    httpConcurrency,
+		// The read buffer holds the whole request head, so its size is the limit;
+		// fasthttp answers a larger head with ErrSmallBuffer, which handleError turns
+		// into 431.
+		ReadBufferSize: opts.maxHeader,
+		ReadTimeout:    opts.header,
+		IdleTimeout:    opts.idle,
+		// headerReceived sets the limit per request from the current generation.
+		MaxRequestBodySize:            f.gen.Load().g.cfg.MaxBodyBytes,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		CloseOnShutdown:               true,
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		s.srv.Serve(s.ln) // returns when s.ln closes
+	}()
+	return s
+}
+
+// shutdown stops accepting, lets the requests in flight finish until ctx is done, then
+// closes the connections left.
+func (f *httpFrontend) shutdown(ctx context.Context) error {
+	f.stopOnce.Do(func() {
+		close(f.stop)
+		f.ln.Close()
+	})
+	listenerClosed(ctx)
+	<-f.acceptDone
+	f.mu.Lock()
+	cur := f.cur.Load()
+	f.mu.Unlock()
+	err := cur.drain(ctx)
+	done := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.cut()
+		<-done
+		err = ctx.Err()
+	}
+	f.cut()
+	return err
+}
+
+func (f *httpFrontend) wake() {
+	select {
+	case f.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (f *httpFrontend) acceptLoop() {
+	defer close(f.acceptDone)
+	var delay time.Duration
+	for f.waitSlot() {
+		c, err := f.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors or memory, or an aborted handshake: back off
+			// as net/http does, and try again.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			f.d.log.Warn("accept failed; retrying", "frontend", f.gen.Load().g.cfg.Name, "err", err, "delay", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-f.stop:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		f.open.Add(1)
+		if !f.deliver(c) {
+			c.Close()
+			f.open.Add(-1)
+			return
+		}
+	}
+}
+
+// deliver hands c to the current server. It returns false when the frontend stops.
+func (f *httpFrontend) deliver(c net.Conn) bool {
+	for {
+		s := f.cur.Load()
+		select {
+		case s.ln.conns <- c:
+			return true
+		case <-s.ln.done: // replaced by a newer server: cur has changed
+		case <-f.stop:
+			return false
+		}
+	}
+}
+
+// waitSlot blocks while MaxConn connections are open, so that new ones wait in the
+// kernel's accept queue. It returns false when the frontend stops.
+func (f *httpFrontend) waitSlot() bool {
+	for {
+		limit := f.gen.Load().g.cfg.MaxConn
+		if limit <= 0 || f.open.Load() < int64(limit) {
+			return true
+		}
+		select {
+		case <-f.freed:
+		case <-f.stop:
+			return false
+		}
+	}
+}
+
+// connState counts connections; fasthttp calls it on every change of a connection's
+// state, twice per request, so it does nothing for the others.
+func (s *httpServer) connState(c net.Conn, st fasthttp.ConnState) {
+	switch st {
+	case fasthttp.StateNew:
+		m := &s.f.gen.Load().g.m
+		m.connsTotal.Inc()
+		m.connsActive.Inc()
+		s.mu.Lock()
+		s.conns[c] = m.connsActive
+		s.mu.Unlock()
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		s.mu.Lock()
+		g, ok := s.conns[c]
+		delete(s.conns, c)
+		s.mu.Unlock()
+		if ok {
+			g.Dec()
+		}
+		s.f.open.Add(-1)
+		s.f.wake()
+	}
+}
+
+// drain stops s taking connections and waits until ctx is done for the ones it has to
+// finish their requests; it closes those left.
+func (s *httpServer) drain(ctx context.Context) error {
+	s.ln.Close()
+	err := s.srv.ShutdownWithContext(ctx)
+	if err != nil {
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// chanListener is the net.Listener a fasthttp.Server serves: it returns the connections
+// the frontend's accept loop sends it.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed // fasthttp's Serve returns nil on this error
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// fasthttpLogger routes fasthttp's log lines to lbd's logger at debug level.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+	}
+}
+
+// headerReceived sets the limits of one request from the current generation: the body
+// size limit, and client_idle for the body to arrive (ReadTimeout, client_header, has
+// bounded the head).
+func (f *httpFrontend) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	cfg := &f.gen.Load().g.cfg
+	rc := fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxBodyBytes}
+	if cl := h.ContentLength(); cl > 0 || cl == -1 {
+		rc.ReadTimeout = cfg.Timeouts.ClientIdle
+	}
+	return rc
+}
+
+// handleError answers a request fasthttp could not read.
+func (f *httpFrontend) handleError(ctx *fasthttp.RequestCtx, err error) {
+	hg := f.gen.Load()
+	var small *fasthttp.ErrSmallBuffer
+	var code int
+	var what string
+	switch {
+	case errors.As(err, &small):
+		code, what = fasthttp.StatusRequestHeaderFieldsTooLarge, "request header larger than "+strconv.Itoa(hg.g.cfg.MaxHeaderBytes)+" bytes"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code, what = fasthttp.StatusRequestEntityTooLarge, "request body larger than "+strconv.Itoa(hg.g.cfg.MaxBodyBytes)+" bytes"
+	case isTimeout(err):
+		code, what = fasthttp.StatusRequestTimeout, "request not received in time"
+	default:
+		code, what = fasthttp.StatusBadRequest, "malformed request"
+	}
+	writeAnswer(&ctx.Response, code, what)
+	hg.noBackend[classIndex(code)].inc4(hg.g.metrics.requests, hg.g.cfg.Name, "", "", classNames[classIndex(code)])
+	hg.g.m.bytesOut.Add(float64(len(ctx.Response.Body())))
+}
+
+// proxyState is the per-request scratch space of the handler, pooled.
+type proxyState struct {
+	tried [maxRetries + 1]*Server
+	pick  Pick
+	key   []byte
+	buf   []byte
+	del   [][]byte // header names to delete
+	toks  [][]byte // header names listed in Connection
+	xff   [][]byte // X-Forwarded-For values the client sent
+}
+
+var proxyStatePool = sync.Pool{New: func() any { return new(proxyState) }}
+
+// handle proxies one request.
+func (f *httpFrontend) handle(ctx *fasthttp.RequestCtx) {
+	hg := f.gen.Load()
+	defer func() {
+		if r := recover(); r != nil {
+			f.d.log.Error("panic serving request", "frontend", hg.g.cfg.Name, "panic", r, "stack", string(debug.Stack()))
+			writeAnswer(&ctx.Response, fasthttp.StatusInternalServerError, "internal error")
+			ctx.SetConnectionClose()
+		}
+	}()
+	req := &ctx.Request
+	h := &req.Header
+	hg.g.m.bytesIn.Add(float64(len(h.RawHeaders()) + len(h.RequestURI()) + len(req.Body())))
+	if h.IsConnect() {
+		f.answer(ctx, hg, nil, fasthttp.StatusMethodNotAllowed, "CONNECT is not supported")
+		return
+	}
+	// Routes match the normalized path (percent-decoded, dot segments resolved), as a
+	// server will understand it, so that "/x/../admin" cannot dodge an /admin/ route; the
+	// server gets the path as the client sent it.
+	b := hg.g.selectBackend(h.Host(), req.URI().Path(), func(name string) []byte { return peekHeader(h, name) })
+	bs := hg.stats(b)
+
+	st := proxyStatePool.Get().(*proxyState)
+	ip := remoteIP(ctx)
+	st.pick = Pick{ClientIP: ip, Exclude: st.tried[:0]}
+	if k := requestKey(bs.hashKey, &b.key, req); k != nil {
+		st.key = append(st.key[:0], k...)
+		st.pick.Key = st.key
+	}
+	x := exchangeOpts{
+		head: h.IsHead(), http11: h.IsHTTP11(), bytesOut: hg.g.m.bytesOut,
+		client: clientConn{ctx: ctx, idle: hg.g.cfg.Timeouts.ClientIdle},
+	}
+	rewriteRequest(req, ip, st)
+	f.proxy(ctx, hg, bs, st, x)
+
+	clear(st.tried[:])
+	st.pick = Pick{}
+	proxyStatePool.Put(st)
+}
+
+// proxy sends the rewritten request to a server of bs's backend, and to others on
+// failure as the retry rules allow, and leaves the answer in ctx.Response.
+func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendStats, st *proxyState, x exchangeOpts) {
+	b := bs.b
+	req, resp := &ctx.Request, &ctx.Response
+	m := hg.g.metrics
+	var (
+		fail   failure
+		failed *Server
+	)
+	for attempt := 0; ; attempt++ {
+		s := b.pick(&st.pick)
+		if s == nil {
+			break
+		}
+		sc := b.http.client(s)
+		ss := &bs.servers[sc.idx]
+		if attempt > 0 {
+			bs.retries.Inc()
+		}
+		ss.sessions.inc2(m.sessions, b.cfg.Name, s.Name)
+		if len(req.Header.Host()) == 0 {
+			req.Header.SetHost(s.Addr)
+		}
+		s.Acquire()
+		t0 := time.Now()
+		err := b.http.exchange(sc, req, resp, x)
+		t1 := time.Now()
+		if err == nil {
+			if body, ok := resp.BodyStream().(*bodyStream); ok {
+				body.srv, body.elapsed = s, t1.Sub(t0) // released when the body is done
+			} else {
+				s.Release(t1.Sub(t0))
+			}
+			fixResponse(&resp.Header, st)
+			c := classIndex(resp.StatusCode())
+			ss.requests[c].inc4(m.requests, hg.g.cfg.Name, b.cfg.Name, s.Name, classNames[c])
+			bs.duration.Observe(t1.Sub(ctx.Time()).Seconds())
+			if !resp.IsBodyStream() {
+				hg.g.m.bytesOut.Add(float64(len(resp.Body())))
+			}
+			return
+		}
+		fail = classify(err, x.head || idempotent(&req.Header))
+		if fail.reason == reasonTimeout {
+			s.Release(t1.Sub(t0)) // a slow server should look slow to least_time
+		} else {
+			s.Release(0)
+		}
+		ss.errors[fail.reason].inc3(m.errors, b.cfg.Name, s.Name, reasonNames[fail.reason])
+		if f.d.log.Enabled(context.Background(), slog.LevelDebug) {
+			f.d.log.Debug("request to server failed", "frontend", hg.g.cfg.Name, "backend", b.cfg.Name,
+				"server", s.Name, "attempt", attempt+1, "reason", reasonNames[fail.reason], "err", err)
+		}
+		failed = s
+		if attempt >= b.retries || !fail.retry {
+			break
+		}
+		st.pick.Exclude = append(st.pick.Exclude, s)
+	}
+	if failed == nil {
+		bs.noServer.Inc()
+		f.answer(ctx, hg, bs, fasthttp.StatusServiceUnavailable, "no server available for backend "+b.cfg.Name)
+		return
+	}
+	f.answer(ctx, hg, bs, fail.status, fail.describe(failed, b))
+}
+
+// answer writes a response of lbd's own and counts it; bs is nil when no backend was
+// chosen.
+func (f *httpFrontend) answer(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendStats, code int, what string) {
+	writeAnswer(&ctx.Response, code, what)
+	c := classIndex(code)
+	if bs == nil {
+		hg.noBackend[c].inc4(hg.g.metrics.requests, hg.g.cfg.Name, "", "", classNames[c])
+	} else {
+		bs.answers[c].inc4(hg.g.metrics.requests, hg.g.cfg.Name, bs.b.cfg.Name, "", classNames[c])
+		bs.duration.Observe(time.Since(ctx.Time()).Seconds())
+	}
+	hg.g.m.bytesOut.Add(float64(len(ctx.Response.Body())))
+}
+
+// writeAnswer replaces resp with a short text/plain answer: "502 Bad Gateway: what".
+func writeAnswer(resp *fasthttp.Response, code int, what string) {
+	resp.Reset()
+	resp.SetStatusCode(code)
+	resp.Header.SetContentType("text/plain; charset=utf-8")
+	resp.AppendBodyString(strconv.Itoa(code))
+	resp.AppendBodyString(" ")
+	resp.AppendBodyString(fasthttp.StatusMessage(code))
+	resp.AppendBodyString(": ")
+	resp.AppendBodyString(what)
+	resp.AppendBodyString("\n")
+}
+
+// Failure reasons, the reason label of lbd_server_errors_total.
+const (
+	reasonConnect = iota // could not connect (or no pooled connection came free)
+	reasonTimeout        // no answer within the response timeout
+	reasonReset          // the connection failed while sending or receiving
+	reasonEmpty          // the server closed the connection without answering
+	reasonInvalid        // the answer was not valid HTTP
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"connect", "timeout", "reset", "empty", "invalid"}
+
+// failure is what went wrong with one attempt, and what it means for the request.
+type failure struct {
+	reason int
+	status int  // what the client gets if this is the last attempt
+	retry  bool // another server may be tried
+	err    error
+}
+
+// classify sorts an exchange error. idempotent tells whether the request may be sent
+// again after the server may have seen it.
+func classify(err error, idempotent bool) failure {
+	var ce *connectError
+	var se *sendError
+	switch {
+	case errors.As(err, &ce):
+		return failure{reasonConnect, fasthttp.StatusBadGateway, true, err}
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return failure{reasonConnect, fasthttp.StatusServiceUnavailable, true, err}
+	case errors.As(err, &se):
+		if isTimeout(err) {
+			return failure{reasonTimeout, fasthttp.StatusGatewayTimeout, idempotent, err}
+		}
+		return failure{reasonReset, fasthttp.StatusBadGateway, idempotent, err}
+	case err == fasthttp.ErrTimeout: // no byte of the answer arrived
+		return failure{reasonTimeout, fasthttp.StatusGatewayTimeout, idempotent, err}
+	case err == io.EOF || err == fasthttp.ErrConnectionClosed: // closed before the first byte
+		return failure{reasonEmpty, fasthttp.StatusBadGateway, idempotent, err}
+	case isTimeout(err):
+		return failure{reasonTimeout, fasthttp.StatusGatewayTimeout, false, err}
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF):
+		return failure{reasonReset, fasthttp.StatusBadGateway, false, err}
+	}
+	return failure{reasonInvalid, fasthttp.StatusBadGateway, false, err}
+}
+
+// describe says what went wrong, for the body of lbd's answer.
+func (fl failure) describe(s *Server, b *backend) string {
+	where := "server " + s.Name + " of backend " + b.cfg.Name
+	switch fl.reason {
+	case reasonConnect:
+		if fl.status == fasthttp.StatusServiceUnavailable {
+			return "no free connection to " + where
+		}
+		return "cannot connect to " + where
+	case reasonTimeout:
+		return where + " did not answer within " + b.cfg.Timeouts.Response.String()
+	case reasonEmpty:
+		return where + " closed the connection without answering"
+	case reasonReset:
+		return "connection to " + where + " failed"
+	}
+	return "invalid response from " + where
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
+}
+
+// idempotent reports whether a request may be sent again after a server may have seen
+// it (RFC 9110, section 9.2.2).
+func idempotent(h *fasthttp.RequestHeader) bool {
+	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsTrace() || h.IsPut() || h.IsDelete()
+}
+
+func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Hash key kinds a backendStats precomputes, so that the handler extracts a key only for
+// consistent hashing.
+const (
+	keyNone = iota
+	keyURI
+	keyHeader
+	keyCookie
+)
+
+// requestKey returns the consistent-hashing key of req, or nil to hash the client
+// address.
+func requestKey(kind int, k *hashKey, req *fasthttp.Request) []byte {
+	switch kind {
+	case keyURI:
+		return req.Header.RequestURI()
+	case keyHeader:
+		return peekHeader(&req.Header, k.name)
+	case keyCookie:
+		return req.Header.Cookie(k.name)
+	}
+	return nil
+}
+
+// peekHeader returns the value of the request header name, matched without regard to
+// case, or nil when there is none. Header names keep the client's case (the server does
+// not normalize them), so a name that Peek misses is looked up in the raw header block.
+func peekHeader(h *fasthttp.RequestHeader, name string) []byte {
+	if v := h.Peek(name); v != nil {
+		return v
+	}
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		var line []byte
+		line, raw = nextLine(raw)
+		if k, v, ok := splitHeader(line); ok && equalFold(k, name) {
+			return v
+		}
+	}
+	return nil
+}
+
+// nextLine splits the first line, without its CRLF, off b.
+func nextLine(b []byte) (line, rest []byte) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		line, rest = b, nil
+	} else {
+		line, rest = b[:i], b[i+1:]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// splitHeader splits a raw header line into name and value; ok is false for anything
+// else (the empty line, a folded continuation).
+func splitHeader(line []byte) (k, v []byte, ok bool) {
+	if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+		return nil, nil, false
+	}
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return nil, nil, false
+	}
+	return line[:i], bytes.TrimSpace(line[i+1:]), true
+}
+
+// equalFold reports whether b equals s, ignoring ASCII case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c, d := b[i], s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if d >= 'A' && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// What rewriting does with a header, by name.
+const (
+	hdrKeep       = iota
+	hdrHop        // connection-specific: removed
+	hdrConnection // removed, and so are the headers it names
+	hdrTE         // removed; "TE: trailers" is passed on
+	hdrXFF        // X-Forwarded-For: the client address is appended
+	hdrForwarded  // X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host: replaced
+	hdrDate       // Date (responses): the fasthttp server writes its own
+)
+
+// headerKind classifies a header name, ignoring case.
+func headerKind(k []byte) int {
+	switch len(k) {
+	case 2:
+		if equalFold(k, "te") {
+			return hdrTE
+		}
+	case 4:
+		if equalFold(k, "date") {
+			return hdrDate
+		}
+	case 6:
+		if equalFold(k, "expect") { // fasthttp has answered 100-continue already
+			return hdrHop
+		}
+	case 7:
+		if equalFold(k, "upgrade") {
+			return hdrHop
+		}
+	case 9:
+		if equalFold(k, "x-real-ip") {
+			return hdrForwarded
+		}
+	case 10:
+		switch {
+		case equalFold(k, "connection"):
+			return hdrConnection
+		case equalFold(k, "keep-alive"):
+			return hdrHop
+		}
+	case 15:
+		if equalFold(k, "x-forwarded-for") {
+			return hdrXFF
+		}
+	case 16:
+		switch {
+		case equalFold(k, "proxy-connection"):
+			return hdrHop
+		case equalFold(k, "x-forwarded-host"):
+			return hdrForwarded
+		}
+	case 17:
+		if equalFold(k, "x-forwarded-proto") {
+			return hdrForwarded
+		}
+	}
+	return hdrKeep
+}
+
+// appendTokens appends the comma-separated tokens of v to toks.
+func appendTokens(toks [][]byte, v []byte) [][]byte {
+	for len(v) > 0 {
+		var t []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			t, v = v[:i], v[i+1:]
+		} else {
+			t, v = v, nil
+		}
+		if t = bytes.TrimSpace(t); len(t) > 0 {
+			toks = append(toks, t)
+		}
+	}
+	return toks
+}
+
+func hasToken(toks [][]byte, k []byte) bool {
+	for _, t := range toks {
+		if bytes.EqualFold(t, k) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	hdrXForwardedFor   = "X-Forwarded-For"
+	hdrXRealIP         = "X-Real-IP"
+	hdrXForwardedProto = "X-Forwarded-Proto"
+	hdrXForwardedHost  = "X-Forwarded-Host"
+	strHTTP            = []byte("http")
+	strHTTP11          = "HTTP/1.1"
+)
+
+// rewriteRequest turns the client's request into the one for the server, in place:
+// hop-by-hop headers (those of RFC 9110 section 7.6.1, Proxy-Connection, Expect, and
+// those Connection names) are removed; X-Forwarded-For gets the client address
+// appended; X-Real-IP, X-Forwarded-Proto and X-Forwarded-Host are set; Host stays as the
+// client sent it. Transfer-Encoding and Trailer are left to fasthttp, which frames the
+// buffered body itself.
+func rewriteRequest(req *fasthttp.Request, ip netip.Addr, st *proxyState) {
+	h := &req.Header
+	raw := h.RawHeaders() // a copy of the head as received; rewriting does not touch it
+	st.del, st.toks, st.xff = st.del[:0], st.toks[:0], st.xff[:0]
+	te := false
+	for r := raw; len(r) > 0; {
+		var line []byte
+		line, r = nextLine(r)
+		k, v, ok := splitHeader(line)
+		if !ok {
+			continue
+		}
+		switch headerKind(k) {
+		case hdrHop, hdrForwarded:
+			st.del = append(st.del, k)
+		case hdrConnection:
+			st.del = append(st.del, k)
+			st.toks = appendTokens(st.toks, v)
+		case hdrTE:
+			st.del = append(st.del, k)
+			te = te || hasToken(appendTokens(nil, v), []byte("trailers"))
+		case hdrXFF:
+			st.del = append(st.del, k)
+			st.xff = append(st.xff, v)
+		}
+	}
+	if len(st.toks) > 0 {
+		for r := raw; len(r) > 0; {
+			var line []byte
+			line, r = nextLine(r)
+			if k, _, ok := splitHeader(line); ok && headerKind(k) == hdrKeep && hasToken(st.toks, k) &&
+				!equalFold(k, "host") && !equalFold(k, "content-length") {
+				st.del = append(st.del, k)
+			}
+		}
+	}
+	for _, k := range st.del {
+		h.DelBytes(k)
+	}
+	h.ResetConnectionClose() // the client's wish, not the server connection's
+	if te {
+		h.Set("TE", "trailers")
+	}
+
+	buf := st.buf[:0]
+	for _, v := range st.xff {
+		buf = append(append(buf, v...), ", "...)
+	}
+	n := len(buf)
+	buf = ip.AppendTo(buf)
+	h.SetBytesV(hdrXForwardedFor, buf)
+	h.SetBytesV(hdrXRealIP, buf[n:])
+	h.SetBytesV(hdrXForwardedProto, strHTTP)
+	if host := h.Host(); len(host) > 0 {
+		h.SetBytesV(hdrXForwardedHost, host)
+	}
+	st.buf = buf
+	if !h.IsHTTP11() {
+		h.SetProtocol(strHTTP11)
+	}
+	req.UseHostHeader = true
+	req.URI().DisablePathNormalizing = true
+}
+
+// fixResponse removes the hop-by-hop headers of a server's response (and a Date that
+// the fasthttp server would repeat), before it goes to the client.
+func fixResponse(h *fasthttp.ResponseHeader, st *proxyState) {
+	st.del, st.toks = st.del[:0], st.toks[:0]
+	for k, v := range h.All() {
+		switch headerKind(k) {
+		case hdrHop, hdrTE:
+			st.del = append(st.del, k)
+		case hdrConnection:
+			st.del = append(st.del, k)
+			st.toks = appendTokens(st.toks, v)
+		case hdrDate:
+			if string(k) != fasthttp.HeaderDate {
+				st.del = append(st.del, k)
+			}
+		}
+	}
+	if len(st.toks) > 0 {
+		for k := range h.All() {
+			if headerKind(k) == hdrKeep && hasToken(st.toks, k) && !equalFold(k, "content-length") &&
+				!equalFold(k, "transfer-encoding") {
+				st.del = append(st.del, k)
+			}
+		}
+	}
+	for _, k := range st.del {
+		h.DelBytes(k)
+	}
+	h.ResetConnectionClose() // the server connection's, not the client's
+	h.SetProtocol(nil)       // answer as HTTP/1.1 whatever the server spoke
+}
+
+// Status classes, the class label of lbd_http_requests_total.
+const numClasses = 6
+
+var classNames = [numClasses]string{"1xx", "2xx", "3xx", "4xx", "5xx", "other"}
+
+func classIndex(code int) int {
+	if code >= 100 && code <= 599 {
+		return code/100 - 1
+	}
+	return numClasses - 1
+}
+
+// httpGen is a frontend generation with the metrics its requests count in, looked up once
+// per generation (or on first use) instead of by label on every request.
+type httpGen struct {
+	g   *frontendGen
+	def *backendStats // of g.backend
+	// byBackend holds the stats of every backend g routes to.
+	byBackend map[*backend]*backendStats
+	// noBackend counts the answers lbd gave before choosing a backend.
+	noBackend [numClasses]counterSlot
+}
+
+// backendStats are one frontend's metrics for one backend.
+type backendStats struct {
+	b        *backend
+	hashKey  int // keyNone unless the backend hashes on part of the request
+	duration prometheus.Observer
+	noServer prometheus.Counter
+	retries  prometheus.Counter
+	// answers counts lbd's own answers (server "").
+	answers [numClasses]counterSlot
+	// servers[i] is for b.servers[i].
+	servers []serverStats
+}
+
+type serverStats struct {
+	sessions counterSlot
+	requests [numClasses]counterSlot
+	errors   [numReasons]counterSlot
+}
+
+func newHTTPGen(g *frontendGen) *httpGen {
+	hg := &httpGen{g: g, byBackend: map[*backend]*backendStats{}}
+	add := func(b *backend) {
+		if hg.byBackend[b] != nil {
+			return
+		}
+		bs := &backendStats{
+			b:        b,
+			duration: g.metrics.duration.WithLabelValues(g.cfg.Name, b.cfg.Name),
+			noServer: g.metrics.noServer.WithLabelValues(g.cfg.Name, b.cfg.Name),
+			retries:  g.metrics.retries.WithLabelValues(b.cfg.Name),
+			servers:  make([]serverStats, len(b.servers)),
+		}
+		if b.cfg.Balance == BalanceConsistent {
+			switch b.key.kind {
+			case "uri":
+				bs.hashKey = keyURI
+			case "header":
+				bs.hashKey = keyHeader
+			case "cookie":
+				bs.hashKey = keyCookie
+			}
+		}
+		hg.byBackend[b] = bs
+	}
+	add(g.backend)
+	for _, r := range g.routes {
+		add(r.backend)
+	}
+	hg.def = hg.byBackend[g.backend]
+	return hg
+}
+
+func (hg *httpGen) stats(b *backend) *backendStats {
+	if b == hg.def.b {
+		return hg.def
+	}
+	return hg.byBackend[b]
+}
+
+// counterSlot is a counter child created on first use, so that series appear only for
+// what happened.
+type counterSlot struct{ p atomic.Pointer[counterBox] }
+
+type counterBox struct{ c prometheus.Counter }
+
+// inc2, inc3 and inc4 increment the child of vec with the given label values, creating
+// it the first time. A slot's label values never change.
+func (s *counterSlot) inc2(vec *prometheus.CounterVec, a, b string) {
+	if x := s.p.Load(); x != nil {
+		x.c.Inc()
+		return
+	}
+	s.create(vec, a, b).Inc()
+}
+
+func (s *counterSlot) inc3(vec *prometheus.CounterVec, a, b, c string) {
+	if x := s.p.Load(); x != nil {
+		x.c.Inc()
+		return
+	}
+	s.create(vec, a, b, c).Inc()
+}
+
+func (s *counterSlot) inc4(vec *prometheus.CounterVec, a, b, c, d string) {
+	if x := s.p.Load(); x != nil {
+		x.c.Inc()
+		return
+	}
+	s.create(vec, a, b, c, d).Inc()
+}
+
+func (s *counterSlot) create(vec *prometheus.CounterVec, lvs ...string) prometheus.Counter {
+	x := &counterBox{vec.WithLabelValues(lvs...)}
+	if !s.p.CompareAndSwap(nil, x) {
+		x = s.p.Load()
+	}
+	return x.c
+}

@@ -1,0 +1,552 @@
+package dataplane
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// HTTP transport tuning. See the comment at the top of http.go for the reasoning.
+const (
+	// poolIdleTimeout closes a pooled server connection that has not been used for this
+	// long. It is shorter than the keep-alive timeouts common servers use (Node.js 5s,
+	// nginx 75s), so that lbd, not the server, closes idle connections: a request sent
+	// on a connection the server is closing at that moment fails with an empty answer.
+	poolIdleTimeout = 4 * time.Second
+	// maxBufferedBody is the largest response body, by Content-Length, that is read
+	// whole before the response is sent to the client. Larger bodies and bodies
+	// without a length stream.
+	maxBufferedBody = 64 << 10
+	// maxHTTP10Body bounds a response of unknown length for an HTTP/1.0 client, which
+	// cannot take chunked encoding: it is read whole to learn its length.
+	maxHTTP10Body = 16 << 20
+	// serverBufferSize is the size of the buffers used to talk to a server; the read
+	// buffer bounds the size of a response's header block.
+	serverBufferSize = 16 << 10
+	// maxInterim bounds the 1xx responses skipped before a final one.
+	maxInterim = 16
+	// minUploadRate, in bytes per second, gives a large request body time to reach the
+	// server beyond the response timeout.
+	minUploadRate = 64 << 10
+)
+
+// httpTransport holds the connection pools of one backend generation: one pool per
+// server. Pools outlive generations: a reload that keeps a server's name, address and
+// pool settings keeps its pool, and with it the idle connections.
+type httpTransport struct {
+	// timeout bounds the wait for a response's headers, and a stall in its body.
+	timeout time.Duration
+	// clients[i] talks to the backend's servers[i].
+	clients []*serverClient
+	// byServer finds a client for backends with many servers; nil for few.
+	byServer map[*Server]*serverClient
+}
+
+// serverClient is one server as the transport of one generation sees it.
+type serverClient struct {
+	srv  *Server
+	idx  int // position in backend.servers
+	pool *serverPool
+}
+
+// serverPool is the connection pool to one server. fasthttp's HostClient keeps the
+// connections; lbd does the HTTP exchange on them itself (see exchange).
+type serverPool struct {
+	key poolKey
+	hc  *fasthttp.HostClient
+	// retired is set when no generation uses the pool any more: connections coming back
+	// from requests still in flight are closed instead of kept.
+	retired atomic.Bool
+}
+
+// poolKey is what a pool is built from; a pool is reused while its key stays the same.
+type poolKey struct {
+	name, addr string
+	size       int
+	connect    time.Duration
+}
+
+// byServerMin is the server count from which httpTransport looks servers up by map
+// rather than by scanning.
+const byServerMin = 8
+
+func newHTTPTransport(b *backend, prev *httpTransport) *httpTransport {
+	t := &httpTransport{timeout: b.cfg.Timeouts.Response}
+	var old map[poolKey]*serverPool
+	if prev != nil {
+		old = make(map[poolKey]*serverPool, len(prev.clients))
+		for _, c := range prev.clients {
+			old[c.pool.key] = c.pool
+		}
+	}
+	for i, s := range b.servers {
+		k := poolKey{name: s.Name, addr: s.Addr, size: b.cfg.PoolSize, connect: b.cfg.Timeouts.Connect}
+		p := old[k]
+		if p == nil {
+			p = newServerPool(k)
+		}
+		t.clients = append(t.clients, &serverClient{srv: s, idx: i, pool: p})
+	}
+	if len(t.clients) >= byServerMin {
+		t.byServer = make(map[*Server]*serverClient, len(t.clients))
+		for _, c := range t.clients {
+			t.byServer[c.srv] = c
+		}
+	}
+	return t
+}
+
+func newServerPool(k poolKey) *serverPool {
+	dialer := &net.Dialer{Timeout: k.connect}
+	return &serverPool{key: k, hc: &fasthttp.HostClient{
+		Addr: k.addr,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", addr)
+			if err != nil {
+				return nil, &connectError{addr: addr, err: err}
+			}
+			return c, nil
+		},
+		MaxConns:            k.size,
+		MaxConnWaitTimeout:  k.connect,
+		MaxIdleConnDuration: poolIdleTimeout,
+		ConnPoolStrategy:    fasthttp.LIFO,
+		ReadBufferSize:      serverBufferSize,
+		WriteBufferSize:     serverBufferSize,
+		// The fields below matter only to HostClient.Do, which lbd does not call; they
+		// are set so that a future use of Do behaves as a proxy should.
+		MaxIdemponentCallAttempts:     1,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}}
+}
+
+// retire closes the idle connections of the pools that next does not use, and makes
+// those pools close the connections still in use when they come back. A nil next
+// retires every pool.
+func (t *httpTransport) retire(next *httpTransport) {
+	if t == nil {
+		return
+	}
+	keep := map[*serverPool]bool{}
+	if next != nil {
+		for _, c := range next.clients {
+			keep[c.pool] = true
+		}
+	}
+	for _, c := range t.clients {
+		if keep[c.pool] {
+			continue
+		}
+		c.pool.retired.Store(true)
+		c.pool.hc.CloseIdleConnections()
+	}
+}
+
+// client returns the client for s, one of the backend's servers.
+func (t *httpTransport) client(s *Server) *serverClient {
+	if t.byServer != nil {
+		return t.byServer[s]
+	}
+	for _, c := range t.clients {
+		if c.srv == s {
+			return c
+		}
+	}
+	return nil
+}
+
+// connectError is a failure to connect to a server: the request was not sent, so it
+// may go to another server whatever its method.
+type connectError struct {
+	addr string
+	err  error
+}
+
+func (e *connectError) Error() string { return "connecting to " + e.addr + ": " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// sendError is a failure to send the request to a server.
+type sendError struct{ err error }
+
+func (e *sendError) Error() string { return "sending request: " + e.err.Error() }
+func (e *sendError) Unwrap() error { return e.err }
+
+// bodyError is a failure while reading a response body, after the server started to
+// answer.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "reading response body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+var (
+	errUpgrade         = errors.New("server switched protocols, which lbd did not ask for")
+	errTooManyInterim  = errors.New("too many 1xx responses")
+	errBadChunk        = errors.New("malformed chunked encoding")
+	errChunkTooLarge   = errors.New("chunk size too large")
+	errBodyTooLarge10  = fmt.Errorf("response of unknown length over %d bytes for an HTTP/1.0 client", maxHTTP10Body)
+	errUnexpectedClose = io.ErrUnexpectedEOF
+)
+
+// exchange sends req to sc's server and reads the response into resp: the head, and
+// the body when it is small. A larger body, or one of unknown length, stays on the
+// connection; resp gets a body stream that the fasthttp server reads while it writes
+// the response to the client, and that puts the connection back when done.
+//
+// fasthttp's own HostClient.Do is not used: it sets one absolute read deadline over the
+// whole response, which would cut a long download at the response timeout, and it
+// either streams every response (several allocations each) or none.
+func (t *httpTransport) exchange(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x exchangeOpts) error {
+	p := sc.pool
+	hc := p.hc
+	cc, err := hc.AcquireConn(0, false)
+	if err != nil {
+		return err
+	}
+	conn := cc.Conn()
+	// One deadline covers sending the request and receiving the response head. A large
+	// body gets extra time to be sent, at minUploadRate, and the wait for the head
+	// starts once it is.
+	start := time.Now()
+	deadline := start.Add(t.timeout)
+	big := len(req.Body()) > maxBufferedBody
+	if big {
+		deadline = deadline.Add(time.Duration(len(req.Body())/minUploadRate) * time.Second)
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		hc.CloseConn(cc)
+		return &sendError{err}
+	}
+	bw := hc.AcquireWriter(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err == nil && big {
+		start = time.Now()
+		err = conn.SetReadDeadline(start.Add(t.timeout))
+	}
+	if err != nil {
+		hc.CloseConn(cc)
+		return &sendError{err}
+	}
+
+	br := hc.AcquireReader(conn)
+	// done gives the reader and connection back; reuse keeps the connection open.
+	done := func(reuse bool) {
+		hc.ReleaseReader(br)
+		if reuse && !p.retired.Load() {
+			hc.ReleaseConn(cc)
+		} else {
+			hc.CloseConn(cc)
+		}
+	}
+	if err := readHead(resp, br); err != nil {
+		done(false)
+		return err
+	}
+	reuse := !resp.ConnectionClose()
+	code := resp.StatusCode()
+	if x.head || code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+		done(reuse)
+		return nil
+	}
+	cl := resp.Header.ContentLength()
+	switch {
+	case cl >= 0 && cl <= maxBufferedBody:
+		err := resp.ReadBody(br, 0)
+		done(reuse && err == nil)
+		if err != nil {
+			return &bodyError{err}
+		}
+		return nil
+	case cl < 0 && !x.http11:
+		err := resp.ReadBody(br, maxHTTP10Body)
+		if err == nil && cl == -1 {
+			err = resp.Header.ReadTrailer(br)
+		}
+		done(reuse && err == nil && cl == -1)
+		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			err = errBodyTooLarge10
+		}
+		if err != nil {
+			return &bodyError{err}
+		}
+		return nil
+	}
+	s := bodyStreamPool.Get().(*bodyStream)
+	*s = bodyStream{
+		br:       br,
+		conn:     conn,
+		hdr:      &resp.Header,
+		idle:     t.timeout,
+		client:   x.client,
+		rearm:    min(t.timeout, x.client.idle) / 4,
+		armed:    start,
+		left:     int64(cl),
+		chunked:  cl == -1,
+		untilEOF: cl == -2,
+		reuse:    reuse && cl != -2,
+		done: func(reuse bool) { // allocates; streamed responses only
+			hc.ReleaseReader(br)
+			if reuse && !p.retired.Load() {
+				hc.ReleaseConn(cc)
+			} else {
+				hc.CloseConn(cc)
+			}
+		},
+		bytesOut: x.bytesOut,
+	}
+	if cl < 0 {
+		s.left = 0
+		cl = -1 // chunked to the client; -2 would make it close the connection
+	}
+	x.client.arm(start)
+	resp.SetBodyStream(s, cl)
+	return nil
+}
+
+// exchangeOpts are the facts about the client's request that exchange needs.
+type exchangeOpts struct {
+	head     bool // a HEAD request: the response has no body whatever it says
+	http11   bool // the client speaks HTTP/1.1 and can take chunked encoding
+	bytesOut interface{ Add(float64) }
+	client   clientConn
+}
+
+// clientConn is the client side of a streamed response: writing to the client may
+// stall for idle at most.
+type clientConn struct {
+	ctx  *fasthttp.RequestCtx
+	idle time.Duration
+}
+
+// arm pushes the client connection's write deadline idle past now. The fasthttp server
+// clears the deadline once it has written the response.
+func (c clientConn) arm(now time.Time) {
+	if c.ctx != nil && c.idle > 0 {
+		c.ctx.SetWriteDeadline(now.Add(c.idle))
+	}
+}
+
+// readHead reads the final response head into resp, skipping 1xx responses.
+func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
+	for range maxInterim {
+		if err := resp.Header.Read(br); err != nil {
+			return err
+		}
+		switch code := resp.StatusCode(); {
+		case code == fasthttp.StatusSwitchingProtocols:
+			return errUpgrade
+		case code >= 200:
+			return nil
+		}
+	}
+	return errTooManyInterim
+}
+
+var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}
+
+// bodyStream is a response body read from a server connection while the fasthttp server
+// writes it to the client. It bounds stalls, not the whole transfer: reads push the
+// server connection's read deadline (by the response timeout) and the client
+// connection's write deadline (by client_idle) further, so a download may take any time
+// as long as bytes keep moving both ways.
+type bodyStream struct {
+	br     *bufio.Reader
+	conn   net.Conn
+	hdr    *fasthttp.ResponseHeader // receives trailers
+	idle   time.Duration
+	client clientConn
+	rearm  time.Duration // how often the deadlines are pushed
+	armed  time.Time     // when they were last pushed
+	// left is what remains of the body (by length) or of the current chunk (chunked).
+	left     int64
+	chunked  bool
+	untilEOF bool // no length: the body ends when the server closes
+	reuse    bool // the server keeps the connection open after the body
+	eof      bool // the body was read to its end
+	failed   bool
+	closed   bool
+	n        int64 // bytes read
+	done     func(reuse bool)
+	bytesOut interface{ Add(float64) }
+	// srv, when set, is released with elapsed once the body is done, so that it counts
+	// as busy while it streams.
+	srv     *Server
+	elapsed time.Duration
+}
+
+func (s *bodyStream) Read(p []byte) (int, error) {
+	if s.eof {
+		return 0, io.EOF
+	}
+	if s.failed || s.closed {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if now := time.Now(); now.Sub(s.armed) > s.rearm {
+		s.conn.SetReadDeadline(now.Add(s.idle))
+		s.client.arm(now)
+		s.armed = now
+	}
+	var n int
+	var err error
+	switch {
+	case s.chunked:
+		n, err = s.readChunked(p)
+	case s.untilEOF:
+		n, err = s.br.Read(p)
+		if err == io.EOF {
+			s.eof = true
+		}
+	default:
+		if int64(len(p)) > s.left {
+			p = p[:s.left]
+		}
+		n, err = s.br.Read(p)
+		s.left -= int64(n)
+		switch {
+		case s.left == 0:
+			s.eof, err = true, io.EOF
+		case err == io.EOF:
+			err = errUnexpectedClose
+		}
+	}
+	s.n += int64(n)
+	if err != nil && err != io.EOF {
+		s.failed = true
+	}
+	return n, err
+}
+
+func (s *bodyStream) readChunked(p []byte) (int, error) {
+	if s.left == 0 {
+		size, err := readChunkSize(s.br)
+		if err != nil {
+			return 0, err
+		}
+		if size == 0 {
+			// The trailer section goes into the response header, from which the
+			// fasthttp server writes it after the last chunk.
+			if err := s.hdr.ReadTrailer(s.br); err != nil {
+				if err == io.EOF {
+					err = errUnexpectedClose
+				}
+				return 0, err
+			}
+			s.eof = true
+			return 0, io.EOF
+		}
+		s.left = size
+	}
+	if int64(len(p)) > s.left {
+		p = p[:s.left]
+	}
+	n, err := s.br.Read(p)
+	s.left -= int64(n)
+	if err == io.EOF {
+		return n, errUnexpectedClose
+	}
+	if err == nil && s.left == 0 {
+		err = readCRLF(s.br)
+	}
+	return n, err
+}
+
+// CloseWithError is called by the fasthttp server once it has written the response, or
+// failed to. The connection goes back to the pool only after a complete body.
+func (s *bodyStream) CloseWithError(err error) error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.done(s.reuse && s.eof && !s.failed && err == nil)
+	if s.srv != nil {
+		s.srv.Release(s.elapsed)
+	}
+	if s.bytesOut != nil {
+		s.bytesOut.Add(float64(s.n))
+	}
+	*s = bodyStream{}
+	bodyStreamPool.Put(s)
+	return nil
+}
+
+// maxChunkSize bounds one chunk, to keep the arithmetic far from overflow.
+const maxChunkSize = 1 << 40
+
+// readChunkSize reads a chunk-size line, "1a2b[;ext]\r\n", and returns the size.
+func readChunkSize(br *bufio.Reader) (int64, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF {
+			err = errUnexpectedClose
+		} else if err == bufio.ErrBufferFull {
+			err = errBadChunk
+		}
+		return 0, err
+	}
+	line = line[:len(line)-1]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	var size int64
+	i := 0
+	for ; i < len(line); i++ {
+		c := line[i]
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			goto rest
+		}
+		size = size<<4 | int64(v)
+		if size > maxChunkSize {
+			return 0, errChunkTooLarge
+		}
+	}
+rest:
+	if i == 0 {
+		return 0, errBadChunk
+	}
+	for ; i < len(line); i++ {
+		switch line[i] {
+		case ' ', '\t':
+			continue
+		case ';':
+			return size, nil // a chunk extension, ignored
+		}
+		return 0, errBadChunk
+	}
+	return size, nil
+}
+
+func readCRLF(br *bufio.Reader) error {
+	c, err := br.ReadByte()
+	if err == nil && c == '\r' {
+		c, err = br.ReadByte()
+	}
+	switch {
+	case err == io.EOF:
+		return errUnexpectedClose
+	case err != nil:
+		return err
+	case c != '\n':
+		return errBadChunk
+	}
+	return nil
+}

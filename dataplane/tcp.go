@@ -1,0 +1,389 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// tcpChunk is how many bytes one direction of a TCP session moves per copy call. Bytes
+// are counted and the idle clock advanced between calls. It also bounds what one call
+// holds in flight to a peer that stops reading: a peer that takes longer than twice the
+// idle timeout to accept one chunk counts as idle (see tcpPipe).
+const tcpChunk = 256 << 10
+
+// tcpIdleTicks is how many times per idle timeout each direction of a TCP session
+// reports its progress, and the watchdog looks at it.
+const tcpIdleTicks = 8
+
+// tcpFrontend serves a tcp-mode frontend: it accepts client connections and splices
+// each to a server of the default backend.
+type tcpFrontend struct {
+	d   *Dataplane
+	ln  *net.TCPListener
+	gen atomic.Pointer[frontendGen]
+
+	// active counts the open client connections, against MaxConn.
+	active atomic.Int64
+	// freed wakes the accept loop when a connection closes or the limit changes.
+	freed chan struct{}
+	// stop is closed by shutdown; the accept loop exits.
+	stop       chan struct{}
+	stopOnce   sync.Once
+	acceptDone chan struct{}
+	// ctx is cancelled when shutdown gives up waiting, to abort dials in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg counts connection goroutines.
+	wg sync.WaitGroup
+
+	// mu guards conns.
+	mu    sync.Mutex
+	conns map[*tcpConn]struct{}
+}
+
+func newTCPFrontend(d *Dataplane, g *frontendGen, ln *net.TCPListener) frontendRunner {
+	f := &tcpFrontend{
+		d:          d,
+		ln:         ln,
+		freed:      make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		acceptDone: make(chan struct{}),
+		conns:      map[*tcpConn]struct{}{},
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.gen.Store(g)
+	go f.acceptLoop()
+	return f
+}
+
+func (f *tcpFrontend) addr() net.Addr { return f.ln.Addr() }
+
+// update serves new connections with g; connections already open keep their generation.
+func (f *tcpFrontend) update(g *frontendGen) {
+	f.gen.Store(g)
+	f.wake() // MaxConn may have grown
+}
+
+func (f *tcpFrontend) wake() {
+	select {
+	case f.freed <- struct{}{}:
+	default:
+	}
+}
+
+// shutdown closes the listener, waits until ctx is done for the connections to end,
+// then closes those left.
+func (f *tcpFrontend) shutdown(ctx context.Context) error {
+	f.stopOnce.Do(func() {
+		close(f.stop)
+		f.ln.Close()
+	})
+	listenerClosed(ctx)
+	<-f.acceptDone
+	done := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		f.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	f.cancel()
+	f.mu.Lock()
+	for c := range f.conns {
+		c.close()
+	}
+	f.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+func (f *tcpFrontend) acceptLoop() {
+	defer close(f.acceptDone)
+	var delay time.Duration
+	for f.waitSlot() {
+		c, err := f.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors or memory, or an aborted handshake: back off
+			// as net/http does, and try again.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			f.d.log.Warn("accept failed; retrying", "frontend", f.gen.Load().cfg.Name, "err", err, "delay", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-f.stop:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		tc := &tcpConn{client: c}
+		f.active.Add(1)
+		f.mu.Lock()
+		f.conns[tc] = struct{}{}
+		f.mu.Unlock()
+		f.wg.Add(1)
+		go f.serve(tc, f.gen.Load())
+	}
+}
+
+// waitSlot blocks while MaxConn connections are open, so that new ones wait in the
+// kernel's accept queue. It returns false when the frontend stops.
+func (f *tcpFrontend) waitSlot() bool {
+	for {
+		limit := f.gen.Load().cfg.MaxConn
+		if limit <= 0 || f.active.Load() < int64(limit) {
+			return true
+		}
+		select {
+		case <-f.freed:
+		case <-f.stop:
+			return false
+		}
+	}
+}
+
+// serve proxies one client connection, on the generation it was accepted under.
+func (f *tcpFrontend) serve(c *tcpConn, g *frontendGen) {
+	defer f.wg.Done()
+	defer func() {
+		c.close()
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+		f.active.Add(-1)
+		f.wake()
+	}()
+	g.m.connsTotal.Inc()
+	g.m.connsActive.Inc()
+	defer g.m.connsActive.Dec()
+
+	s, sc := f.connect(c, g)
+	if sc == nil {
+		return
+	}
+	defer s.Release(0)
+	g.metrics.sessions.WithLabelValues(g.backend.cfg.Name, s.Name).Inc()
+	newTCPPipe(c, g.cfg.Timeouts.ClientIdle).run(g.m.bytesIn, g.m.bytesOut)
+}
+
+// connect picks a server for c and connects to it, trying up to backend.retries other
+// servers when a connection fails. It returns a nil connection when no server could be
+// reached; the server it returns has been acquired.
+func (f *tcpFrontend) connect(c *tcpConn, g *frontendGen) (*Server, *net.TCPConn) {
+	b := g.backend
+	ip := c.client.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	var tried [4]*Server
+	p := Pick{ClientIP: ip, Exclude: tried[:0]}
+	dialer := net.Dialer{Timeout: b.cfg.Timeouts.Connect}
+	for attempt := 0; ; attempt++ {
+		s := b.pick(&p)
+		if s == nil {
+			if attempt == 0 {
+				g.metrics.noServer.WithLabelValues(g.cfg.Name, b.cfg.Name).Inc()
+			}
+			return nil, nil
+		}
+		if attempt > 0 {
+			g.metrics.retries.WithLabelValues(b.cfg.Name).Inc()
+		}
+		s.Acquire()
+		conn, err := dialer.DialContext(f.ctx, "tcp", s.Addr)
+		if err == nil {
+			sc := conn.(*net.TCPConn)
+			if c.setServer(sc) {
+				return s, sc
+			}
+			s.Release(0) // shut down while dialing
+			return nil, nil
+		}
+		s.Release(0)
+		if f.ctx.Err() != nil {
+			return nil, nil
+		}
+		g.metrics.errors.WithLabelValues(b.cfg.Name, s.Name, "connect").Inc()
+		f.d.log.Debug("connecting to server failed", "frontend", g.cfg.Name, "backend", b.cfg.Name,
+			"server", s.Name, "attempt", attempt+1, "err", err)
+		if attempt >= b.retries {
+			return nil, nil
+		}
+		p.Exclude = append(p.Exclude, s)
+	}
+}
+
+// tcpConn is one client connection and, once connected, its server connection.
+type tcpConn struct {
+	client *net.TCPConn
+
+	// mu guards server and closed.
+	mu     sync.Mutex
+	server *net.TCPConn
+	closed bool
+}
+
+// setServer records the server connection, or closes it and returns false when the
+// client connection is already closed.
+func (c *tcpConn) setServer(sc *net.TCPConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		sc.Close()
+		return false
+	}
+	c.server = sc
+	return true
+}
+
+// close closes both connections; it may be called any number of times, from anywhere.
+func (c *tcpConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.client.Close()
+	if c.server != nil {
+		c.server.Close()
+	}
+}
+
+// tcpDone marks a direction of a tcpPipe that has ended.
+const tcpDone = math.MaxInt64
+
+// tcpPipe moves bytes both ways between a client and a server connection, and closes
+// both when no byte has moved either way for the idle timeout.
+//
+// The bytes move by splice(2): each direction calls (*net.TCPConn).ReadFrom with an
+// *io.LimitedReader around the bare source *net.TCPConn, the one shape the net package
+// splices (see net/splice_linux.go). Any wrapper around either connection would turn
+// this into a user-space copy, so counting and the idle clock live between calls.
+//
+// Idle detection cannot see bytes that a direction moves inside a call, only what each
+// call returns. So every call is bounded in time by a read deadline of idle/8 as well as
+// in size by tcpChunk, and a direction records when its current call started (callStart)
+// and, whenever a call moved bytes, when it returned (last). Every call that started
+// after last moved nothing until it returned, so the session has certainly been silent
+// from last to the start of the earliest call in flight; the watchdog closes it when that
+// span reaches the idle timeout. A call does not end at its read deadline while it waits
+// to write to a peer that does not read; one that lasts twice the idle timeout counts as
+// idle too (twice, so that timers firing late on a loaded machine never trip it).
+type tcpPipe struct {
+	c    *tcpConn
+	idle time.Duration // 0: no idle timeout
+	tick time.Duration
+	base time.Time // origin of last and callStart
+
+	last      atomic.Int64    // ns since base: latest return of a call that moved bytes
+	callStart [2]atomic.Int64 // ns since base: start of each direction's call in flight, or tcpDone
+	timer     *time.Timer
+	ended     atomic.Bool
+}
+
+func newTCPPipe(c *tcpConn, idle time.Duration) *tcpPipe {
+	return &tcpPipe{c: c, idle: idle, tick: max(idle/tcpIdleTicks, time.Millisecond), base: time.Now()}
+}
+
+// run copies until both directions end; in counts client-to-server bytes and out
+// server-to-client bytes.
+func (p *tcpPipe) run(in, out prometheus.Counter) {
+	if p.idle > 0 {
+		// Armed by Reset after the assignment, so that check sees p.timer set.
+		p.timer = time.AfterFunc(time.Duration(math.MaxInt64), p.check)
+		p.timer.Reset(p.tick)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.copy(1, p.c.client, p.c.server, out)
+	}()
+	p.copy(0, p.c.server, p.c.client, in)
+	<-done
+	p.ended.Store(true)
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+}
+
+// copy moves bytes from src to dst until src sends EOF, then half-closes dst. On any
+// other error it closes both connections, which ends the other direction too.
+func (p *tcpPipe) copy(d int, dst, src *net.TCPConn, count prometheus.Counter) {
+	defer p.callStart[d].Store(tcpDone)
+	lr := &io.LimitedReader{R: src}
+	for {
+		if p.idle > 0 {
+			now := time.Now()
+			p.callStart[d].Store(int64(now.Sub(p.base)))
+			src.SetReadDeadline(now.Add(p.tick))
+		}
+		lr.N = tcpChunk
+		n, err := dst.ReadFrom(lr) // splice(2) on Linux
+		if n > 0 {
+			count.Add(float64(n))
+			if p.idle > 0 {
+				p.last.Store(int64(time.Since(p.base)))
+			}
+		}
+		switch {
+		case err == nil && lr.N == 0: // a full chunk
+		case err == nil: // EOF from src
+			dst.CloseWrite()
+			return
+		case p.idle > 0 && errors.Is(err, os.ErrDeadlineExceeded):
+		default:
+			p.c.close()
+			return
+		}
+	}
+}
+
+// check is the idle watchdog; it runs every tick until the session ends.
+func (p *tcpPipe) check() {
+	if p.ended.Load() {
+		return
+	}
+	// Read callStart before last: a direction stores last before the callStart of its
+	// next call, so a callStart seen here is never newer than the last seen after it.
+	c0, c1 := p.callStart[0].Load(), p.callStart[1].Load()
+	last := p.last.Load()
+	if tcpIdle(c0, c1, last, int64(time.Since(p.base)), int64(p.idle)) {
+		p.c.close()
+		return
+	}
+	p.timer.Reset(p.tick)
+}
+
+// tcpIdle is the idle rule of a tcpPipe, in ns since its base: c0 and c1 are when the
+// directions' calls in flight started (tcpDone for a direction that has ended), last is
+// when a call that moved bytes last returned.
+func tcpIdle(c0, c1, last, now, idle int64) bool {
+	// Every call that started after last moved nothing until it returned, so nothing
+	// moved from last to the earliest start of a call in flight.
+	if s := min(c0, c1); s != tcpDone && s-last >= idle {
+		return true
+	}
+	// A call that outlives its read deadline this long is waiting to write to a peer
+	// that does not read.
+	for _, s := range [2]int64{c0, c1} {
+		if s != tcpDone && now-s > 2*idle {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,70 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"lbd/dataplane"
+)
+
+// StatusResponse is the answer of GET /v1/status.
+type StatusResponse struct {
+	Node          string           `json:"node"`
+	ConfigPath    string           `json:"config_path"`
+	ConfigVersion string           `json:"config_version"`
+	LoadedAt      time.Time        `json:"loaded_at"`
+	Dataplane     dataplane.Status `json:"dataplane"`
+}
+
+// ReloadResponse is the answer of POST /v1/reload.
+type ReloadResponse struct {
+	OK            bool     `json:"ok"`
+	ConfigVersion string   `json:"config_version,omitempty"`
+	Errors        []string `json:"errors,omitempty"`
+}
+
+// adminHandler serves the admin API. The unix socket (full) allows changes; the TCP
+// listener, which has no authentication yet, serves only metrics and reads.
+func (n *Node) adminHandler(full bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	if full {
+		mux.HandleFunc("POST /v1/reload", n.handleReload)
+	}
+	return mux
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	n.mu.Lock()
+	resp := StatusResponse{
+		Node:          n.cfg.Node.Name,
+		ConfigPath:    n.path,
+		ConfigVersion: n.version,
+		LoadedAt:      n.loadedAt.UTC(),
+	}
+	n.mu.Unlock()
+	resp.Dataplane = n.dp.Status()
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (n *Node) handleReload(w http.ResponseWriter, _ *http.Request) {
+	v, err := n.Reload()
+	if err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, ReloadResponse{Errors: strings.Split(err.Error(), "\n")})
+		return
+	}
+	writeJSON(w, http.StatusOK, ReloadResponse{OK: true, ConfigVersion: v})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

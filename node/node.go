@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"lbd/dataplane"
+)
+
+// Options configure a Node.
+type Options struct {
+	// ConfigPath is the config file. Required.
+	ConfigPath string
+	// Logger receives the node's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// DrainTimeout bounds how long connections of a removed listener, or of all
+	// listeners on shutdown, may take to finish. Default: 30s.
+	DrainTimeout time.Duration
+}
+
+// Node is one running lbd.
+type Node struct {
+	path string
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	dp   *dataplane.Dataplane
+
+	reloads    *prometheus.CounterVec
+	configInfo *prometheus.GaugeVec
+	lastReload prometheus.Gauge
+
+	// mu serializes reloads and guards cfg, version and loadedAt.
+	mu       sync.Mutex
+	cfg      *Config
+	version  string
+	loadedAt time.Time
+
+	admin []*http.Server
+}
+
+// New loads the config file and starts serving it: the dataplane's listeners and the
+// admin API. It fails, serving nothing, when the file is invalid or a socket cannot be
+// opened.
+func New(opts Options) (*Node, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg, err := LoadFile(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{path: opts.ConfigPath, log: log, reg: prometheus.NewRegistry()}
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lbd_config_reloads_total",
+		Help: "Config reloads, by result (success or failure).",
+	}, []string{"result"})
+	n.configInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lbd_config_info",
+		Help: "The loaded config: 1 for its version (content hash).",
+	}, []string{"version"})
+	n.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lbd_config_last_reload_success_timestamp_seconds",
+		Help: "When the loaded config was applied, in seconds since the epoch.",
+	})
+	n.reg.MustRegister(n.reloads, n.configInfo, n.lastReload)
+	n.reloads.WithLabelValues("success")
+	n.reloads.WithLabelValues("failure")
+
+	n.dp = dataplane.New(dataplane.Options{Logger: log, Registry: n.reg, DrainTimeout: opts.DrainTimeout})
+	if err := n.dp.Apply(cfg.Config); err != nil {
+		n.dp.Close(context.Background())
+		return nil, err
+	}
+	n.setLoaded(cfg)
+	if err := n.startAdmin(cfg.Node.Admin); err != nil {
+		n.dp.Close(context.Background())
+		return nil, err
+	}
+	log.Info("lbd started", "node", cfg.Node.Name, "config", opts.ConfigPath, "version", n.version)
+	return n, nil
+}
+
+func (n *Node) setLoaded(cfg *Config) {
+	n.cfg = cfg
+	n.configInfo.Reset()
+	n.version = cfg.Hash()
+	n.configInfo.WithLabelValues(n.version).Set(1)
+	n.loadedAt = time.Now()
+	n.lastReload.Set(float64(n.loadedAt.Unix()))
+}
+
+// Reload re-reads the config file and applies it. An invalid file is refused with its
+// errors, and the old config keeps serving. Changes to the node: section's admin
+// listeners take effect at the next restart.
+func (n *Node) Reload() (version string, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	defer func() {
+		if err != nil {
+			n.reloads.WithLabelValues("failure").Inc()
+			n.log.Error("config reload refused; the old config keeps serving", "config", n.path, "err", err)
+		}
+	}()
+	cfg, err := LoadFile(n.path)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Node.Admin.Socket != n.cfg.Node.Admin.Socket || !samePtr(cfg.Node.Admin.Listen, n.cfg.Node.Admin.Listen) {
+		n.log.Warn("node.admin changed; it takes effect at the next restart")
+	}
+	if err := n.dp.Apply(cfg.Config); err != nil {
+		return "", err
+	}
+	old := n.version
+	n.setLoaded(cfg)
+	n.reloads.WithLabelValues("success").Inc()
+	n.log.Info("config reloaded", "config", n.path, "version", n.version, "previous", old)
+	return n.version, nil
+}
+
+func samePtr(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// Close stops the admin API and the dataplane, letting connections finish until ctx is
+// done.
+func (n *Node) Close(ctx context.Context) error {
+	var errs []error
+	for _, s := range n.admin {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("admin api: %w", err))
+		}
+	}
+	if err := n.dp.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	n.log.Info("lbd stopped")
+	return errors.Join(errs...)
+}
+
+// startAdmin opens the unix socket (full API) and the optional TCP listener (metrics and
+// read-only API).
+func (n *Node) startAdmin(a AdminConfig) error {
+	if err := os.MkdirAll(filepath.Dir(a.Socket), 0o750); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	// A socket file left by a previous run that is not answering is removed; one that
+	// answers belongs to a running lbd.
+	if c, err := net.DialTimeout("unix", a.Socket, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("admin socket %s: another lbd is running", a.Socket)
+	}
+	os.Remove(a.Socket)
+	ul, err := net.Listen("unix", a.Socket)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(a.Socket, 0o660); err != nil {
+		ul.Close()
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	n.serveAdmin(ul, n.adminHandler(true))
+	if a.Listen != nil && *a.Listen != "" {
+		tl, err := net.Listen("tcp", *a.Listen)
+		if err != nil {
+			n.admin[0].Close()
+			return fmt.Errorf("node.admin.listen: %w", err)
+		}
+		n.serveAdmin(tl, n.adminHandler(false))
+		n.log.Info("admin listening", "address", tl.Addr().String())
+	}
+	return nil
+}
+
+func (n *Node) serveAdmin(l net.Listener, h http.Handler) {
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	n.admin = append(n.admin, s)
+	go func() {
+		if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("admin api stopped", "address", l.Addr().String(), "err", err)
+		}
+	}()
+}
