@@ -34,8 +34,9 @@ func (p *Pick) excluded(s *Server) bool {
 	return false
 }
 
-// eligible reports whether s may be picked for p.
-func (p *Pick) eligible(s *Server) bool { return s.Available() && !p.excluded(s) }
+// eligible reports whether s may be picked for p: available, not at its maxconn, and
+// not excluded.
+func (p *Pick) eligible(s *Server) bool { return s.Available() && !s.Full() && !p.excluded(s) }
 
 // BalancerOptions are the backend settings some algorithms need.
 type BalancerOptions struct {

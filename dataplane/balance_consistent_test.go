@@ -217,9 +217,9 @@ func TestConsistentBoundedLoad(t *testing.T) {
 							s.Acquire()
 							inFlight := i + 1
 							for _, s := range servers {
-								limit := int64((factor*inFlight*s.Weight() + 100*total - 1) / (100 * total))
+								limit := int64((factor*inFlight*s.ConfiguredWeight() + 100*total - 1) / (100 * total))
 								if s.Active() > limit {
-									t.Fatalf("after %d picks %s holds %d, over ceil(%d%% × %d × %d/%d) = %d", inFlight, s.Name, s.Active(), factor, inFlight, s.Weight(), total, limit)
+									t.Fatalf("after %d picks %s holds %d, over ceil(%d%% × %d × %d/%d) = %d", inFlight, s.Name, s.Active(), factor, inFlight, s.ConfiguredWeight(), total, limit)
 								}
 							}
 						}

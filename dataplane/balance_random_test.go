@@ -37,9 +37,9 @@ func TestRandomSpreadsLoad(t *testing.T) {
 		b.Pick(&Pick{}).Acquire()
 	}
 	for _, s := range servers {
-		want := int64(1000 * s.Weight())
+		want := int64(1000 * s.ConfiguredWeight())
 		if d := s.Active() - want; d < -want/10 || d > want/10 {
-			t.Errorf("server %s (weight %d): %d in flight, want %d ± 10%%", s.Name, s.Weight(), s.Active(), want)
+			t.Errorf("server %s (weight %d): %d in flight, want %d ± 10%%", s.Name, s.ConfiguredWeight(), s.Active(), want)
 		}
 	}
 }

@@ -70,6 +70,21 @@ type Frontend struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// Timeouts of the client side.
 	Timeouts FrontendTimeouts `yaml:"timeouts"`
+	// AcceptProxy lists the sources (CIDR prefixes or single addresses) whose
+	// connections must start with a PROXY protocol v1 or v2 header giving the real
+	// client (http and tcp mode; see proxyproto.go). Default: none.
+	AcceptProxy []string `yaml:"accept_proxy"`
+	// RateLimit limits the request rate per client as nginx's limit_req (http and tcp
+	// mode; see ratelimit.go). Default: none.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// TLS terminates TLS on the frontend (http mode; see tls.go). Default: none (plain).
+	TLS *FrontendTLS `yaml:"tls"`
+	// H2C serves cleartext HTTP/2 with prior knowledge beside HTTP/1.1 (http mode,
+	// without tls). Default: false.
+	H2C bool `yaml:"h2c"`
+	// RedirectToHTTPS answers every request with a 301 to https://host/path (http mode,
+	// without tls). Default: false.
+	RedirectToHTTPS bool `yaml:"redirect_to_https"`
 }
 
 // FrontendTimeouts are the client-side timeouts of a frontend.
@@ -83,8 +98,13 @@ type FrontendTimeouts struct {
 	ClientIdle time.Duration `yaml:"client_idle"`
 }
 
-// Route sends the HTTP requests that match all of its non-empty conditions to Backend.
+// Route sends the HTTP requests that match all of its non-empty conditions to Backend;
+// in tcp mode, a route matches the server name (SNI) of a TLS connection instead.
 type Route struct {
+	// SNI matches the server name a TLS client asks for, case-insensitive;
+	// "*.example.com" matches any subdomain (tcp mode only, TLS passed through).
+	// Default: none.
+	SNI string `yaml:"sni"`
 	// Host matches the request's host (port removed, case-insensitive); "*.example.com"
 	// matches any subdomain. Default: any host.
 	Host string `yaml:"host"`
@@ -131,6 +151,29 @@ type Backend struct {
 	Timeouts BackendTimeouts `yaml:"timeouts"`
 	// Servers of the backend. At least one.
 	Servers []ServerConfig `yaml:"servers"`
+	// SendProxy starts each connection to a server with a PROXY protocol header, v1
+	// or v2, naming the client (tcp frontends only; see proxyproto.go). Default: ""
+	// (none).
+	SendProxy string `yaml:"send_proxy"`
+	// Queue holds requests while every server is at its maxconn (see queue.go).
+	Queue QueueConfig `yaml:"queue"`
+	// TLS makes lbd talk TLS to the servers (see tls.go). Default: none (plain).
+	TLS *BackendTLS `yaml:"tls"`
+	// Persistence keeps each client on one server: by a cookie lbd inserts (http) or
+	// by a sticky table (see persist.go). Default: none.
+	Persistence *Persistence `yaml:"persistence"`
+	// HealthCheck runs active health checks on the servers (see health.go). Default:
+	// none (servers are considered up).
+	HealthCheck *HealthCheck `yaml:"health_check"`
+	// Passive takes servers out on failures seen on real traffic, as nginx's max_fails
+	// and fail_timeout (see health_passive.go). Default: none (off).
+	Passive *PassiveCheck `yaml:"passive"`
+	// SlowStart ramps the weight of a server coming back up (or enabled again) from
+	// 1/20 to full over this time. Default: 0 (off).
+	SlowStart time.Duration `yaml:"slow_start"`
+	// Agent queries an agent on each server for a weight or a state (see agent.go).
+	// Default: none.
+	Agent *AgentCheck `yaml:"agent"`
 }
 
 // BackendTimeouts are the server-side timeouts of a backend.
@@ -159,6 +202,9 @@ type ServerConfig struct {
 	Weight *int `yaml:"weight"`
 	// State is enabled, drain or disabled. Default: enabled.
 	State string `yaml:"state"`
+	// MaxConn bounds the requests (http) or connections (tcp) in flight to the server;
+	// over it, new ones wait in the backend's queue. 0 is unlimited. Default: 0.
+	MaxConn int `yaml:"maxconn"`
 }
 
 // Defaults applied by SetDefaults.
@@ -206,6 +252,8 @@ func (c *Config) SetDefaults() {
 				f.Timeouts.ClientIdle = DefaultUDPClientIdle
 			}
 		}
+		f.TLS.setDefaults()
+		f.RateLimit.setDefaults()
 	}
 	for i := range c.Backends {
 		b := &c.Backends[i]
@@ -231,6 +279,9 @@ func (c *Config) SetDefaults() {
 		if b.Timeouts.Response == 0 {
 			b.Timeouts.Response = DefaultResponseTimeout
 		}
+		b.Queue.setDefaults()
+		b.Persistence.setDefaults()
+		setHealthDefaults(b)
 		for j := range b.Servers {
 			s := &b.Servers[j]
 			if s.Name == "" {
@@ -311,16 +362,18 @@ func (c *Config) Validate() error {
 			binds[k] = f.Name
 		}
 		checkBackendRef(&errs, p+".backend", f.Backend, backends)
-		if len(f.Routes) > 0 && f.Mode != ModeHTTP {
-			errs.add(p+".routes", "routes need mode http, not %s", f.Mode)
-		}
+		validateFrontendTLS(&errs, p, f, c.Backends)
 		if len(f.Routes) > maxRoutesPerFrontendCap {
 			errs.add(p+".routes", "%d routes is more than the limit of %d", len(f.Routes), maxRoutesPerFrontendCap)
 		}
 		for j, r := range f.Routes {
 			rp := fmt.Sprintf("%s.routes[%d]", p, j)
-			if r.Host == "" && r.PathPrefix == "" && r.Header == nil {
-				errs.add(rp, "needs at least one of host, path_prefix or header")
+			if r.SNI == "" && r.Host == "" && r.PathPrefix == "" && r.Header == nil {
+				if f.Mode == ModeTCP {
+					errs.add(rp, "needs sni")
+				} else {
+					errs.add(rp, "needs at least one of host, path_prefix or header")
+				}
 			}
 			if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
 				errs.add(rp+".path_prefix", "must start with /, not %q", r.PathPrefix)
@@ -341,7 +394,10 @@ func (c *Config) Validate() error {
 		}
 		checkTimeout(&errs, p+".timeouts.client_header", f.Timeouts.ClientHeader)
 		checkTimeout(&errs, p+".timeouts.client_idle", f.Timeouts.ClientIdle)
+		validateRateLimit(&errs, p+".rate_limit", f)
 	}
+	validateProxy(&errs, c)
+	validatePersistenceModes(&errs, c)
 	return errors.Join(errs...)
 }
 
@@ -373,6 +429,10 @@ func validateBackend(errs *errList, p string, b Backend) {
 	}
 	checkTimeout(errs, p+".timeouts.connect", b.Timeouts.Connect)
 	checkTimeout(errs, p+".timeouts.response", b.Timeouts.Response)
+	validateQueue(errs, p, b)
+	validateBackendTLS(errs, p+".tls", b.TLS)
+	validatePersistence(errs, p+".persistence", b.Persistence)
+	validateHealth(errs, p, b)
 	if len(b.Servers) == 0 {
 		errs.add(p+".servers", "needs at least one server")
 	}

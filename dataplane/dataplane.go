@@ -42,6 +42,8 @@ type Dataplane struct {
 	state atomic.Pointer[state]
 	// retiring tracks runners shutting down after a reload.
 	retiring sync.WaitGroup
+	// ctl holds the run-time server changes (control.go); mu guards it.
+	ctl control
 }
 
 // state is one applied generation: what the admin API and the metrics collector read.
@@ -87,6 +89,16 @@ type backend struct {
 	retries  int
 	// http holds the connection pools to the servers, built by the http code.
 	http *httpTransport
+	// tls is the TLS to the servers, nil for plain connections (tls.go).
+	tls *backendTLS
+	// persist is the session persistence, nil when the backend has none (persist.go).
+	persist *persistence
+	// queue holds requests waiting for a server under its maxconn; limited is true when
+	// a server has a maxconn (queue.go).
+	queue   *queue
+	limited bool
+	// health runs the health checks, agent queries and passive checking (health.go).
+	health *backendHealth
 }
 
 // pick returns a server for a new session, or nil when none is available.
@@ -99,6 +111,14 @@ type frontendGen struct {
 	routes  []route
 	m       frontendMetrics
 	metrics *metrics
+	// proxyTrust holds the accept_proxy sources (proxyproto.go).
+	proxyTrust proxyTrust
+	// limit is the rate limit, nil for none (ratelimit.go).
+	limit *limiter
+	// tls terminates TLS, nil for a plain frontend; sni are a tcp frontend's sni
+	// routes (tls.go, sni.go).
+	tls *frontendTLS
+	sni []sniRoute
 }
 
 type frontendMetrics struct {
@@ -224,6 +244,7 @@ func (d *Dataplane) Apply(cfg Config) error {
 
 	// Commit: switch kept runners, retire the others, start the new ones.
 	d.state.Store(next)
+	d.switchHealth(old, next)
 	for k, r := range d.runners {
 		if g, ok := wanted[k]; ok && r.mode == g.cfg.Mode {
 			r.fe.update(g)
@@ -254,6 +275,7 @@ func (d *Dataplane) Apply(cfg Config) error {
 		b.http.retire(nt)
 	}
 	d.logServerChanges(old, next)
+	d.pruneOverrides(next)
 	return errors.Join(errs...)
 }
 
@@ -341,6 +363,7 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 			s.SetWeight(*sc.Weight)
 			state, _ := ParseServerState(sc.State)
 			s.SetState(state)
+			d.applyOverride(bc.Name, sc, s)
 			b.servers = append(b.servers, s)
 			b.byName[s.Name] = s
 		}
@@ -355,12 +378,20 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 		if prev != nil {
 			prevHTTP = prev.http
 		}
+		if err := buildBackendTLS(b, len(st.backends)); err != nil {
+			return nil, err
+		}
 		b.http = newHTTPTransport(b, prevHTTP)
+		b.health = newBackendHealth(d, b)
+		b.persist = d.buildPersistence(b, prev)
+		d.setupLimits(b, bc, prev)
 		st.backends = append(st.backends, b)
 		st.byName[bc.Name] = b
 	}
 	for _, fc := range cfg.Frontends {
 		g := &frontendGen{cfg: fc, backend: st.byName[fc.Backend], metrics: d.metrics}
+		g.proxyTrust = newProxyTrust(fc.AcceptProxy)
+		g.limit = d.limiterFor(fc, old)
 		g.m = frontendMetrics{
 			connsActive: d.metrics.connsActive.WithLabelValues(fc.Name),
 			connsTotal:  d.metrics.connsTotal.WithLabelValues(fc.Name),
@@ -374,7 +405,13 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 			if strings.HasPrefix(r.host, "*.") {
 				r.host, r.wildcard = r.host[1:], true
 			}
-			g.routes = append(g.routes, r)
+			if rc.SNI == "" {
+				g.routes = append(g.routes, r)
+			}
+		}
+		g.sni = compileSNIRoutes(fc, st.byName)
+		if err := d.buildFrontendTLS(g, len(st.frontends)); err != nil {
+			return nil, err
 		}
 		st.frontends = append(st.frontends, g)
 	}
@@ -464,6 +501,7 @@ func (d *Dataplane) Close(ctx context.Context) error {
 	d.retiring.Wait()
 	for _, b := range d.snapshot().backends {
 		b.http.retire(nil)
+		b.health.stop(true)
 	}
 	return errors.Join(errs...)
 }
@@ -491,10 +529,17 @@ func cloneConfig(c Config) Config {
 	copy(out.Frontends, c.Frontends)
 	for i := range out.Frontends {
 		out.Frontends[i].Routes = append([]Route(nil), c.Frontends[i].Routes...)
+		out.Frontends[i].TLS = c.Frontends[i].TLS.clone()
+		if r := c.Frontends[i].RateLimit; r != nil {
+			rc := *r
+			out.Frontends[i].RateLimit = &rc
+		}
 	}
 	copy(out.Backends, c.Backends)
 	for i := range out.Backends {
 		out.Backends[i].Servers = append([]ServerConfig(nil), c.Backends[i].Servers...)
+		out.Backends[i].TLS = c.Backends[i].TLS.clone()
+		out.Backends[i].Persistence = c.Backends[i].Persistence.clone()
 	}
 	return out
 }

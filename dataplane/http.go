@@ -80,6 +80,8 @@ type httpFrontend struct {
 	gen atomic.Pointer[httpGen]
 	// cur receives the connections the accept loop accepts.
 	cur atomic.Pointer[httpServer]
+	// tls is the TLS, HTTP/2 and h2c side of the frontend (tls.go, http2.go).
+	tls tlsState
 
 	// open counts the client connections accepted and not yet closed, against MaxConn.
 	open atomic.Int64
@@ -134,6 +136,7 @@ func newHTTPFrontend(d *Dataplane, g *frontendGen, ln *net.TCPListener) frontend
 	f.cutCtx, f.cut = context.WithCancel(context.Background())
 	f.gen.Store(newHTTPGen(g))
 	f.cur.Store(f.startServer(serverOptsOf(g.cfg)))
+	f.tls.start(f)
 	go f.acceptLoop()
 	return f
 }
@@ -210,6 +213,7 @@ func (f *httpFrontend) shutdown(ctx context.Context) error {
 	})
 	listenerClosed(ctx)
 	<-f.acceptDone
+	f.tls.stop(f, ctx)
 	f.mu.Lock()
 	cur := f.cur.Load()
 	f.mu.Unlock()
@@ -261,7 +265,13 @@ func (f *httpFrontend) acceptLoop() {
 		}
 		delay = 0
 		f.open.Add(1)
-		if !f.deliver(c) {
+		if g := f.gen.Load().g; g.proxyTrust.trusts(tcpAddrPort(c.RemoteAddr()).Addr()) {
+			// Its PROXY header is read off the accept loop (proxyproto.go).
+			f.wg.Add(1)
+			go f.deliverProxied(c, g)
+			continue
+		}
+		if !f.dispatch(c) { // TLS and h2c are handled off this loop (tls.go)
 			c.Close()
 			f.open.Add(-1)
 			return
@@ -418,6 +428,9 @@ type proxyState struct {
 	del   [][]byte // header names to delete
 	toks  [][]byte // header names listed in Connection
 	xff   [][]byte // X-Forwarded-For values the client sent
+	proto []byte   // X-Forwarded-Proto: http or https (tls.go); nil for http
+	// persist is what session persistence chose, for it to record (persist.go).
+	persist persistScratch
 }
 
 var proxyStatePool = sync.Pool{New: func() any { return new(proxyState) }}
@@ -435,6 +448,13 @@ func (f *httpFrontend) handle(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
 	h := &req.Header
 	hg.g.m.bytesIn.Add(float64(len(h.RawHeaders()) + len(h.RequestURI()) + len(req.Body())))
+	if hg.g.limit != nil && !f.limitHTTP(ctx, hg) { // 429, or delayed (ratelimit.go)
+		return
+	}
+	if hg.g.cfg.RedirectToHTTPS {
+		f.redirectHTTPS(ctx, hg) // tls.go
+		return
+	}
 	if h.IsConnect() {
 		f.answer(ctx, hg, nil, fasthttp.StatusMethodNotAllowed, "CONNECT is not supported")
 		return
@@ -456,8 +476,10 @@ func (f *httpFrontend) handle(ctx *fasthttp.RequestCtx) {
 		head: h.IsHead(), http11: h.IsHTTP11(), bytesOut: hg.g.m.bytesOut,
 		client: clientConn{ctx: ctx, idle: hg.g.cfg.Timeouts.ClientIdle},
 	}
+	st.proto = forwardedProto(ctx) // tls.go
 	rewriteRequest(req, ip, st)
 	f.proxy(ctx, hg, bs, st, x)
+	addHSTS(ctx, hg.g) // tls.go
 
 	clear(st.tried[:])
 	st.pick = Pick{}
@@ -475,7 +497,22 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 		failed *Server
 	)
 	for attempt := 0; ; attempt++ {
-		s := b.pick(&st.pick)
+		var s *Server
+		if attempt == 0 && b.persist != nil {
+			s = b.persist.choose(req, st.pick.ClientIP, &st.persist)
+			if s != nil && !s.TryAcquire() {
+				s = nil // at its maxconn: balanced, or queued, as a new session (queue.go)
+			}
+		}
+		if s == nil {
+			// Picks and acquires, waiting in the backend's queue while every server
+			// is at its maxconn (queue.go).
+			var qerr error
+			if s, qerr = b.acquire(&st.pick, f.stop); qerr != nil {
+				f.answer(ctx, hg, bs, fasthttp.StatusServiceUnavailable, qerr.Error())
+				return
+			}
+		}
 		if s == nil {
 			break
 		}
@@ -488,7 +525,6 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 		if len(req.Header.Host()) == 0 {
 			req.Header.SetHost(s.Addr)
 		}
-		s.Acquire()
 		t0 := time.Now()
 		err := b.http.exchange(sc, req, resp, x)
 		t1 := time.Now()
@@ -499,8 +535,12 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 				s.Release(t1.Sub(t0))
 			}
 			fixResponse(&resp.Header, st)
+			if b.persist != nil {
+				b.persist.record(resp, s, &st.persist)
+			}
 			c := classIndex(resp.StatusCode())
 			ss.requests[c].inc4(m.requests, hg.g.cfg.Name, b.cfg.Name, s.Name, classNames[c])
+			b.reportResponse(s, resp.StatusCode()) // passive health (health_passive.go)
 			bs.duration.Observe(t1.Sub(ctx.Time()).Seconds())
 			if !resp.IsBodyStream() {
 				hg.g.m.bytesOut.Add(float64(len(resp.Body())))
@@ -514,6 +554,7 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 			s.Release(0)
 		}
 		ss.errors[fail.reason].inc3(m.errors, b.cfg.Name, s.Name, reasonNames[fail.reason])
+		b.reportHTTPFailure(s, fail) // passive health (health_passive.go)
 		if f.d.log.Enabled(context.Background(), slog.LevelDebug) {
 			f.d.log.Debug("request to server failed", "frontend", hg.g.cfg.Name, "backend", b.cfg.Name,
 				"server", s.Name, "attempt", attempt+1, "reason", reasonNames[fail.reason], "err", err)
@@ -884,7 +925,11 @@ func rewriteRequest(req *fasthttp.Request, ip netip.Addr, st *proxyState) {
 	buf = ip.AppendTo(buf)
 	h.SetBytesV(hdrXForwardedFor, buf)
 	h.SetBytesV(hdrXRealIP, buf[n:])
-	h.SetBytesV(hdrXForwardedProto, strHTTP)
+	if st.proto != nil {
+		h.SetBytesV(hdrXForwardedProto, st.proto)
+	} else {
+		h.SetBytesV(hdrXForwardedProto, strHTTP)
+	}
 	if host := h.Host(); len(host) > 0 {
 		h.SetBytesV(hdrXForwardedHost, host)
 	}

@@ -71,6 +71,7 @@ type poolKey struct {
 	name, addr string
 	size       int
 	connect    time.Duration
+	tls        string // backendTLS.key; "" for plain connections
 }
 
 // byServerMin is the server count from which httpTransport looks servers up by map
@@ -88,9 +89,12 @@ func newHTTPTransport(b *backend, prev *httpTransport) *httpTransport {
 	}
 	for i, s := range b.servers {
 		k := poolKey{name: s.Name, addr: s.Addr, size: b.cfg.PoolSize, connect: b.cfg.Timeouts.Connect}
+		if b.tls != nil {
+			k.tls = b.tls.key
+		}
 		p := old[k]
 		if p == nil {
-			p = newServerPool(k)
+			p = newServerPool(k, b.tls)
 		}
 		t.clients = append(t.clients, &serverClient{srv: s, idx: i, pool: p})
 	}
@@ -103,12 +107,15 @@ func newHTTPTransport(b *backend, prev *httpTransport) *httpTransport {
 	return t
 }
 
-func newServerPool(k poolKey) *serverPool {
+func newServerPool(k poolKey, bt *backendTLS) *serverPool {
 	dialer := &net.Dialer{Timeout: k.connect}
 	return &serverPool{key: k, hc: &fasthttp.HostClient{
 		Addr: k.addr,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", addr)
+			if err == nil && bt != nil { // the handshake is part of connecting (tls.go)
+				c, err = dialTLS(c, bt.clientConfig(addr), k.connect)
+			}
 			if err != nil {
 				return nil, &connectError{addr: addr, err: err}
 			}

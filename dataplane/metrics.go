@@ -1,8 +1,6 @@
 package dataplane
 
 import (
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,6 +19,16 @@ type metrics struct {
 	sessions    *prometheus.CounterVec   // backend, server
 	noServer    *prometheus.CounterVec   // frontend, backend: requests refused for want of a server
 	dropped     *prometheus.CounterVec   // frontend: udp datagrams dropped
+	// proxyErrors counts connections closed for their PROXY header, by frontend and reason.
+	proxyErrors *prometheus.CounterVec
+	// persist holds the metrics of session persistence (persist.go).
+	persist *persistMetrics
+	// ctl holds the metrics of rate limits and queues (control.go).
+	ctl *ctlMetrics
+	// health holds the metrics of health checking (health.go).
+	health *healthMetrics
+	// tls holds the metrics of TLS handshakes and sni routing (tls.go).
+	tls *tlsMetrics
 }
 
 func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
@@ -71,19 +79,16 @@ func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
 			Help: "UDP datagrams from clients dropped because the session limit was reached or no server could take a new session, by frontend.",
 		}, []string{"frontend"}),
 	}
+	m.proxyErrors = newProxyErrorsMetric(reg) // proxyproto.go
+	m.persist = newPersistMetrics(reg, d)     // persist.go
+	m.ctl = newCtlMetrics(reg, d)             // control.go
+	m.health = newHealthMetrics(reg)          // health.go
+	m.tls = newTLSMetrics(reg)                // tls.go
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.connsActive, m.connsTotal, m.bytesIn,
 			m.bytesOut, m.retries, m.errors, m.sessions, m.noServer, m.dropped, &serverCollector{d: d})
 	}
 	return m
-}
-
-// statusClass returns "1xx" … "5xx" for an HTTP status code.
-func statusClass(code int) string {
-	if code < 100 || code > 599 {
-		return "other"
-	}
-	return strconv.Itoa(code/100) + "xx"
 }
 
 var (
@@ -97,7 +102,7 @@ var (
 		"Requests or connections in flight to a server.",
 		[]string{"backend", "server"}, nil)
 	serverWeightDesc = prometheus.NewDesc("lbd_server_weight",
-		"Current weight of a server.",
+		"Effective weight of a server, in units of its configured weight: lower during slow start or when its agent reports a percentage.",
 		[]string{"backend", "server"}, nil)
 	serverRTDesc = prometheus.NewDesc("lbd_server_response_time_seconds",
 		"Moving average of a server's response time (least_time's input).",
@@ -133,7 +138,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(serverUpDesc, prometheus.GaugeValue, up, b.cfg.Name, s.Name)
 			ch <- prometheus.MustNewConstMetric(serverActiveDesc, prometheus.GaugeValue, float64(s.Active()), b.cfg.Name, s.Name)
-			ch <- prometheus.MustNewConstMetric(serverWeightDesc, prometheus.GaugeValue, float64(s.Weight()), b.cfg.Name, s.Name)
+			ch <- prometheus.MustNewConstMetric(serverWeightDesc, prometheus.GaugeValue, s.EffectiveWeight(), b.cfg.Name, s.Name)
 			ch <- prometheus.MustNewConstMetric(serverRTDesc, prometheus.GaugeValue, s.ResponseTime().Seconds(), b.cfg.Name, s.Name)
 		}
 	}

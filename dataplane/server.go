@@ -59,6 +59,12 @@ type Server struct {
 	// ewma is the moving average of response time in nanoseconds, 0 until the first
 	// sample.
 	ewma atomic.Int64
+	// maxconn bounds active, 0 for no bound; queue is the backend's queue, woken when a
+	// slot frees (queue.go).
+	maxconn atomic.Int64
+	queue   atomic.Pointer[queue]
+	// health is the state of health checking, agent and slow start (health.go).
+	health serverHealth
 }
 
 // NewServer returns an enabled, up server with the given weight.
@@ -68,17 +74,23 @@ func NewServer(name, addr string, weight int) *Server {
 	return s
 }
 
-// Weight returns the server's current weight.
-func (s *Server) Weight() int { return int(s.weight.Load()) }
+// Weight returns the server's effective weight, the one balancers use: the configured
+// weight × the agent's percentage × the slow-start factor, in units of 1/100 of the
+// configured weight (slowstart.go). ConfiguredWeight returns the configured one.
+func (s *Server) Weight() int { return s.effectiveWeight() }
 
-// SetWeight changes the server's weight.
+// SetWeight changes the server's configured weight.
 func (s *Server) SetWeight(w int) { s.weight.Store(int32(w)) }
 
 // State returns the administrative state.
 func (s *Server) State() ServerState { return ServerState(s.state.Load()) }
 
-// SetState changes the administrative state.
-func (s *Server) SetState(st ServerState) { s.state.Store(int32(st)) }
+// SetState changes the administrative state. A server enabled again starts slow start.
+func (s *Server) SetState(st ServerState) {
+	if old := ServerState(s.state.Swap(int32(st))); old != Enabled && st == Enabled {
+		s.startRamp(s.health.now())
+	}
+}
 
 // Up reports whether health checking considers the server able to serve.
 func (s *Server) Up() bool { return !s.down.Load() }
@@ -86,10 +98,17 @@ func (s *Server) Up() bool { return !s.down.Load() }
 // SetUp records the health-check verdict.
 func (s *Server) SetUp(up bool) { s.down.Store(!up) }
 
-// Available reports whether the server may take a new session: enabled, up, and with a
-// weight above zero.
+// Available reports whether the server may take a new session: enabled, up, with a
+// weight above zero, and not drained or in maintenance by its agent.
 func (s *Server) Available() bool {
-	return s.State() == Enabled && !s.down.Load() && s.weight.Load() > 0
+	return s.State() == Enabled && !s.down.Load() && s.Weight() > 0 && s.health.agentMode.Load() == agentReady
+}
+
+// Serving reports whether the server may still serve sessions that persistence (a
+// cookie, a sticky entry) sends to it: up and not disabled. A drained server is Serving
+// but not Available.
+func (s *Server) Serving() bool {
+	return s.State() != Disabled && !s.down.Load()
 }
 
 // Active returns the number of requests or connections in flight.
@@ -102,6 +121,7 @@ func (s *Server) Acquire() { s.active.Add(1) }
 // a response-time sample for least_time.
 func (s *Server) Release(elapsed time.Duration) {
 	s.active.Add(-1)
+	s.notifyFreed()
 	if elapsed > 0 {
 		s.observe(elapsed)
 	}

@@ -31,6 +31,8 @@ type ServerStatus struct {
 	Active  int64  `json:"active"`
 	// ResponseTimeMs is the moving average of response time in milliseconds.
 	ResponseTimeMs float64 `json:"response_time_ms"`
+	// Health is what health checking, passive checking and the agent say (health.go).
+	Health ServerHealth `json:"health"`
 }
 
 // Status returns the state of every frontend, backend and server.
@@ -47,8 +49,9 @@ func (d *Dataplane) Status() Status {
 		for _, s := range b.servers {
 			bs.Servers = append(bs.Servers, ServerStatus{
 				Name: s.Name, Address: s.Addr, State: s.State().String(), Up: s.Up(),
-				Weight: s.Weight(), Active: s.Active(),
+				Weight: s.ConfiguredWeight(), Active: s.Active(),
 				ResponseTimeMs: float64(s.ResponseTime().Microseconds()) / 1000,
+				Health:         s.HealthStatus(),
 			})
 		}
 		out.Backends = append(out.Backends, bs)

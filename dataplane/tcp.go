@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -174,26 +175,54 @@ func (f *tcpFrontend) serve(c *tcpConn, g *frontendGen) {
 	g.m.connsActive.Inc()
 	defer g.m.connsActive.Dec()
 
-	s, sc := f.connect(c, g)
+	if !f.acceptProxy(c, g) { // sets c.src and c.dst (proxyproto.go)
+		return
+	}
+	if g.limit != nil && !f.limitTCP(c, g) { // rejected: closed (ratelimit.go)
+		return
+	}
+	b, hello, ok := f.routeSNI(c, g) // the backend by sni, and the ClientHello read (sni.go)
+	if !ok {
+		return
+	}
+	s, sc := f.connect(c, g, b)
 	if sc == nil {
 		return
 	}
 	defer s.Release(0)
-	g.metrics.sessions.WithLabelValues(g.backend.cfg.Name, s.Name).Inc()
+	g.metrics.sessions.WithLabelValues(b.cfg.Name, s.Name).Inc()
+	if !f.startServerSide(c, g, b, s, sc, hello) { // writes hello; TLS to the server (tls.go)
+		return
+	}
 	newTCPPipe(c, g.cfg.Timeouts.ClientIdle).run(g.m.bytesIn, g.m.bytesOut)
 }
 
 // connect picks a server for c and connects to it, trying up to backend.retries other
 // servers when a connection fails. It returns a nil connection when no server could be
 // reached; the server it returns has been acquired.
-func (f *tcpFrontend) connect(c *tcpConn, g *frontendGen) (*Server, *net.TCPConn) {
-	b := g.backend
-	ip := c.client.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+func (f *tcpFrontend) connect(c *tcpConn, g *frontendGen, b *backend) (*Server, *net.TCPConn) {
+	ip := c.src.Addr()
 	var tried [4]*Server
 	p := Pick{ClientIP: ip, Exclude: tried[:0]}
 	dialer := net.Dialer{Timeout: b.cfg.Timeouts.Connect}
+	var ps persistScratch
 	for attempt := 0; ; attempt++ {
-		s := b.pick(&p)
+		var s *Server
+		if attempt == 0 && b.persist != nil {
+			s = b.persist.chooseConn(ip, &ps) // persist.go
+			if s != nil && !s.TryAcquire() {
+				s = nil // at its maxconn: balanced, or queued, as a new session (queue.go)
+			}
+		}
+		if s == nil {
+			// Picks and acquires, waiting in the backend's queue while every server
+			// is at its maxconn (queue.go).
+			var qerr error
+			if s, qerr = b.acquire(&p, f.stop); qerr != nil {
+				f.d.log.Debug("connection refused", "frontend", g.cfg.Name, "backend", b.cfg.Name, "err", qerr)
+				return nil, nil
+			}
+		}
 		if s == nil {
 			if attempt == 0 {
 				g.metrics.noServer.WithLabelValues(g.cfg.Name, b.cfg.Name).Inc()
@@ -203,11 +232,17 @@ func (f *tcpFrontend) connect(c *tcpConn, g *frontendGen) (*Server, *net.TCPConn
 		if attempt > 0 {
 			g.metrics.retries.WithLabelValues(b.cfg.Name).Inc()
 		}
-		s.Acquire()
 		conn, err := dialer.DialContext(f.ctx, "tcp", s.Addr)
+		if err == nil {
+			err = b.sendProxy(conn, c) // closes conn on failure (proxyproto.go)
+		}
 		if err == nil {
 			sc := conn.(*net.TCPConn)
 			if c.setServer(sc) {
+				if b.persist != nil {
+					b.persist.recordConn(s, &ps)
+				}
+				b.reportSuccess(s) // passive health (health_passive.go)
 				return s, sc
 			}
 			s.Release(0) // shut down while dialing
@@ -218,6 +253,7 @@ func (f *tcpFrontend) connect(c *tcpConn, g *frontendGen) (*Server, *net.TCPConn
 			return nil, nil
 		}
 		g.metrics.errors.WithLabelValues(b.cfg.Name, s.Name, "connect").Inc()
+		b.reportFailure(s, "connect") // passive health (health_passive.go)
 		f.d.log.Debug("connecting to server failed", "frontend", g.cfg.Name, "backend", b.cfg.Name,
 			"server", s.Name, "attempt", attempt+1, "err", err)
 		if attempt >= b.retries {
@@ -230,6 +266,9 @@ func (f *tcpFrontend) connect(c *tcpConn, g *frontendGen) (*Server, *net.TCPConn
 // tcpConn is one client connection and, once connected, its server connection.
 type tcpConn struct {
 	client *net.TCPConn
+	// src is the client's address and dst the one it connected to: the connection's
+	// own, or those of its PROXY header (set by acceptProxy before connect).
+	src, dst netip.AddrPort
 
 	// mu guards server and closed.
 	mu     sync.Mutex

@@ -33,6 +33,8 @@ func (n *Node) adminHandler(full bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	n.controlRoutes(mux, full) // /healthz, server and node drain (control.go)
+	n.stickyRoutes(mux, full)  // sticky tables (sticky.go)
 	if full {
 		mux.HandleFunc("POST /v1/reload", n.handleReload)
 	}

@@ -366,6 +366,7 @@ func TestParseGoodWithDefaults(t *testing.T) {
 				Name: "app", Balance: "random", HashKey: "client_ip", HashMethod: "rendezvous",
 				Retries: ptr(0), PoolSize: 256,
 				Timeouts: dataplane.BackendTimeouts{Connect: 5 * time.Second, Response: time.Minute},
+				Queue:    dataplane.QueueConfig{Size: 1024, Timeout: 5 * time.Second},
 				Servers: []dataplane.ServerConfig{
 					{Name: "10.0.0.1:80", Address: "10.0.0.1:80", Weight: ptr(1), State: "enabled"},
 					{Name: "b", Address: "10.0.0.2:80", Weight: ptr(0), State: "enabled"},

@@ -47,6 +47,9 @@ type Node struct {
 	loadedAt time.Time
 
 	admin []*http.Server
+
+	// drain is the node's own drain, for /healthz (control.go).
+	drain drainState
 }
 
 // New loads the config file and starts serving it: the dataplane's listeners and the
@@ -76,6 +79,7 @@ func New(opts Options) (*Node, error) {
 		Help: "When the loaded config was applied, in seconds since the epoch.",
 	})
 	n.reg.MustRegister(n.reloads, n.configInfo, n.lastReload)
+	n.initControl() // control.go
 	n.reloads.WithLabelValues("success")
 	n.reloads.WithLabelValues("failure")
 
@@ -142,6 +146,7 @@ func samePtr(a, b *string) bool {
 // done.
 func (n *Node) Close(ctx context.Context) error {
 	var errs []error
+	n.stopControl()
 	for _, s := range n.admin {
 		if err := s.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("admin api: %w", err))

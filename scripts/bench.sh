@@ -14,7 +14,8 @@
 #   BENCH_LBD_DEFAULT_GOGC  1: add a row lbd-http with the default GOGC [1]
 #   BENCH_ONLY       comma-separated rows to run                        [all]
 #                    direct,haproxy-http,lbd-http,lbd-http-gogc-default,
-#                    haproxy-tcp,lbd-tcp,nginx-proxy (same as --only)
+#                    haproxy-tcp,lbd-tcp,nginx-proxy,haproxy-https,lbd-https
+#                    (same as --only)
 #   BENCH_IDLE_WAIT  seconds between "listening" and the idle RSS read  [1]
 #   BENCH_KEEP       1: keep the temp dir (configs, logs, wrk output)   [0]
 #   BENCH_STRICT     1: exit 3 when a target is missed                  [0]
@@ -78,10 +79,12 @@ PORT_LBD_ADMIN=19180
 PORT_HAPROXY_HTTP=18100
 PORT_HAPROXY_TCP=18110
 PORT_NGINX_PROXY=18120
+PORT_HAPROXY_HTTPS=18130   # the HTTPS rows (write_tls_configs)
+PORT_LBD_HTTPS=18140
 
 # Rows, in the order they run within a round. The lbd rows sit next to the HAProxy row
 # they are compared with, so that drift of a noisy machine hits both alike.
-ROWS=(direct haproxy-http lbd-http lbd-http-gogc-default haproxy-tcp lbd-tcp nginx-proxy)
+ROWS=(direct haproxy-http lbd-http lbd-http-gogc-default haproxy-tcp lbd-tcp nginx-proxy haproxy-https lbd-https)
 declare -A ROW_LABEL=(
   [direct]="direct (1 backend)"
   [haproxy-http]="haproxy http"
@@ -90,6 +93,8 @@ declare -A ROW_LABEL=(
   [haproxy-tcp]="haproxy tcp"
   [lbd-tcp]="lbd tcp (GOGC=$GOGC_LBD)"
   [nginx-proxy]="nginx proxy"
+  [haproxy-https]="haproxy https"
+  [lbd-https]="lbd https (GOGC=$GOGC_LBD)"
 )
 
 row_selected() {
@@ -188,6 +193,12 @@ wait_port() {    # wait_port PORT PID SECONDS
 
 http_check() {   # one HTTP/1.1 GET through PORT; succeeds on "200" with body "ok"
   local out
+  if [[ "$SUT_SCHEME" == https ]]; then   # the HTTPS rows: the same check through curl
+    out="$(timeout 5 curl -sk --http1.1 -i "https://127.0.0.1:$1/" 2>/dev/null || true)"
+    [[ "$out" =~ ^HTTP/1\.[01]\ 200 && "$out" == *ok* ]] && return 0
+    warn "sanity GET on :$1 answered: $(printf '%s' "$out" | head -c 200 | tr '\r\n' '  ')"
+    return 1
+  fi
   # shellcheck disable=SC2016  # $1 is expanded by the inner bash
   out="$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n" >&3
@@ -251,6 +262,22 @@ stop_package_service() {
 }
 
 # ---------------------------------------------------------------- configs
+# write_tls_configs: a self-signed certificate, and the HAProxy and lbd configs of the
+# HTTPS rows (the http configs with TLS on the frontend).
+write_tls_configs() {
+  mkdir -p "$TMP/tls" "$TMP/lbd-https-state"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench \
+    -addext subjectAltName=DNS:bench,IP:127.0.0.1 -keyout "$TMP/tls/bench.key" -out "$TMP/tls/bench.crt" 2>/dev/null \
+    || die "openssl could not make the benchmark certificate"
+  cat "$TMP/tls/bench.crt" "$TMP/tls/bench.key" >"$TMP/tls/bench.pem"
+  sed -e "s|bind 127.0.0.1:$PORT_HAPROXY_HTTP|bind 127.0.0.1:$PORT_HAPROXY_HTTPS ssl crt $TMP/tls/bench.pem alpn http/1.1|" \
+    "$TMP/haproxy-http.cfg" >"$TMP/haproxy-https.cfg"
+  sed -e "s|$TMP/lbd-state|$TMP/lbd-https-state|; s|socket: $TMP/lbd.sock|socket: $TMP/lbd-https.sock|" \
+    -e "s|listen: 127.0.0.1:$PORT_LBD_ADMIN|listen: \"\"|" \
+    -e "s|bind: 127.0.0.1:$PORT_LBD_HTTP|bind: 127.0.0.1:$PORT_LBD_HTTPS\n    tls: {certificates: [{cert_file: $TMP/tls/bench.crt, key_file: $TMP/tls/bench.key}]}|" \
+    -e "/^  - name: l4/,/^    backend: app/d" "$TMP/lbd.yaml" >"$TMP/lbd-https.yaml"
+}
+
 write_configs() {
   local i port
   for i in "${!BACKEND_PORTS[@]}"; do
@@ -363,6 +390,7 @@ backends:
       - {name: s2, address: 127.0.0.1:${BACKEND_PORTS[1]}}
       - {name: s3, address: 127.0.0.1:${BACKEND_PORTS[2]}}
 EOF
+  write_tls_configs
 }
 
 # ---------------------------------------------------------------- start / stop
@@ -389,11 +417,22 @@ start_backends() {
 
 # sut_start ROW: starts the system under test for ROW (or nothing for "direct").
 # Sets SUT_PID ("" for direct), SUT_PORT.
-SUT_PID=""; SUT_PORT=""
+SUT_PID=""; SUT_PORT=""; SUT_SCHEME=http
 sut_start() {
   local row="$1" ports=()
-  SUT_PID=""
+  SUT_PID=""; SUT_SCHEME=http
   case "$row" in
+    haproxy-https|lbd-https)   # same self-signed certificate, HTTP/1.1 keep-alive over TLS
+      SUT_SCHEME=https
+      if [[ $row == haproxy-https ]]; then
+        SUT_PORT=$PORT_HAPROXY_HTTPS; set -- haproxy -db -f "$TMP/haproxy-https.cfg"
+      else
+        [[ "$LBD_OK" == 1 ]] || return 1
+        SUT_PORT=$PORT_LBD_HTTPS; set -- env GOGC="$GOGC_LBD" "$LBD" run --config "$TMP/lbd-https.yaml"
+      fi
+      ports=("$SUT_PORT")
+      port_open "$SUT_PORT" && { warn "port $SUT_PORT already in use"; return 1; }
+      start_bg "$row" "$@" ;;
     direct)
       SUT_PORT=${BACKEND_PORTS[0]}; return 0 ;;
     haproxy-http)
@@ -442,7 +481,7 @@ sut_start() {
 run_wrk() {
   local secs="$1" port="$2" out="$3" pid
   timeout --kill-after=5 $((secs + 20)) \
-    wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 5s --latency "http://127.0.0.1:$port/" \
+    wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 5s --latency "$SUT_SCHEME://127.0.0.1:$port/" \
     >"$out" 2>&1 &
   pid=$!
   PIDS+=("$pid")
@@ -545,7 +584,7 @@ write_configs
 LBD_OK=0
 LBD_WHY=""
 need_lbd=0
-for r in lbd-http lbd-http-gogc-default lbd-tcp; do row_selected "$r" && need_lbd=1; done
+for r in lbd-http lbd-http-gogc-default lbd-tcp lbd-https; do row_selected "$r" && need_lbd=1; done
 if ((need_lbd)); then
   if [[ "$NO_BUILD" != 1 ]]; then
     log "make build"
@@ -646,6 +685,7 @@ check "lbd-http / haproxy-http req/s"  "$(ratio "$(median lbd-http rps)" "$(medi
 check "lbd-http / haproxy-http p99"    "$(ratio "$(median lbd-http p99)" "$(median haproxy-http p99)")" "<=" 1.5
 check "lbd-tcp / haproxy-tcp req/s"    "$(ratio "$(median lbd-tcp rps)" "$(median haproxy-tcp rps)")" ">=" 0.8
 check "lbd-tcp / haproxy-tcp p99"      "$(ratio "$(median lbd-tcp p99)" "$(median haproxy-tcp p99)")" "<=" 1.5
+check "lbd-https / haproxy-https req/s" "$(ratio "$(median lbd-https rps)" "$(median haproxy-https rps)")" ">=" 0.7
 lbd_idle="$(median lbd-http idle)"
 check "lbd idle RSS MiB"               "$( [[ -n "$lbd_idle" ]] && mib "$lbd_idle" || echo n/a)" "<" 20
 echo "  (informative)"

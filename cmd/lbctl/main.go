@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -82,6 +83,8 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.AddCommand(status, reload, metrics)
+	root.AddCommand(newServerCmd(client, &asJSON), newNodeCmd(client, &asJSON)) // server.go
+	root.AddCommand(newStickyCmd(client, &asJSON))                              // sticky.go
 	return root
 }
 
@@ -102,12 +105,27 @@ func printStatus(w io.Writer, st *node.StatusResponse) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BACKEND\tSERVER\tADDRESS\tSTATE\tUP\tWEIGHT\tACTIVE\tRESP_MS")
+	fmt.Fprintln(tw, "BACKEND\tSERVER\tADDRESS\tSTATE\tUP\tWEIGHT\tEFF_WEIGHT\tACTIVE\tRESP_MS\tCHECK\tREASON")
 	for _, b := range st.Dataplane.Backends {
 		for _, s := range b.Servers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%d\t%.2f\n", b.Name, s.Name, s.Address,
-				s.State, s.Up, s.Weight, s.Active, s.ResponseTimeMs)
+			h := s.Health
+			check := h.Check
+			for _, part := range []string{h.Passive, h.Agent} {
+				if part != "" {
+					check = strings.TrimPrefix(check+"; "+part, "; ")
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%.2f\t%d\t%.2f\t%s\t%s\n", b.Name, s.Name, s.Address,
+				s.State, s.Up, s.Weight, h.EffectiveWeight, s.Active, s.ResponseTimeMs, orDash(check), orDash(h.Reason))
 		}
 	}
 	tw.Flush()
+}
+
+// orDash returns s, or "-" for an empty cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

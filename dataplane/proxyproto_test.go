@@ -1,0 +1,642 @@
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// ppV2 builds a v2 header: signature, version/command byte vc, family/transport byte ft,
+// the length of block, block.
+func ppV2(vc, ft byte, block ...[]byte) string {
+	b := append([]byte(nil), proxyV2Sig...)
+	body := bytes.Join(block, nil)
+	b = append(b, vc, ft)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(body)))
+	return string(append(b, body...))
+}
+
+// ppInet is a v2 AF_INET address block.
+func ppInet(src, dst string, sport, dport uint16) []byte {
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	b := append(s[:], d[:]...)
+	b = binary.BigEndian.AppendUint16(b, sport)
+	return binary.BigEndian.AppendUint16(b, dport)
+}
+
+// ppInet6 is a v2 AF_INET6 address block.
+func ppInet6(src, dst string, sport, dport uint16) []byte {
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	b := append(s[:], d[:]...)
+	b = binary.BigEndian.AppendUint16(b, sport)
+	return binary.BigEndian.AppendUint16(b, dport)
+}
+
+// ppTLV is one TLV.
+func ppTLV(typ byte, val string) []byte {
+	b := []byte{typ}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(val)))
+	return append(b, val...)
+}
+
+// ppWithCRC appends a CRC32C TLV to header h (a v2 header), fixing up its length and
+// filling in the checksum; with corrupt, the checksum is off by one.
+func ppWithCRC(h string, corrupt bool) string {
+	b := append([]byte(h), proxyTLVCRC32C, 0, 4, 0, 0, 0, 0)
+	binary.BigEndian.PutUint16(b[14:16], uint16(len(b)-proxyV2Prefix))
+	sum := crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))
+	if corrupt {
+		sum++
+	}
+	binary.BigEndian.PutUint32(b[len(b)-4:], sum)
+	return string(b)
+}
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+type ppCase struct {
+	name string
+	in   string
+	want proxyHeader
+	n    int    // header size; 0: the whole input
+	err  string // the exact error; "incomplete" for errProxyIncomplete
+}
+
+// ppCases are the parser's table, and the fuzz target's seeds.
+var ppCases = func() []ppCase {
+	v1max := "PROXY UNKNOWN " + strings.Repeat("x", proxyV1Max-len("PROXY UNKNOWN ")-2) + "\r\n"
+	inet := ppInet("192.0.2.1", "198.51.100.2", 56324, 443)
+	return []ppCase{
+		// v1, good.
+		{name: "v1 tcp4", in: "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n",
+			want: proxyHeader{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
+		{name: "v1 tcp4 with payload", in: "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\nGET / HTTP/1.1\r\n\r\n",
+			want: proxyHeader{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}, n: 45},
+		{name: "v1 tcp6", in: "PROXY TCP6 2001:db8::1 2001:db8::2 0 65535\r\n",
+			want: proxyHeader{Src: ap("[2001:db8::1]:0"), Dst: ap("[2001:db8::2]:65535")}},
+		{name: "v1 tcp6 v4-mapped", in: "PROXY TCP6 ::ffff:192.0.2.1 ::ffff:198.51.100.2 1 2\r\n",
+			want: proxyHeader{Src: ap("192.0.2.1:1"), Dst: ap("198.51.100.2:2")}},
+		{name: "v1 unknown", in: "PROXY UNKNOWN\r\n", want: proxyHeader{Local: true}},
+		{name: "v1 unknown with addresses", in: "PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n", want: proxyHeader{Local: true}},
+		{name: "v1 longest", in: v1max + "data", want: proxyHeader{Local: true}, n: proxyV1Max},
+
+		// v1, malformed.
+		{name: "v1 port too big", in: "PROXY TCP4 192.0.2.1 198.51.100.2 99999 443\r\n", err: `proxy v1: bad source port "99999"`},
+		{name: "v1 port leading zero", in: "PROXY TCP4 192.0.2.1 198.51.100.2 1 0443\r\n", err: `proxy v1: bad destination port "0443"`},
+		{name: "v1 port sign", in: "PROXY TCP4 192.0.2.1 198.51.100.2 +1 443\r\n", err: `proxy v1: bad source port "+1"`},
+		{name: "v1 port empty", in: "PROXY TCP4 192.0.2.1 198.51.100.2 1 \r\n", err: `proxy v1: bad destination port ""`},
+		{name: "v1 double space", in: "PROXY TCP4 192.0.2.1  198.51.100.2 1 2\r\n",
+			err: `proxy v1: TCP4 needs source, destination, source port and destination port separated by single spaces, not "192.0.2.1  198.51.100.2 1 2"`},
+		{name: "v1 trailing space", in: "PROXY TCP4 192.0.2.1 198.51.100.2 1 2 \r\n",
+			err: `proxy v1: TCP4 needs source, destination, source port and destination port separated by single spaces, not "192.0.2.1 198.51.100.2 1 2 "`},
+		{name: "v1 no fields", in: "PROXY TCP4\r\n",
+			err: `proxy v1: TCP4 needs source, destination, source port and destination port separated by single spaces, not ""`},
+		{name: "v1 unknown protocol", in: "PROXY TCP5 192.0.2.1 198.51.100.2 1 2\r\n", err: `proxy v1: unknown protocol "TCP5"`},
+		{name: "v1 lower case protocol", in: "PROXY tcp4 192.0.2.1 198.51.100.2 1 2\r\n", err: `proxy v1: unknown protocol "tcp4"`},
+		{name: "v1 empty protocol", in: "PROXY \r\n", err: `proxy v1: unknown protocol ""`},
+		{name: "v1 tcp4 with ipv6", in: "PROXY TCP4 2001:db8::1 198.51.100.2 1 2\r\n", err: `proxy v1: source address "2001:db8::1" is not an IPv4 (TCP4) address`},
+		{name: "v1 tcp6 with ipv4", in: "PROXY TCP6 2001:db8::1 198.51.100.2 1 2\r\n", err: `proxy v1: destination address "198.51.100.2" is not an IPv6 (TCP6) address`},
+		{name: "v1 bad address", in: "PROXY TCP4 192.0.2 198.51.100.2 1 2\r\n", err: `proxy v1: bad source address "192.0.2"`},
+		{name: "v1 address leading zero", in: "PROXY TCP4 192.0.2.01 198.51.100.2 1 2\r\n", err: `proxy v1: bad source address "192.0.2.01"`},
+		{name: "v1 address with zone", in: "PROXY TCP6 fe80::1%eth0 2001:db8::2 1 2\r\n", err: `proxy v1: bad source address "fe80::1%eth0"`},
+		{name: "v1 bare LF", in: "PROXY TCP4 192.0.2.1 198.51.100.2 1 2\n", err: `proxy v1: line does not end with CRLF`},
+		{name: "v1 CR inside", in: "PROXY TCP4 192.0.2.1 198.51.100.2 1 2\r\r\n", err: `proxy v1: bad destination port "2\r"`},
+		{name: "v1 too long", in: "PROXY UNKNOWN " + strings.Repeat("x", 200) + "\r\n", err: `proxy v1: no CRLF within 107 bytes`},
+		{name: "v1 lower case signature", in: "proxy TCP4 192.0.2.1 198.51.100.2 1 2\r\n", err: `proxy: no PROXY protocol signature`},
+		{name: "plain http", in: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", err: `proxy: no PROXY protocol signature`},
+		{name: "v1 incomplete", in: "PROXY TCP4 192.0.2.1 198.51", err: "incomplete"},
+		{name: "v1 signature incomplete", in: "PROX", err: "incomplete"},
+		{name: "empty", in: "", err: "incomplete"},
+
+		// v2, good.
+		{name: "v2 tcp4", in: ppV2(0x21, 0x11, inet),
+			want: proxyHeader{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
+		{name: "v2 tcp4 with payload", in: ppV2(0x21, 0x11, inet) + "\r\n\r\n\x00\r\nQUIT\n",
+			want: proxyHeader{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}, n: 28},
+		{name: "v2 udp4", in: ppV2(0x21, 0x12, inet),
+			want: proxyHeader{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
+		{name: "v2 tcp6", in: ppV2(0x21, 0x21, ppInet6("2001:db8::1", "2001:db8::2", 1, 65535)),
+			want: proxyHeader{Src: ap("[2001:db8::1]:1"), Dst: ap("[2001:db8::2]:65535")}},
+		{name: "v2 tcp6 v4-mapped", in: ppV2(0x21, 0x21, ppInet6("::ffff:192.0.2.1", "::ffff:198.51.100.2", 1, 2)),
+			want: proxyHeader{Src: ap("192.0.2.1:1"), Dst: ap("198.51.100.2:2")}},
+		{name: "v2 local", in: ppV2(0x20, 0x00), want: proxyHeader{Local: true}},
+		{name: "v2 local ignores the block", in: ppV2(0x20, 0xff, []byte("anything at all")), want: proxyHeader{Local: true}},
+		{name: "v2 unspec", in: ppV2(0x21, 0x00, []byte{1, 2, 3}), want: proxyHeader{Local: true}},
+		{name: "v2 unix", in: ppV2(0x21, 0x31, make([]byte, 216)), want: proxyHeader{Local: true}},
+		{name: "v2 tlvs", in: ppV2(0x21, 0x11, inet, ppTLV(0x04, "\x00\x00"), ppTLV(0x01, "h2"), ppTLV(0x20, "")),
+			want: proxyHeader{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
+		{name: "v2 crc32c", in: ppWithCRC(ppV2(0x21, 0x11, inet, ppTLV(0x02, "example.com")), false),
+			want: proxyHeader{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
+
+		// v2, malformed.
+		{name: "v2 version 1", in: ppV2(0x11, 0x11, inet), err: `proxy v2: bad version 1`},
+		{name: "v2 version 3", in: ppV2(0x31, 0x11, inet), err: `proxy v2: bad version 3`},
+		{name: "v2 bad command", in: ppV2(0x22, 0x11, inet), err: `proxy v2: bad command 0x2`},
+		{name: "v2 bad family", in: ppV2(0x21, 0x41, inet), err: `proxy v2: bad family and transport byte 0x41`},
+		{name: "v2 bad transport", in: ppV2(0x21, 0x13, inet), err: `proxy v2: bad family and transport byte 0x13`},
+		{name: "v2 inet without transport", in: ppV2(0x21, 0x10, inet), err: `proxy v2: bad family and transport byte 0x10`},
+		{name: "v2 unspec with transport", in: ppV2(0x21, 0x01), err: `proxy v2: bad family and transport byte 0x01`},
+		{name: "v2 short inet block", in: ppV2(0x21, 0x11, inet[:8]), err: `proxy v2: address block of 8 bytes is shorter than the 12 its family needs`},
+		{name: "v2 short inet6 block", in: ppV2(0x21, 0x21, inet), err: `proxy v2: address block of 12 bytes is shorter than the 36 its family needs`},
+		{name: "v2 truncated tlv", in: ppV2(0x21, 0x11, inet, []byte{0x04, 0}), err: `proxy v2: truncated TLV at offset 28`},
+		{name: "v2 tlv overrun", in: ppV2(0x21, 0x11, inet, ppTLV(0x04, "ab"), []byte{0x01, 0, 5, 'h', '2'}),
+			err: `proxy v2: TLV 0x01 at offset 33: 5 bytes of value overrun the header`},
+		{name: "v2 crc32c wrong", in: ppWithCRC(ppV2(0x21, 0x11, inet), true), err: "crc"},
+		{name: "v2 crc32c wrong size", in: ppV2(0x21, 0x11, inet, ppTLV(0x03, "abc")), err: `proxy v2: CRC32C TLV of 3 bytes, want 4`},
+		{name: "v2 bad signature", in: "\r\n\r\n\x00\r\nQUIX\n\x21\x11\x00\x0c", err: `proxy: no PROXY protocol signature`},
+		{name: "v2 signature incomplete", in: "\r\n\r\n\x00\r\nQU", err: "incomplete"},
+		{name: "v2 prefix incomplete", in: ppV2(0x21, 0x11, inet)[:15], err: "incomplete"},
+		{name: "v2 block incomplete", in: ppV2(0x21, 0x11, inet)[:20], err: "incomplete"},
+	}
+}()
+
+func TestParseProxyHeader(t *testing.T) {
+	for _, tc := range ppCases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, n, err := parseProxyHeader([]byte(tc.in))
+			switch {
+			case tc.err == "incomplete":
+				if err != errProxyIncomplete {
+					t.Fatalf("err = %v, want errProxyIncomplete", err)
+				}
+				return
+			case tc.err == "crc":
+				// The sums depend on the whole header; check the shape.
+				if err == nil || !strings.HasPrefix(err.Error(), "proxy v2: CRC32C ") || !strings.Contains(err.Error(), "does not match the header's") {
+					t.Fatalf("err = %v, want a CRC32C mismatch", err)
+				}
+				return
+			case tc.err != "":
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v, want %s", err, tc.err)
+				}
+				var pe *ProxyError
+				if !errors.As(err, &pe) || (pe.Reason != proxyReasonMalformed && pe.Reason != proxyReasonMissing) {
+					t.Fatalf("err = %#v, want a *ProxyError, malformed or missing", err)
+				}
+				return
+			case err != nil:
+				t.Fatalf("err = %v", err)
+			}
+			if diff := cmp.Diff(tc.want, h, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+				t.Errorf("header (-want +got):\n%s", diff)
+			}
+			want := tc.n
+			if want == 0 {
+				want = len(tc.in)
+			}
+			if n != want {
+				t.Errorf("size = %d, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestProxyHeaderRoundTrip(t *testing.T) {
+	pairs := []struct{ src, dst, wantV1 string }{
+		{"192.0.2.1:56324", "198.51.100.2:443", "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n"},
+		{"[2001:db8::1]:0", "[2001:db8::2]:65535", "PROXY TCP6 2001:db8::1 2001:db8::2 0 65535\r\n"},
+		// Mixed families go as IPv6 and come back unmapped.
+		{"192.0.2.1:1", "[2001:db8::2]:2", "PROXY TCP6 ::ffff:192.0.2.1 2001:db8::2 1 2\r\n"},
+		{"[::ffff:192.0.2.1]:1", "198.51.100.2:2", "PROXY TCP4 192.0.2.1 198.51.100.2 1 2\r\n"},
+	}
+	for _, p := range pairs {
+		src, dst := ap(p.src), ap(p.dst)
+		want := proxyHeader{Src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), Dst: netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())}
+		for _, v := range []string{ProxyV1, ProxyV2} {
+			b := appendProxyHeader([]byte("x"), v, src, dst)[1:]
+			if v == ProxyV1 && string(b) != p.wantV1 {
+				t.Errorf("v1 of %s %s = %q, want %q", p.src, p.dst, b, p.wantV1)
+			}
+			h, n, err := parseProxyHeader(append(b, "payload"...))
+			if err != nil || n != len(b) || h != want {
+				t.Errorf("%s of %s %s: parsed %+v, %d, %v; want %+v, %d", v, p.src, p.dst, h, n, err, want, len(b))
+			}
+		}
+	}
+	for _, v := range []string{ProxyV1, ProxyV2} {
+		b := appendProxyHeader(nil, v, netip.AddrPort{}, ap("192.0.2.1:1"))
+		h, n, err := parseProxyHeader(b)
+		if err != nil || n != len(b) || !h.Local {
+			t.Errorf("%s without a source: %q parsed %+v, %d, %v; want local", v, b, h, n, err)
+		}
+	}
+}
+
+func FuzzParseProxyHeader(f *testing.F) {
+	for _, tc := range ppCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, err := parseProxyHeader(b)
+		if err != nil {
+			var pe *ProxyError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is not a *ProxyError", err)
+			}
+			return
+		}
+		if n <= 0 || n > len(b) {
+			t.Fatalf("size %d of %d bytes", n, len(b))
+		}
+		if size, err := proxyHeaderSize(b); err != nil || size != n {
+			t.Fatalf("proxyHeaderSize = %d, %v; parse says %d", size, err, n)
+		}
+		if _, _, err := parseProxyHeader(b[:n-1]); err != errProxyIncomplete {
+			t.Fatalf("the header less its last byte: %v, want errProxyIncomplete", err)
+		}
+		if h2, n2, err := parseProxyHeader(b[:n]); err != nil || h2 != h || n2 != n {
+			t.Fatalf("the header alone: %+v, %d, %v; with what follows: %+v, %d", h2, n2, err, h, n)
+		}
+		if h.Local {
+			return
+		}
+		for _, v := range []string{ProxyV1, ProxyV2} {
+			out := appendProxyHeader(nil, v, h.Src, h.Dst)
+			h2, n2, err := parseProxyHeader(out)
+			if err != nil || h2 != h || n2 != len(out) {
+				t.Fatalf("%s round trip of %+v: %q parsed %+v, %d, %v", v, h, out, h2, n2, err)
+			}
+		}
+	})
+}
+
+func TestProxyValidate(t *testing.T) {
+	base := func() Config {
+		return Config{
+			Frontends: []Frontend{
+				{Name: "web", Mode: ModeHTTP, Bind: "127.0.0.1:0", Backend: "app",
+					Routes: []Route{{PathPrefix: "/api/", Backend: "api"}}},
+				{Name: "db", Mode: ModeTCP, Bind: "127.0.0.1:1", Backend: "db"},
+				{Name: "dns", Mode: ModeUDP, Bind: "127.0.0.1:2", Backend: "dns"},
+			},
+			Backends: []Backend{
+				{Name: "app", Servers: []ServerConfig{{Address: "127.0.0.1:8080"}}},
+				{Name: "api", Servers: []ServerConfig{{Address: "127.0.0.1:8081"}}},
+				{Name: "db", Servers: []ServerConfig{{Address: "127.0.0.1:5432"}}},
+				{Name: "dns", Servers: []ServerConfig{{Address: "127.0.0.1:53"}}},
+			},
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   []string
+	}{
+		{"good", func(c *Config) {
+			c.Frontends[0].AcceptProxy = []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:10.1.0.0/112"}
+			c.Frontends[1].AcceptProxy = []string{"127.0.0.1/32"}
+			c.Backends[2].SendProxy = ProxyV2
+		}, nil},
+		{"bad prefixes", func(c *Config) {
+			c.Frontends[1].AcceptProxy = []string{"10.0.0.1/8", "10.0.0.0/33", "example.com", "fe80::1%eth0"}
+		}, []string{
+			`frontends[1].accept_proxy[0]: "10.0.0.1/8" has host bits set; the prefix is 10.0.0.0/8`,
+			`frontends[1].accept_proxy[1]: "10.0.0.0/33" is not an address or CIDR prefix`,
+			`frontends[1].accept_proxy[2]: "example.com" is not an address or CIDR prefix`,
+			`frontends[1].accept_proxy[3]: "fe80::1%eth0" is not an address or CIDR prefix`,
+		}},
+		{"udp", func(c *Config) { c.Frontends[2].AcceptProxy = []string{"10.0.0.0/8"} },
+			[]string{`frontends[2].accept_proxy: needs mode http or tcp, not udp`}},
+		{"bad version", func(c *Config) { c.Backends[2].SendProxy = "2" },
+			[]string{`backends[2].send_proxy: must be v1 or v2, not "2"`}},
+		{"http default backend", func(c *Config) { c.Backends[0].SendProxy = ProxyV1 },
+			[]string{`backends[0].send_proxy: backend "app" is used by http frontend "web"; send_proxy applies to tcp frontends only (http server connections are pooled and shared by clients)`}},
+		{"http route backend", func(c *Config) { c.Backends[1].SendProxy = ProxyV2 },
+			[]string{`backends[1].send_proxy: backend "api" is used by http frontend "web"; send_proxy applies to tcp frontends only (http server connections are pooled and shared by clients)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.change(&c)
+			c.SetDefaults()
+			var got []string
+			if err := c.Validate(); err != nil {
+				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+					got = append(got, e.Error())
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// ppConfig is l4Config with accept_proxy on the frontend and send_proxy on the backend.
+func ppConfig(mode string, accept []string, send string, addrs ...string) Config {
+	cfg := l4Config(mode, BalanceRoundRobin, addrs...)
+	cfg.Frontends[0].AcceptProxy = accept
+	cfg.Backends[0].SendProxy = send
+	return cfg
+}
+
+var loopbackTrusted = []string{"127.0.0.0/8"}
+
+// ppTellServer is a server that reads the PROXY header its connections start with,
+// answers with "SRC DST\n" (or "local\n", or "error: …\n"), then echoes.
+func ppTellServer(t testing.TB) string {
+	return tcpServer(t, func(c *net.TCPConn) {
+		h, err := readProxyHeader(c, time.Now().Add(5*time.Second))
+		switch {
+		case err != nil:
+			fmt.Fprintf(c, "error: %v\n", err)
+			return
+		case h.Local:
+			io.WriteString(c, "local\n")
+		default:
+			fmt.Fprintf(c, "%s %s\n", h.Src, h.Dst)
+		}
+		tcpEcho(c)
+	})
+}
+
+// ppReadLine reads one line from c, byte by byte so nothing after it is consumed.
+func ppReadLine(t testing.TB, c net.Conn) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		if _, err := c.Read(b); err != nil {
+			t.Fatalf("reading a line (%q so far): %v", line, err)
+		}
+		if b[0] == '\n' {
+			return string(line)
+		}
+		line = append(line, b[0])
+	}
+}
+
+// TestProxyAcceptTCP sends headers of every kind from a trusted source: the server gets
+// the payload alone, and the addresses the header gives (sent on as v2).
+func TestProxyAcceptTCP(t *testing.T) {
+	d := l4Dataplane(t, ppConfig(ModeTCP, loopbackTrusted, ProxyV2, ppTellServer(t)))
+	fe := d.Addr("fe").String()
+	inet6 := ppInet6("2001:db8::7", "2001:db8::1", 40000, 8443)
+	tests := []struct {
+		name   string
+		header string
+		split  bool   // send the header a few bytes at a time
+		want   string // what the server says it got; "self" for the connection's own addresses
+	}{
+		{"v1 tcp4", "PROXY TCP4 203.0.113.7 198.51.100.1 4444 443\r\n", false, "203.0.113.7:4444 198.51.100.1:443"},
+		{"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 40000 8443\r\n", false, "[2001:db8::7]:40000 [2001:db8::1]:8443"},
+		{"v1 in pieces", "PROXY TCP4 203.0.113.7 198.51.100.1 4444 443\r\n", true, "203.0.113.7:4444 198.51.100.1:443"},
+		{"v1 unknown", "PROXY UNKNOWN\r\n", false, "self"},
+		{"v2 tcp4", ppV2(0x21, 0x11, ppInet("203.0.113.8", "198.51.100.1", 5555, 443)), false, "203.0.113.8:5555 198.51.100.1:443"},
+		{"v2 tcp6 with tlvs", ppV2(0x21, 0x21, inet6, ppTLV(0x04, strings.Repeat("z", 300))), false, "[2001:db8::7]:40000 [2001:db8::1]:8443"},
+		{"v2 in pieces", ppV2(0x21, 0x11, ppInet("203.0.113.8", "198.51.100.1", 5555, 443)), true, "203.0.113.8:5555 198.51.100.1:443"},
+		{"v2 local", ppV2(0x20, 0x00), false, "self"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tcpDial(t, d)
+			// A payload that itself looks like a header: only the first is taken.
+			payload := tt.header + "then the payload"
+			if tt.split {
+				for i := 0; i < len(tt.header); i += 5 {
+					tcpWriteString(t, c, tt.header[i:min(i+5, len(tt.header))])
+					time.Sleep(2 * time.Millisecond)
+				}
+				tcpWriteString(t, c, payload)
+			} else {
+				tcpWriteString(t, c, tt.header+payload)
+			}
+			want := tt.want
+			if want == "self" {
+				want = c.LocalAddr().String() + " " + fe
+			}
+			if got := ppReadLine(t, c); got != want {
+				t.Fatalf("server saw %q, want %q", got, want)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got := make([]byte, len(payload))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("reading the echo: %v", err)
+			}
+			if string(got) != payload {
+				t.Fatalf("echo = %q, want %q", got, payload)
+			}
+		})
+	}
+}
+
+// TestProxySendTCP checks the header a send_proxy backend's servers get from a plain
+// client: the client's address and the frontend's.
+func TestProxySendTCP(t *testing.T) {
+	for _, v := range []string{ProxyV1, ProxyV2} {
+		t.Run(v, func(t *testing.T) {
+			d := l4Dataplane(t, ppConfig(ModeTCP, nil, v, ppTellServer(t)))
+			c := tcpDial(t, d)
+			// The header goes out on connecting, before the client sends anything.
+			want := c.LocalAddr().String() + " " + d.Addr("fe").String()
+			if got := ppReadLine(t, c); got != want {
+				t.Fatalf("server saw %q, want %q", got, want)
+			}
+			tcpRoundTrip(t, c, "hello")
+		})
+	}
+	// The v1 line itself, as a server reading it with a line reader sees it.
+	lines := make(chan string, 1)
+	addr := tcpServer(t, func(c *net.TCPConn) {
+		l, _ := bufio.NewReader(c).ReadString('\n')
+		lines <- l
+	})
+	d := l4Dataplane(t, ppConfig(ModeTCP, nil, ProxyV1, addr))
+	c := tcpDial(t, d)
+	la, fa := c.LocalAddr().(*net.TCPAddr), d.Addr("fe").(*net.TCPAddr)
+	want := fmt.Sprintf("PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n", la.Port, fa.Port)
+	select {
+	case got := <-lines:
+		if got != want {
+			t.Fatalf("server got %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no line")
+	}
+}
+
+// TestProxyBalancesOnRealClient checks that source balancing hashes the address the
+// header gives, not the connection's.
+func TestProxyBalancesOnRealClient(t *testing.T) {
+	a0, a1 := tcpServer(t, tcpID("s0")), tcpServer(t, tcpID("s1"))
+	cfg := ppConfig(ModeTCP, loopbackTrusted, "", a0, a1)
+	cfg.Backends[0].Balance = BalanceSource
+	d := l4Dataplane(t, cfg)
+	ref := newSource([]*Server{NewServer("s0", a0, 1), NewServer("s1", a1, 1)})
+	seen := map[string]bool{}
+	for i := range 16 {
+		ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})
+		want := ref.Pick(&Pick{ClientIP: ip}).Name
+		seen[want] = true
+		c := tcpDial(t, d)
+		tcpWriteString(t, c, fmt.Sprintf("PROXY TCP4 %s 198.51.100.1 1234 443\r\n", ip))
+		if got := tcpReadAll(t, c); got != want {
+			t.Errorf("client %s went to %s, want %s", ip, got, want)
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("the 16 addresses all hash to %v; the test shows nothing", seen)
+	}
+}
+
+// TestProxyMalformedTCP: a trusted source with a bad header is closed and counted, while
+// a connection already proxying is unaffected; a source that sends nothing is closed at
+// client_header.
+func TestProxyMalformedTCP(t *testing.T) {
+	cfg := ppConfig(ModeTCP, loopbackTrusted, "", tcpServer(t, tcpEcho))
+	cfg.Frontends[0].Timeouts.ClientHeader = 200 * time.Millisecond
+	d := l4Dataplane(t, cfg)
+	good := tcpDial(t, d)
+	tcpWriteString(t, good, "PROXY TCP4 203.0.113.7 198.51.100.1 4444 443\r\n")
+	tcpRoundTrip(t, good, "before")
+
+	tests := []struct{ name, send, reason string }{
+		{"bad port", "PROXY TCP4 203.0.113.7 198.51.100.1 99999 443\r\nGET / HTTP/1.0\r\n\r\n", proxyReasonMalformed},
+		{"bad v2 version", ppV2(0x11, 0x11, ppInet("203.0.113.7", "198.51.100.1", 1, 2)), proxyReasonMalformed},
+		{"no header", "GET / HTTP/1.0\r\n\r\n", proxyReasonMissing},
+		{"closed half way", "PROXY TCP4 203.0", proxyReasonClosed},
+		{"silent", "", proxyReasonTimeout},
+	}
+	var wg sync.WaitGroup
+	for _, tt := range tests {
+		c := tcpDial(t, d)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if tt.send != "" {
+				io.WriteString(c, tt.send)
+			}
+			if tt.reason == proxyReasonClosed {
+				c.CloseWrite()
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, err := io.ReadAll(c)
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil // a reset is a close too
+			}
+			if err != nil || len(b) > 0 {
+				t.Errorf("%s: read %q, %v; want the connection closed with nothing sent", tt.name, b, err)
+			}
+		}()
+	}
+	tcpRoundTrip(t, good, "during")
+	wg.Wait()
+	tcpRoundTrip(t, good, "after")
+	for _, tt := range tests {
+		c := d.metrics.proxyErrors.WithLabelValues("fe", tt.reason)
+		l4Eventually(t, tt.reason+" counted", func() bool { return l4Value(t, c) >= 1 })
+	}
+	if got := l4Value(t, d.metrics.proxyErrors.WithLabelValues("fe", proxyReasonMalformed)); got != 2 {
+		t.Errorf("malformed errors = %v, want 2", got)
+	}
+}
+
+// TestProxyUntrustedTCP: outside the trusted prefixes, a header is just data.
+func TestProxyUntrustedTCP(t *testing.T) {
+	d := l4Dataplane(t, ppConfig(ModeTCP, []string{"10.0.0.0/8", "::1/128"}, "", tcpServer(t, tcpEcho)))
+	c := tcpDial(t, d)
+	tcpRoundTrip(t, c, "PROXY TCP4 10.1.2.3 198.51.100.1 4444 443\r\nhello")
+	tcpRoundTrip(t, c, ppV2(0x21, 0x11, ppInet("10.1.2.3", "198.51.100.1", 1, 2)))
+	if got := l4Value(t, d.metrics.proxyErrors.WithLabelValues("fe", proxyReasonMissing)); got != 0 {
+		t.Errorf("missing errors = %v, want 0", got)
+	}
+}
+
+// TestProxySplice is TestTCPSplice behind a PROXY header: reading the header leaves the
+// connection one that the proxy splices.
+func TestProxySplice(t *testing.T) {
+	if _, err := os.ReadFile("/proc/self/io"); err != nil {
+		t.Skipf("no per-process I/O accounting: %v", err)
+	}
+	d := l4Dataplane(t, ppConfig(ModeTCP, loopbackTrusted, "", tcpServer(t, tcpEcho)))
+	const n = 32 << 20
+	data := make([]byte, n)
+	c := tcpDial(t, d)
+	tcpWriteString(t, c, ppV2(0x21, 0x11, ppInet("203.0.113.7", "198.51.100.1", 1, 2)))
+	before := procRchar(t)
+	got := tcpEchoData(t, c, data)
+	delta := procRchar(t) - before
+	if len(got) != n {
+		t.Fatalf("echoed %d bytes, want %d", len(got), n)
+	}
+	t.Logf("rchar grew by %d for %d bytes echoed (%.2f×)", delta, n, float64(delta)/n)
+	if delta > 2*n {
+		t.Errorf("the process read %d bytes through user space for %d bytes echoed; the proxy does not splice after a PROXY header", delta, n)
+	}
+}
+
+// TestProxyAcceptHTTP: X-Forwarded-For and X-Real-IP carry the address of the header.
+func TestProxyAcceptHTTP(t *testing.T) {
+	be := htServe(t, htEcho)
+	cfg := htConfig("", be.addr())
+	cfg.Frontends[0].AcceptProxy = loopbackTrusted
+	d := htDataplane(t, cfg)
+	const req = "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n"
+	tests := []struct{ name, header, want string }{
+		{"v1", "PROXY TCP4 203.0.113.7 198.51.100.1 4444 80\r\n", "203.0.113.7"},
+		{"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 4444 80\r\n", "2001:db8::7"},
+		{"v2", ppV2(0x21, 0x11, ppInet("203.0.113.8", "198.51.100.1", 5555, 80)), "203.0.113.8"},
+		{"v2 local", ppV2(0x20, 0x00), "127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, body := htRaw(t, d, tt.header+req)
+			e := htDecode(t, body)
+			got := http.Header{"X-Forwarded-For": e.Header.Values("X-Forwarded-For"), "X-Real-Ip": e.Header.Values("X-Real-Ip")}
+			want := http.Header{"X-Forwarded-For": {"10.9.9.9, " + tt.want}, "X-Real-Ip": {tt.want}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("forwarded headers (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// A bad header closes the connection without an answer, and is counted.
+	c, err := net.Dial("tcp", d.Addr("fe").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, req)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(c); len(b) > 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a request without a header got %q, %v; want the connection closed", b, err)
+	}
+	if got := htValue(t, d.metrics.proxyErrors.WithLabelValues("fe", proxyReasonMissing)); got != 1 {
+		t.Errorf("missing errors = %v, want 1", got)
+	}
+	// The frontend's connection count went back down.
+	htEventually(t, "connections closed", func() bool { return l4Runner(t, d, "fe").(*httpFrontend).open.Load() == 0 })
+}
+
+// TestProxyUntrustedHTTP: outside the trusted prefixes, a header line is the request line.
+func TestProxyUntrustedHTTP(t *testing.T) {
+	be := htServe(t, htEcho)
+	cfg := htConfig("", be.addr())
+	cfg.Frontends[0].AcceptProxy = []string{"10.0.0.0/8"}
+	d := htDataplane(t, cfg)
+	resp, _ := htRaw(t, d, "PROXY TCP4 10.1.2.3 198.51.100.1 4444 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status = %d, want 400", resp.StatusCode)
+	}
+	_, body := htRaw(t, d, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if got := htDecode(t, body).Header.Get("X-Real-Ip"); got != "127.0.0.1" {
+		t.Errorf("X-Real-IP = %q, want 127.0.0.1", got)
+	}
+}

@@ -1,0 +1,372 @@
+package dataplane
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+)
+
+// A sticky table maps a request key (a client address, a header or cookie value) to the
+// name of the server that key sticks to, for table persistence.
+//
+// The request path looks keys up (a hit refreshes the entry's expiry) and records new
+// ones; both are a map lookup and a few pointer moves under one mutex. Entries sit on an
+// intrusive list in order of expiry, so that expired entries are swept from its head when
+// an entry is added (and when the table is read for the admin API or metrics), and the
+// size bound evicts from the same end: the entry that would expire soonest, which for
+// entries written on this node is the least recently used. Nothing runs in the
+// background.
+//
+// Replication (the cluster, later) reads the entries written on this node with Changes,
+// which hands out each change once in order of a local sequence number, and applies
+// other nodes' entries with Import, which does not count them as local changes, so that
+// they are never shipped back. Expiry travels as an absolute time, and each node expires
+// entries by its own clock. A deletion is shipped as an entry with no server (a
+// tombstone), which is kept, invisible to lookups, until it expires.
+
+// StickyEntry is one entry of a sticky table, as the admin API lists it and as
+// replication moves it between nodes.
+type StickyEntry struct {
+	// Key is the request key, such as "192.0.2.7" or a header's value.
+	Key string `json:"key"`
+	// Server is the name of the server the key sticks to. In Changes and Import, ""
+	// means the key was deleted.
+	Server string `json:"server"`
+	// Expires is when the entry lapses, in nanoseconds since the Unix epoch.
+	Expires int64 `json:"expires"`
+}
+
+// StickyTable is a bounded map of request keys to server names with expiry. It is safe
+// for concurrent use.
+type StickyTable struct {
+	clock clock
+
+	// mu guards everything below.
+	mu   sync.Mutex
+	ttl  time.Duration
+	size int
+	// step is how far a hit must push an entry's expiry before it is refreshed, so that
+	// a busy key is not a change on every request: ttl/64.
+	step    int64
+	entries map[string]*stickyEntry
+	// exp is the sentinel of the ring of entries in order of expiry: exp.enext expires
+	// first.
+	exp stickyEntry
+	// chg is the sentinel of the ring of entries changed on this node, in order of seq.
+	chg stickyEntry
+	// seq is the last change sequence number handed out.
+	seq uint64
+	// live counts the entries that are not tombstones.
+	live int
+	// evictions counts live entries removed by the size bound.
+	evictions uint64
+}
+
+type stickyEntry struct {
+	key     string
+	server  string // "" for a tombstone
+	expires int64  // UnixNano
+	// seq is the entry's last local change; 0 when it is not on the change ring.
+	seq          uint64
+	eprev, enext *stickyEntry
+	cprev, cnext *stickyEntry
+}
+
+// NewStickyTable returns an empty table whose entries live ttl after their last use,
+// holding at most size entries.
+func NewStickyTable(ttl time.Duration, size int) *StickyTable {
+	return newStickyTable(systemClock{}, ttl, size)
+}
+
+func newStickyTable(c clock, ttl time.Duration, size int) *StickyTable {
+	t := &StickyTable{clock: c, entries: map[string]*stickyEntry{}}
+	t.exp.enext, t.exp.eprev = &t.exp, &t.exp
+	t.chg.cnext, t.chg.cprev = &t.chg, &t.chg
+	t.setLimits(ttl, size)
+	return t
+}
+
+// setLimits changes the ttl and the size bound; entries over the new size are evicted.
+// Entries keep their expiry.
+func (t *StickyTable) setLimits(ttl time.Duration, size int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ttl, t.size = ttl, max(size, 1)
+	t.step = int64(ttl / 64)
+	for len(t.entries) > t.size {
+		t.evictLocked()
+	}
+}
+
+func (t *StickyTable) now() int64 { return t.clock.Now().UnixNano() }
+
+// lookup returns the server key sticks to, refreshing the entry's expiry.
+func (t *StickyTable) lookup(key []byte) (server string, ok bool) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entries[string(key)]
+	if e == nil || e.server == "" {
+		return "", false
+	}
+	if e.expires <= now {
+		t.removeLocked(e)
+		return "", false
+	}
+	if exp := now + int64(t.ttl); exp-e.expires >= t.step {
+		e.expires = exp
+		t.placeLocked(e)
+		t.changedLocked(e)
+	}
+	return e.server, true
+}
+
+// set makes key stick to server from now, for ttl.
+func (t *StickyTable) set(key []byte, server string) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entries[string(key)]
+	if e == nil {
+		e = t.addLocked(string(key), now)
+	}
+	if e.server == "" {
+		t.live++
+	}
+	e.server = server
+	e.expires = now + int64(t.ttl)
+	t.placeLocked(e)
+	t.changedLocked(e)
+}
+
+// addLocked makes room for and inserts a tombstone entry for key; the caller fills it in
+// and places it.
+func (t *StickyTable) addLocked(key string, now int64) *stickyEntry {
+	t.sweepLocked(now)
+	for len(t.entries) >= t.size {
+		t.evictLocked()
+	}
+	e := &stickyEntry{key: key}
+	t.entries[key] = e
+	return e
+}
+
+// placeLocked puts e, whose expiry is set, at its place on the expiry ring. Entries
+// written here go to the end, or near it: the walk back is short.
+func (t *StickyTable) placeLocked(e *stickyEntry) {
+	if e.enext != nil {
+		e.eprev.enext, e.enext.eprev = e.enext, e.eprev
+	}
+	p := t.exp.eprev
+	for p != &t.exp && p.expires > e.expires {
+		p = p.eprev
+	}
+	e.eprev, e.enext = p, p.enext
+	p.enext.eprev = e
+	p.enext = e
+}
+
+// changedLocked gives e the next sequence number and moves it to the end of the change
+// ring.
+func (t *StickyTable) changedLocked(e *stickyEntry) {
+	if e.seq != 0 {
+		e.cprev.cnext, e.cnext.cprev = e.cnext, e.cprev
+	}
+	t.seq++
+	e.seq = t.seq
+	e.cprev, e.cnext = t.chg.cprev, &t.chg
+	t.chg.cprev.cnext = e
+	t.chg.cprev = e
+}
+
+// unchangedLocked takes e off the change ring: what it holds now is not a local change.
+func (t *StickyTable) unchangedLocked(e *stickyEntry) {
+	if e.seq != 0 {
+		e.cprev.cnext, e.cnext.cprev = e.cnext, e.cprev
+		e.cprev, e.cnext, e.seq = nil, nil, 0
+	}
+}
+
+func (t *StickyTable) removeLocked(e *stickyEntry) {
+	e.eprev.enext, e.enext.eprev = e.enext, e.eprev
+	e.eprev, e.enext = nil, nil
+	t.unchangedLocked(e)
+	delete(t.entries, e.key)
+	if e.server != "" {
+		t.live--
+	}
+}
+
+// evictLocked removes the entry that would expire first.
+func (t *StickyTable) evictLocked() {
+	e := t.exp.enext
+	if e == &t.exp {
+		return
+	}
+	if e.server != "" {
+		t.evictions++
+	}
+	t.removeLocked(e)
+}
+
+// sweepLocked removes the entries expired at now.
+func (t *StickyTable) sweepLocked(now int64) {
+	for e := t.exp.enext; e != &t.exp && e.expires <= now; e = t.exp.enext {
+		t.removeLocked(e)
+	}
+}
+
+// tombstoneLocked deletes e as a local change, which Changes ships.
+func (t *StickyTable) tombstoneLocked(e *stickyEntry, now int64) {
+	if e.server == "" {
+		return
+	}
+	e.server = ""
+	t.live--
+	e.expires = now + int64(t.ttl)
+	t.placeLocked(e)
+	t.changedLocked(e)
+}
+
+// Delete removes key. It reports whether the key had an entry.
+func (t *StickyTable) Delete(key string) bool {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweepLocked(now)
+	e := t.entries[key]
+	if e == nil || e.server == "" {
+		return false
+	}
+	t.tombstoneLocked(e, now)
+	return true
+}
+
+// DeleteServer removes every key that sticks to server, and returns how many it removed.
+func (t *StickyTable) DeleteServer(server string) int {
+	if server == "" {
+		return 0
+	}
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweepLocked(now)
+	var victims []*stickyEntry
+	for _, e := range t.entries {
+		if e.server == server {
+			victims = append(victims, e)
+		}
+	}
+	for _, e := range victims {
+		t.tombstoneLocked(e, now)
+	}
+	return len(victims)
+}
+
+// Entries returns the live entries, sorted by key.
+func (t *StickyTable) Entries() []StickyEntry {
+	now := t.now()
+	t.mu.Lock()
+	t.sweepLocked(now)
+	out := make([]StickyEntry, 0, t.live)
+	for e := t.exp.enext; e != &t.exp; e = e.enext {
+		if e.server != "" {
+			out = append(out, StickyEntry{Key: e.key, Server: e.server, Expires: e.expires})
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b StickyEntry) int { return cmp.Compare(a.Key, b.Key) })
+	return out
+}
+
+// Len returns the number of live entries.
+func (t *StickyTable) Len() int {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweepLocked(now)
+	return t.live
+}
+
+// Evictions returns how many live entries the size bound has removed since the table was
+// created.
+func (t *StickyTable) Evictions() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.evictions
+}
+
+// Seq returns the sequence number of the last local change; Changes(Seq(), n) returns
+// nothing until the next one.
+func (t *StickyTable) Seq() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seq
+}
+
+// Changes returns up to max entries created, refreshed or deleted on this node after the
+// change numbered since, oldest change first, each in its current state (a deleted key
+// has Server ""), and the mark to pass as since next time. An entry changed several
+// times comes once; one that has expired or been evicted since does not come. Entries
+// applied by Import are not changes. Sequence numbers start at 1 when the table is
+// created; a since beyond the last one (a mark from before a restart) reads from the
+// start. max <= 0 means no bound.
+func (t *StickyTable) Changes(since uint64, max int) (entries []StickyEntry, next uint64) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweepLocked(now)
+	if since > t.seq {
+		since = 0
+	}
+	first := t.chg.cprev
+	for first != &t.chg && first.seq > since {
+		first = first.cprev
+	}
+	next = t.seq
+	for e := first.cnext; e != &t.chg; e = e.cnext {
+		if max > 0 && len(entries) == max {
+			next = e.cprev.seq
+			break
+		}
+		entries = append(entries, StickyEntry{Key: e.key, Server: e.server, Expires: e.expires})
+	}
+	return entries, next
+}
+
+// Import applies entries from another node as they are: the key sticks to the server
+// until Expires, or is deleted when Server is "". Imported entries are not local changes
+// (Changes does not return them), and one already expired is skipped. It returns how
+// many entries it applied.
+func (t *StickyTable) Import(entries []StickyEntry) int {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweepLocked(now)
+	n := 0
+	for _, in := range entries {
+		if in.Key == "" || in.Expires <= now {
+			continue
+		}
+		e := t.entries[in.Key]
+		if in.Server == "" {
+			if e != nil {
+				t.removeLocked(e)
+				n++
+			}
+			continue
+		}
+		if e == nil {
+			e = t.addLocked(in.Key, now)
+		}
+		if e.server == "" {
+			t.live++
+		}
+		e.server, e.expires = in.Server, in.Expires
+		t.placeLocked(e)
+		t.unchangedLocked(e)
+		n++
+	}
+	return n
+}
