@@ -1,0 +1,30 @@
+// Package vip decides which node owns each virtual IP address (VIP) and puts the
+// address there: the part of lbd that replaces keepalived's VRRP.
+//
+// Each VRRP instance elects a master by VRRP advertisements on the wire: version 3
+// (RFC 5798) over IPv4 or IPv6, or version 2 (RFC 3768, IPv4) for peers that run
+// keepalived with vrrp_version 2. Ownership is decided there, not by the cluster's
+// raft, so a pair that loses a node still moves its VIPs in well under a second.
+//
+// The parts, one concept per file:
+//
+//   - packet.go: the advertisement codec (Packet, Marshal, Parse, with both checksum
+//     variants of version 3 over IPv4) and the receive checks (Expect.Check), which
+//     name a DropReason for every packet they drop.
+//   - fsm.go: the state machine of RFC 5798 section 6 as a pure step function driven
+//     by an injected clock.
+//   - config.go: the instances, sync groups, tracking and notify settings, with
+//     defaults and validation that names each field.
+//   - manager.go and instance.go: the Manager runs one goroutine per instance that
+//     drives the state machine from received adverts, its timers, tracking and operator
+//     commands (Move), and carries out its actions: advertisements, addresses,
+//     announcement bursts, notify scripts (notify.go). track.go turns tracked
+//     interfaces, scripts and checks reported by the node into priority changes.
+//   - kernel.go: the small interfaces to the kernel (Transport, Addresses, Announcer),
+//     implemented for Linux in the *_linux.go files (raw IP sockets for protocol 112,
+//     netlink addresses, gratuitous ARP and unsolicited neighbour advertisements) and
+//     faked in tests.
+//
+// Package vip imports neither lbd/dataplane nor lbd/cluster: lbd/node connects them,
+// for instance by turning the dataplane's health into priority adjustments.
+package vip

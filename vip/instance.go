@@ -1,0 +1,517 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// instance runs one virtual router: one goroutine (loop) owns its Machine and steps it
+// from the packets the receiver goroutine hands over, the clock's timer at the next
+// deadline, and the commands other goroutines post (tracking changes, sync group
+// members, Move). It carries out the actions itself: advertisements through the
+// transport, addresses, announcement bursts, and notify scripts through its notifier.
+
+// InstanceStatus is one instance as the admin API and the metrics show it.
+type InstanceStatus struct {
+	Name      string
+	Interface string
+	VRID      int
+	State     State
+	// Priority is the priority advertised now; BasePriority the configured one.
+	Priority     int
+	BasePriority int
+	// Master is the master's address (ours when master; invalid when unknown) and
+	// MasterPriority what it advertises.
+	Master         netip.Addr
+	MasterPriority int
+	// Holding: resigned (Move) but still holding the addresses until the new master
+	// speaks. Yielding: resigned, does not preempt until it next becomes master.
+	Holding  bool
+	Yielding bool
+	// Accept is the configured Accept_Mode.
+	Accept bool
+	// Faults lists what keeps the instance in FAULT.
+	Faults []string
+	// Transitions counts state changes since the instance started; LastTransition is
+	// the time of the last one.
+	Transitions    uint64
+	LastTransition time.Time
+	// Packet and error counters since the instance started.
+	AdvertsSent     uint64
+	AdvertsReceived uint64
+	SendErrors      uint64
+	AddressErrors   uint64
+	// Dropped counts the received packets the checks dropped, by reason (every reason
+	// of DropReasons is present).
+	Dropped map[DropReason]uint64
+}
+
+type instance struct {
+	mgr      *Manager
+	cfg      Instance
+	log      *slog.Logger
+	clock    Clock
+	addrs    Addresses
+	ann      Announcer
+	tr       Transport
+	prefixes []netip.Prefix
+	expect   Expect
+	dsts     []netip.Addr // the multicast group, or the unicast peers
+	pkt      Packet       // the advertisement, without the priority
+	codec    CodecOptions
+
+	// Owned by the loop goroutine.
+	machine *Machine
+	garp    garpSchedule
+	faulted bool // the FaultEvent given to the machine
+	syncing bool // the step in progress comes from a sync group member
+
+	cmds     mailbox[func()]
+	recv     chan Received
+	stop     chan struct{} // closed to stop the loop
+	stopOnce sync.Once
+	loopDone chan struct{}
+	recvDone chan struct{}
+	notify   *notifier
+
+	scripts     []*scriptTracker
+	scriptsStop chan struct{}
+	scriptsWG   sync.WaitGroup
+
+	// mu guards st.
+	mu sync.Mutex
+	st InstanceStatus
+}
+
+func newInstance(mgr *Manager, cfg Instance, tr Transport) *instance {
+	d := mgr.deps
+	in := &instance{
+		mgr: mgr, cfg: cfg, clock: d.Clock, addrs: d.Addresses, ann: d.Announcer, tr: tr,
+		log:         d.Logger.With("instance", cfg.Name),
+		prefixes:    cfg.Prefixes(),
+		codec:       CodecOptions{V3ChecksumAsV2: cfg.ChecksumAsV2},
+		recv:        make(chan Received),
+		stop:        make(chan struct{}),
+		loopDone:    make(chan struct{}),
+		recvDone:    make(chan struct{}),
+		scriptsStop: make(chan struct{}),
+	}
+	in.cmds.init()
+	vips := make([]netip.Addr, len(in.prefixes))
+	for i, p := range in.prefixes {
+		vips[i] = p.Addr()
+	}
+	src := tr.Source()
+	in.expect = Expect{
+		Version: cfg.Version, VRID: uint8(cfg.VRID), Interval: cfg.AdvertInterval,
+		Addresses: vips, Own: []netip.Addr{src}, Codec: in.codec,
+	}
+	in.pkt = Packet{Version: cfg.Version, VRID: uint8(cfg.VRID), Interval: cfg.AdvertInterval, Addresses: vips}
+	if cfg.Version == 2 && cfg.AuthPass != "" {
+		data, _ := AuthDataFromPassword(cfg.AuthPass) // Validate checked the length
+		in.expect.AuthType, in.expect.AuthData = AuthPassword, data
+		in.pkt.AuthType, in.pkt.AuthData = AuthPassword, data
+	}
+	in.dsts = cfg.Peers()
+	if len(in.dsts) == 0 {
+		in.dsts = []netip.Addr{MulticastGroupV4}
+		if cfg.Family() == 6 {
+			in.dsts = []netip.Addr{MulticastGroupV6}
+		}
+	}
+	in.machine = NewMachine(MachineConfig{
+		Version: cfg.Version, Priority: cfg.Priority, Primary: src, Preempt: *cfg.Preempt,
+		PreemptDelay: cfg.PreemptDelay, Accept: cfg.Accept, AdvertInterval: cfg.AdvertInterval,
+	})
+	in.st = InstanceStatus{
+		Name: cfg.Name, Interface: cfg.Interface, VRID: cfg.VRID, State: Initialize,
+		Priority: cfg.Priority, BasePriority: cfg.Priority, Accept: cfg.Accept,
+		Dropped: map[DropReason]uint64{},
+	}
+	for _, r := range DropReasons() {
+		in.st.Dropped[r] = 0
+	}
+	in.notify = newNotifier(d.Run, d.Clock, in.log, cfg.Notify.Timeout)
+	for _, s := range cfg.TrackScripts {
+		st := &scriptTracker{cfg: s, run: d.Run, clock: d.Clock}
+		name := s.Name
+		st.onChange = func(healthy bool) {
+			in.log.Info("track script changed", "script", name, "healthy", healthy)
+			in.post(in.retrack)
+		}
+		in.scripts = append(in.scripts, st)
+	}
+	return in
+}
+
+// start removes the instance's addresses left by a crash, then runs it.
+func (in *instance) start() {
+	have, err := in.addrs.List(in.cfg.Interface, in.cfg.Label)
+	if err != nil {
+		in.log.Warn("listing leftover addresses", "err", err)
+	}
+	for _, p := range have {
+		if slices.ContainsFunc(in.prefixes, func(q netip.Prefix) bool { return q.Addr() == p.Addr() }) {
+			if err := in.addrs.Remove(in.cfg.Interface, p); err != nil {
+				in.log.Warn("removing a leftover address", "address", p, "err", err)
+			} else {
+				in.log.Info("removed a leftover address", "address", p)
+			}
+		}
+	}
+	for _, s := range in.scripts {
+		in.scriptsWG.Add(1)
+		go func() {
+			defer in.scriptsWG.Done()
+			s.loop(in.scriptsStop)
+		}()
+	}
+	go in.receive()
+	go in.loop()
+}
+
+// halt stops the loop (which sends priority 0 when master and removes the addresses),
+// then the receiver and the scripts, then waits for the notify queue or ctx.
+func (in *instance) halt(ctx context.Context) error {
+	in.stopOnce.Do(func() { close(in.stop) })
+	<-in.loopDone
+	err := in.tr.Close()
+	<-in.recvDone
+	close(in.scriptsStop)
+	in.scriptsWG.Wait()
+	if err != nil {
+		err = fmt.Errorf("closing the transport of %s: %w", in.cfg.Name, err)
+	}
+	return errors.Join(err, in.notify.close(ctx))
+}
+
+// post runs f on the loop goroutine.
+func (in *instance) post(f func()) { in.cmds.put(f) }
+
+// call runs f on the loop goroutine and returns its error, or ErrClosed when the
+// instance has stopped.
+func (in *instance) call(f func() error) error {
+	done := make(chan error, 1)
+	in.post(func() { done <- f() })
+	select {
+	case err := <-done:
+		return err
+	case <-in.loopDone:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return fmt.Errorf("instance %s stopped: %w", in.cfg.Name, ErrClosed)
+		}
+	}
+}
+
+func (in *instance) receive() {
+	defer close(in.recvDone)
+	for {
+		r, err := in.tr.Receive()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			in.log.Warn("receiving vrrp", "err", err)
+			// Do not spin on an error that repeats.
+			t := in.clock.NewTimer(100 * time.Millisecond)
+			select {
+			case <-t.C():
+			case <-in.loopDone:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		select {
+		case in.recv <- r:
+		case <-in.loopDone:
+			return
+		}
+	}
+}
+
+func (in *instance) loop() {
+	defer close(in.loopDone)
+	in.retrack()
+	in.step(Startup{})
+	for {
+		var timeout <-chan time.Time
+		var timer ClockTimer
+		if d, ok := in.nextDeadline(); ok {
+			timer = in.clock.NewTimer(d.Sub(in.clock.Now()))
+			timeout = timer.C()
+		}
+		select {
+		case r := <-in.recv:
+			in.received(r)
+		case <-timeout:
+			now := in.clock.Now()
+			if d, ok := in.machine.NextDeadline(); ok && !now.Before(d) {
+				in.step(Timer{})
+			}
+			in.garpDue(now)
+		case <-in.cmds.ready:
+			for _, f := range in.cmds.take() {
+				f()
+			}
+		case <-in.stop:
+			if timer != nil {
+				timer.Stop()
+			}
+			in.step(Shutdown{})
+			return
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+func (in *instance) nextDeadline() (time.Time, bool) {
+	d, ok := in.machine.NextDeadline()
+	if in.garp.active && (!ok || in.garp.next.Before(d)) {
+		return in.garp.next, true
+	}
+	return d, ok
+}
+
+func (in *instance) received(r Received) {
+	adv, err := in.expect.Check(r)
+	if err != nil {
+		var drop *DropError
+		reason := DropLength
+		if errors.As(err, &drop) {
+			reason = drop.Reason
+		}
+		in.update(func(st *InstanceStatus) { st.Dropped[reason]++ })
+		if !reason.Quiet() {
+			in.log.Info("vrrp packet dropped", "err", err)
+		}
+		return
+	}
+	in.update(func(st *InstanceStatus) { st.AdvertsReceived++ })
+	if adv.IntervalDiffers {
+		in.log.Debug("master advertises another interval", "master", adv.Src, "interval", adv.Interval, "ours", in.cfg.AdvertInterval)
+	}
+	in.step(Advert{Priority: int(adv.Priority), Src: adv.Src, Interval: adv.Interval})
+}
+
+// step applies ev to the machine and carries out its actions.
+func (in *instance) step(ev Event) {
+	now := in.clock.Now()
+	before := in.machine.State()
+	acts := in.machine.Step(ev, now)
+	for _, a := range acts {
+		in.execute(a, before, now)
+	}
+	master, mprio := in.machine.Master()
+	in.update(func(st *InstanceStatus) {
+		st.State = in.machine.State()
+		st.Priority = in.machine.Priority()
+		st.Master, st.MasterPriority = master, mprio
+		st.Holding, st.Yielding = in.machine.Holding(), in.machine.Yielding()
+	})
+}
+
+func (in *instance) execute(a Action, before State, now time.Time) {
+	switch a := a.(type) {
+	case SendAdvert:
+		in.send(a.Priority)
+	case AddAddresses:
+		for _, p := range in.prefixes {
+			if err := in.addrs.Add(in.cfg.Interface, p, in.cfg.Label); err != nil {
+				in.update(func(st *InstanceStatus) { st.AddressErrors++ })
+				in.log.Error("adding a virtual address", "address", p, "err", err)
+			}
+		}
+	case RemoveAddresses:
+		in.garp.active = false
+		for _, p := range in.prefixes {
+			if err := in.addrs.Remove(in.cfg.Interface, p); err != nil {
+				in.update(func(st *InstanceStatus) { st.AddressErrors++ })
+				in.log.Error("removing a virtual address", "address", p, "err", err)
+			}
+		}
+	case Announce:
+		in.garp.start(in.cfg.GARP, now)
+		in.garpDue(now)
+	case BecameMaster:
+		in.transition("MASTER", now)
+		if !in.syncing {
+			in.mgr.follow(in, SyncMaster{})
+		}
+	case BecameBackup:
+		in.garp.active = false
+		in.transition("BACKUP", now)
+		if !in.syncing && before == Master {
+			in.mgr.follow(in, SyncBackup{})
+		}
+	case BecameFault:
+		in.garp.active = false
+		in.transition("FAULT", now)
+	case Stopped:
+		in.garp.active = false
+		in.transition("STOP", now)
+	}
+}
+
+func (in *instance) transition(state string, now time.Time) {
+	prio := in.machine.Priority()
+	in.update(func(st *InstanceStatus) {
+		st.Transitions++
+		st.LastTransition = now
+	})
+	in.log.Info("vrrp transition", "state", state, "priority", prio)
+	in.notify.enqueue(notifyCommands(in.cfg.Notify, in.cfg.Name, state, prio)...)
+}
+
+func (in *instance) send(priority int) {
+	p := in.pkt
+	p.Priority = uint8(priority)
+	src := in.tr.Source()
+	for _, dst := range in.dsts {
+		b, err := p.Marshal(src, dst, in.codec)
+		if err == nil {
+			err = in.tr.Send(b, dst)
+		}
+		if err != nil {
+			in.update(func(st *InstanceStatus) { st.SendErrors++ })
+			in.log.Warn("sending a vrrp advertisement", "to", dst, "err", err)
+			continue
+		}
+		in.update(func(st *InstanceStatus) { st.AdvertsSent++ })
+	}
+}
+
+// garpDue sends the announcements that are due.
+func (in *instance) garpDue(now time.Time) {
+	for in.garp.due(in.cfg.GARP, now) {
+		for _, p := range in.prefixes {
+			if err := in.ann.Announce(in.cfg.Interface, p.Addr()); err != nil {
+				in.log.Warn("announcing a virtual address", "address", p.Addr(), "err", err)
+			}
+		}
+	}
+}
+
+// retrack recomputes the priority and the fault state from what is tracked.
+func (in *instance) retrack() {
+	inputs := in.mgr.trackInputs()
+	inputs.scripts = map[string]bool{}
+	for _, s := range in.scripts {
+		if known, healthy := s.status(); known {
+			inputs.scripts[s.cfg.Name] = healthy
+		}
+	}
+	res := evalTracking(&in.cfg, inputs)
+	faults := slices.Clone(res.faults)
+	members, groupAdjust := in.mgr.setOwnTrack(in, ownTrack{fault: len(res.faults) > 0, adjust: res.adjust})
+	for _, member := range members {
+		faults = append(faults, "sync group member "+member+" in fault")
+	}
+	priority := res.priority
+	if in.cfg.Priority != OwnerPriority {
+		priority = min(max(in.cfg.Priority+res.adjust+groupAdjust, 1), OwnerPriority-1)
+	}
+	in.update(func(st *InstanceStatus) { st.Faults = faults })
+	faulted := len(faults) > 0
+	if faulted && !in.faulted {
+		in.faulted = true
+		in.log.Warn("fault", "reasons", faults)
+		in.step(FaultEvent{})
+	}
+	in.step(SetPriority{Priority: priority})
+	if !faulted && in.faulted {
+		in.faulted = false
+		in.log.Info("fault cleared")
+		in.step(FaultCleared{})
+	}
+}
+
+// syncStep applies a sync group member's transition.
+func (in *instance) syncStep(ev Event) {
+	in.syncing = true
+	in.step(ev)
+	in.syncing = false
+}
+
+// move resigns the master role (Manager.Move).
+func (in *instance) move() error {
+	if in.machine.State() != Master {
+		return fmt.Errorf("instance %s is %s: %w", in.cfg.Name, in.machine.State(), ErrNotMaster)
+	}
+	in.log.Info("handing over the master role")
+	// Manager.Move resigns each member of a sync group itself: a member must hand
+	// over with priority 0 too, not just follow to backup.
+	in.syncStep(Resign{})
+	return nil
+}
+
+func (in *instance) update(f func(*InstanceStatus)) {
+	in.mu.Lock()
+	f(&in.st)
+	in.mu.Unlock()
+}
+
+func (in *instance) status() InstanceStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st := in.st
+	st.Faults = slices.Clone(st.Faults)
+	st.Dropped = maps.Clone(st.Dropped)
+	return st
+}
+
+// garpSchedule is the announcement schedule of a master: a burst of Repeat
+// announcements Interval apart, a second burst Delay after the first, then a burst every
+// Refresh.
+type garpSchedule struct {
+	active bool
+	left   int       // announcements left in the current burst
+	next   time.Time // the next announcement
+	second time.Time // start of the second burst; zero when none is pending
+}
+
+func (g *garpSchedule) start(c GARP, now time.Time) {
+	*g = garpSchedule{active: true, left: c.Repeat, next: now}
+	if d := derefDuration(c.Delay); d > 0 {
+		g.second = now.Add(d)
+	}
+}
+
+// due reports whether an announcement is due at now, and advances the schedule past it.
+func (g *garpSchedule) due(c GARP, now time.Time) bool {
+	if !g.active || now.Before(g.next) {
+		return false
+	}
+	g.left--
+	switch {
+	case g.left > 0:
+		g.next = g.next.Add(derefDuration(c.Interval))
+	case !g.second.IsZero():
+		g.left, g.next, g.second = c.Repeat, g.second, time.Time{}
+	case c.Refresh > 0:
+		g.left, g.next = c.Repeat, now.Add(c.Refresh)
+	default:
+		g.active = false
+	}
+	return true
+}
+
+func derefDuration(d *time.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return *d
+}

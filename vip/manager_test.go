@@ -1,0 +1,656 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The manager tests run two or three "nodes" (managers) on a fake LAN (fakeBus) with a
+// fake clock, inside a synctest bubble: the clock steps from timer to timer and waits
+// for every goroutine to settle in between, so each assertion sees a quiet system at an
+// exact time.
+
+type testNode struct {
+	name  string
+	addr  netip.Addr
+	m     *Manager
+	addrs *fakeAddrs
+	ann   *fakeAnnouncer
+	run   *fakeRunner
+}
+
+type testLAN struct {
+	t     *testing.T
+	clock *fakeClock
+	bus   *fakeBus
+	t0    time.Time
+	nodes []*testNode
+}
+
+func newTestLAN(t *testing.T) *testLAN {
+	c := newFakeClock()
+	return &testLAN{t: t, clock: c, bus: newFakeBus(), t0: c.Now()}
+}
+
+// node starts a manager on the LAN with address addr and cfg.
+func (l *testLAN) node(name, addr string, cfg Config) *testNode {
+	l.t.Helper()
+	n := &testNode{
+		name: name, addr: netip.MustParseAddr(addr), addrs: newFakeAddrs(),
+		ann: &fakeAnnouncer{clock: l.clock, t0: l.t0}, run: &fakeRunner{},
+	}
+	l.start(n, cfg)
+	l.nodes = append(l.nodes, n)
+	return n
+}
+
+func (l *testLAN) start(n *testNode, cfg Config) {
+	l.t.Helper()
+	m, err := New(cfg, Deps{
+		Transport: func(Instance) (Transport, error) { return l.bus.port(n.addr), nil },
+		Addresses: n.addrs,
+		Announcer: n.ann,
+		Clock:     l.clock,
+		Logger:    slog.New(slog.NewTextHandler(testLogWriter{l.t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.name),
+		Run:       n.run.Run,
+	})
+	if err != nil {
+		l.t.Fatalf("New %s: %v", n.name, err)
+	}
+	if err := m.Start(); err != nil {
+		l.t.Fatalf("Start %s: %v", n.name, err)
+	}
+	n.m = m
+}
+
+// restart starts a stopped node again with cfg.
+func (l *testLAN) restart(n *testNode, cfg Config) { l.start(n, cfg) }
+
+func (n *testNode) close(t *testing.T) {
+	if err := n.m.Close(context.Background()); err != nil {
+		t.Errorf("Close %s: %v", n.name, err)
+	}
+}
+
+func (l *testLAN) closeAll() {
+	for _, n := range l.nodes {
+		n.close(l.t)
+	}
+	synctest.Wait()
+}
+
+// owners returns the nodes that hold prefix p.
+func (l *testLAN) owners(p string) []string {
+	var out []string
+	for _, n := range l.nodes {
+		if strings.Contains(n.addrs.String(), " "+p+" ") {
+			out = append(out, n.name)
+		}
+	}
+	return out
+}
+
+// states returns "node:STATE" for instance name on every node.
+func (l *testLAN) states(name string) []string {
+	var out []string
+	for _, n := range l.nodes {
+		st, ok := n.status(name)
+		s := "STOPPED"
+		if ok {
+			s = st.State.String()
+		}
+		out = append(out, n.name+":"+s)
+	}
+	return out
+}
+
+func (n *testNode) status(name string) (InstanceStatus, bool) {
+	for _, s := range n.m.Status() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return InstanceStatus{}, false
+}
+
+func (l *testLAN) expect(what string, got, want []string) {
+	l.t.Helper()
+	if diff := cmp.Diff(want, got); diff != "" {
+		l.t.Errorf("at +%v %s (-want +got):\n%s", l.clock.Now().Sub(l.t0), what, diff)
+	}
+}
+
+func webConfig(priority int, mod ...func(*Instance)) Config {
+	in := Instance{Name: "web", Interface: "eth0", VRID: 51, Priority: priority, Addresses: []string{"198.18.0.100/24"}}
+	for _, f := range mod {
+		f(&in)
+	}
+	return Config{Instances: []Instance{in}}
+}
+
+const webVIP = "198.18.0.100/24"
+
+func TestManagerElectionAndGracefulFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", webConfig(200))
+		b := l.node("b", "198.18.0.2", webConfig(100))
+
+		l.clock.Advance(3 * time.Second)
+		l.expect("owners before Master_Down_Interval", l.owners(webVIP), nil)
+		// a's Master_Down_Interval is 3s + 56/256 s = 3.21875s.
+		l.clock.Advance(300 * time.Millisecond)
+		l.expect("owners", l.owners(webVIP), []string{"a"})
+		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+		want := []string{
+			"+3.21875s eth0 198.18.0.100", "+3.22875s eth0 198.18.0.100", "+3.23875s eth0 198.18.0.100",
+			"+3.24875s eth0 198.18.0.100", "+3.25875s eth0 198.18.0.100",
+		}
+		l.expect("first announcement burst", a.ann.take(), want)
+		l.clock.Advance(5 * time.Second)
+		l.expect("second burst after garp.delay", a.ann.take(), []string{
+			"+8.21875s eth0 198.18.0.100", "+8.22875s eth0 198.18.0.100", "+8.23875s eth0 198.18.0.100",
+			"+8.24875s eth0 198.18.0.100", "+8.25875s eth0 198.18.0.100",
+		})
+		l.clock.Advance(20 * time.Second)
+		l.expect("no refresh by default", a.ann.take(), nil)
+		if st, _ := b.status("web"); st.Master != a.addr || st.MasterPriority != 200 {
+			t.Errorf("b sees master %v priority %d, want %v 200", st.Master, st.MasterPriority, a.addr)
+		}
+		if st, _ := a.status("web"); st.AdvertsSent < 25 || st.Dropped[DropOwn] == 0 || st.Transitions != 2 {
+			t.Errorf("a's counters: sent %d, own dropped %d, transitions %d", st.AdvertsSent, st.Dropped[DropOwn], st.Transitions)
+		}
+
+		// Graceful stop: priority 0, so b takes over after its Skew_Time (609.375ms).
+		stop := l.clock.Now()
+		a.close(t)
+		l.expect("a's addresses after close", []string{a.addrs.String()}, []string{""})
+		l.clock.Advance(600 * time.Millisecond)
+		l.expect("owners within skew", l.owners(webVIP), nil)
+		l.clock.Advance(10 * time.Millisecond)
+		l.expect("owners after skew", l.owners(webVIP), []string{"b"})
+		if st, _ := b.status("web"); st.LastTransition.Sub(stop) != 609375*time.Microsecond {
+			t.Errorf("b took over %v after the stop, want Skew_Time 609.375ms", st.LastTransition.Sub(stop))
+		}
+	})
+}
+
+func TestManagerSplitBrainHeals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", webConfig(200))
+		b := l.node("b", "198.18.0.2", webConfig(100))
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners", l.owners(webVIP), []string{"a"})
+
+		l.bus.partition(a.addr, b.addr, true)
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners during the split", l.owners(webVIP), []string{"a", "b"})
+		l.expect("states during the split", l.states("web"), []string{"a:MASTER", "b:MASTER"})
+
+		a.ann.take()
+		l.bus.partition(a.addr, b.addr, false)
+		l.clock.Advance(1100 * time.Millisecond)
+		l.expect("owners after healing", l.owners(webVIP), []string{"a"})
+		l.expect("states after healing", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+		// a answered b's advertisement at once and announced again, so the neighbours
+		// that followed b come back.
+		if got := a.ann.take(); len(got) == 0 {
+			t.Errorf("a did not announce after hearing the lower master")
+		}
+		l.clock.Advance(10 * time.Second)
+		l.expect("owners, later", l.owners(webVIP), []string{"a"})
+	})
+}
+
+func TestManagerPreempt(t *testing.T) {
+	tests := []struct {
+		name       string
+		preempt    bool
+		wantOwners []string
+	}{
+		{"preempt: the higher node takes the VIP back", true, []string{"a"}},
+		{"preempt false: the VIP stays", false, []string{"b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newTestLAN(t)
+				defer l.closeAll()
+				cfgA := webConfig(200, func(in *Instance) { in.Preempt = &tt.preempt })
+				a := l.node("a", "198.18.0.1", cfgA)
+				l.node("b", "198.18.0.2", webConfig(100))
+				l.clock.Advance(4 * time.Second)
+				l.expect("owners", l.owners(webVIP), []string{"a"})
+
+				a.close(t)
+				l.clock.Advance(time.Second)
+				l.expect("owners after a stops", l.owners(webVIP), []string{"b"})
+
+				l.restart(a, cfgA)
+				l.clock.Advance(10 * time.Second)
+				l.expect("owners after a returns", l.owners(webVIP), tt.wantOwners)
+			})
+		})
+	}
+}
+
+func TestManagerPreemptDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		cfgA := webConfig(200, func(in *Instance) { in.PreemptDelay = 20 * time.Second })
+		a := l.node("a", "198.18.0.1", webConfig(200))
+		l.node("b", "198.18.0.2", webConfig(100))
+		l.clock.Advance(4 * time.Second)
+		a.close(t)
+		l.clock.Advance(time.Second)
+		l.restart(a, cfgA)
+		l.clock.Advance(19 * time.Second)
+		l.expect("owners within preempt_delay", l.owners(webVIP), []string{"b"})
+		l.clock.Advance(5 * time.Second)
+		l.expect("owners after preempt_delay", l.owners(webVIP), []string{"a"})
+	})
+}
+
+func TestManagerActiveActive(t *testing.T) {
+	cfg := func(p1, p2 int) Config {
+		return Config{Instances: []Instance{
+			{Name: "web1", Interface: "eth0", VRID: 51, Priority: p1, Addresses: []string{"198.18.0.101/24"}},
+			{Name: "web2", Interface: "eth0", VRID: 52, Priority: p2, Addresses: []string{"198.18.0.102/24"}},
+		}}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		l.node("a", "198.18.0.1", cfg(200, 100))
+		b := l.node("b", "198.18.0.2", cfg(100, 200))
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners of web1", l.owners("198.18.0.101/24"), []string{"a"})
+		l.expect("owners of web2", l.owners("198.18.0.102/24"), []string{"b"})
+
+		// b dies without a word: a notices after Master_Down_Interval (3.609375s).
+		l.bus.partition(netip.MustParseAddr("198.18.0.1"), b.addr, true)
+		l.clock.Advance(3700 * time.Millisecond)
+		l.expect("a's addresses", []string{l.nodes[0].addrs.String()}, []string{"eth0 198.18.0.101/24 lbd\neth0 198.18.0.102/24 lbd"})
+		b.close(t)
+		l.nodes = l.nodes[:1]
+		l.bus.partition(netip.MustParseAddr("198.18.0.1"), b.addr, false)
+		l.clock.Advance(10 * time.Second)
+		l.expect("states of web1", l.states("web1"), []string{"a:MASTER"})
+		l.expect("states of web2", l.states("web2"), []string{"a:MASTER"})
+	})
+}
+
+func TestManagerMove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", webConfig(200))
+		b := l.node("b", "198.18.0.2", webConfig(100))
+		l.clock.Advance(4 * time.Second)
+		if err := b.m.Move("web"); !errors.Is(err, ErrNotMaster) {
+			t.Errorf("Move on the backup: %v, want ErrNotMaster", err)
+		}
+		if err := a.m.Move("nope"); !errors.Is(err, ErrUnknownInstance) {
+			t.Errorf("Move of an unknown instance: %v, want ErrUnknownInstance", err)
+		}
+		if err := a.m.Move("web"); err != nil {
+			t.Fatalf("Move: %v", err)
+		}
+		synctest.Wait()
+		// a keeps the address until b speaks: there is no moment without an owner.
+		l.expect("owners right after the move", l.owners(webVIP), []string{"a"})
+		if st, _ := a.status("web"); !st.Holding || !st.Yielding || st.State != Backup {
+			t.Errorf("a after Move: %+v", st)
+		}
+		l.clock.Advance(600 * time.Millisecond)
+		l.expect("owners before b's skew", l.owners(webVIP), []string{"a"})
+		l.clock.Advance(10 * time.Millisecond)
+		l.expect("owners once b took over", l.owners(webVIP), []string{"b"})
+		l.clock.Advance(30 * time.Second)
+		l.expect("a does not preempt back", l.owners(webVIP), []string{"b"})
+		l.expect("states", l.states("web"), []string{"a:BACKUP", "b:MASTER"})
+
+		// When b fails, a takes the role back: the yield lasts while another master lives.
+		b.close(t)
+		l.clock.Advance(time.Second)
+		l.expect("owners after b stops", l.owners(webVIP), []string{"a"})
+	})
+}
+
+func TestManagerLinkDownFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", webConfig(200))
+		l.node("b", "198.18.0.2", webConfig(100))
+		l.clock.Advance(4 * time.Second)
+		a.m.SetLink("eth0", false)
+		synctest.Wait()
+		l.expect("owners at link down", l.owners(webVIP), nil)
+		l.expect("states at link down", l.states("web"), []string{"a:FAULT", "b:BACKUP"})
+		if st, _ := a.status("web"); !slices.Equal(st.Faults, []string{"interface eth0 down"}) {
+			t.Errorf("faults = %q", st.Faults)
+		}
+		l.clock.Advance(610 * time.Millisecond) // priority 0 was sent: b waits Skew_Time
+		l.expect("owners after skew", l.owners(webVIP), []string{"b"})
+
+		a.m.SetLink("eth0", true)
+		synctest.Wait()
+		l.expect("states at link up", l.states("web"), []string{"a:BACKUP", "b:MASTER"})
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners after preemption", l.owners(webVIP), []string{"a"})
+	})
+}
+
+func TestManagerLinkPolling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := newFakeClock()
+		bus := newFakeBus()
+		var mu = make(chan struct{}, 1)
+		mu <- struct{}{}
+		up := true
+		addrs := newFakeAddrs()
+		m, err := New(webConfig(255), Deps{
+			Transport: func(Instance) (Transport, error) { return bus.port(netip.MustParseAddr("198.18.0.1")), nil },
+			Addresses: addrs, Announcer: &fakeAnnouncer{clock: clock}, Clock: clock, Run: (&fakeRunner{}).Run,
+			LinkState: func(string) (bool, error) { <-mu; defer func() { mu <- struct{}{} }(); return up, nil },
+			LinkPoll:  500 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		clock.Advance(time.Second)
+		if got := addrs.String(); got != "eth0 198.18.0.100/24 lbd" {
+			t.Errorf("owner's addresses = %q", got)
+		}
+		<-mu
+		up = false
+		mu <- struct{}{}
+		clock.Advance(500 * time.Millisecond)
+		if got := addrs.String(); got != "" {
+			t.Errorf("addresses after the link went down = %q", got)
+		}
+		if st := m.Status()[0]; st.State != Fault {
+			t.Errorf("state = %v, want FAULT", st.State)
+		}
+	})
+}
+
+func TestManagerTracking(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		cfgA := webConfig(200, func(in *Instance) {
+			in.TrackChecks = []TrackCheck{{Name: "dataplane", Weight: -150}, {Name: "backend:web", Weight: -40}}
+			in.TrackScripts = []TrackScript{{Name: "haproxy-ish", Command: []string{"check-script"}, Weight: 0}}
+		})
+		a := l.node("a", "198.18.0.1", cfgA)
+		l.node("b", "198.18.0.2", webConfig(100))
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners", l.owners(webVIP), []string{"a"})
+
+		// Half the servers are down: 200 - 40 × 0.5 = 180, still master.
+		a.m.SetCheck("backend:web", 0.5)
+		l.clock.Advance(2 * time.Second)
+		if st, _ := a.status("web"); st.Priority != 180 || st.BasePriority != 200 {
+			t.Errorf("priority %d (base %d), want 180 (200)", st.Priority, st.BasePriority)
+		}
+		l.expect("owners with half the servers", l.owners(webVIP), []string{"a"})
+
+		// The dataplane stops answering: 200 - 150 - 20 = 30 < 100: b preempts.
+		a.m.SetCheck("dataplane", 0)
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners with the dataplane down", l.owners(webVIP), []string{"b"})
+		a.m.SetCheck("dataplane", 1)
+		a.m.SetCheck("backend:web", 1)
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners with the dataplane back", l.owners(webVIP), []string{"a"})
+
+		// The weight-0 script fails twice (fall 2): FAULT.
+		a.run.setFail("check-script", true)
+		l.clock.Advance(2 * time.Second)
+		l.expect("states after one failure", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+		l.clock.Advance(2 * time.Second)
+		l.expect("states after two failures", l.states("web"), []string{"a:FAULT", "b:BACKUP"})
+		l.clock.Advance(time.Second)
+		l.expect("owners with the script failed", l.owners(webVIP), []string{"b"})
+	})
+}
+
+func TestManagerNotify(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", webConfig(200, func(in *Instance) {
+			in.Notify = Notify{
+				Master: []string{"on-master"}, Backup: []string{"on-backup", "x"},
+				Fault: []string{"on-fault"}, Stop: []string{"on-stop"}, Any: []string{"notify"},
+			}
+		}))
+		l.clock.Advance(4 * time.Second)
+		a.m.SetLink("eth0", false)
+		synctest.Wait()
+		a.m.SetLink("eth0", true)
+		synctest.Wait()
+		a.close(t)
+		l.nodes = nil
+		want := []string{
+			"on-backup x", "notify INSTANCE web BACKUP 200",
+			"on-master", "notify INSTANCE web MASTER 200",
+			"on-fault", "notify INSTANCE web FAULT 200",
+			"on-backup x", "notify INSTANCE web BACKUP 200",
+			"on-stop", "notify INSTANCE web STOP 200",
+		}
+		l.expect("notify commands", a.run.take(), want)
+	})
+}
+
+func TestManagerSyncGroup(t *testing.T) {
+	cfg := func(p int) Config {
+		return Config{
+			Instances: []Instance{
+				{Name: "ext", Interface: "eth0", VRID: 51, Priority: p, Addresses: []string{"198.18.0.100/24"}},
+				{
+					Name: "int", Interface: "eth1", VRID: 52, Priority: p, Addresses: []string{"198.18.1.100/24"},
+					TrackInterfaces: []TrackInterface{{Name: "eth2"}},
+				},
+			},
+			SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}}},
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", cfg(200))
+		l.node("b", "198.18.0.2", cfg(100))
+		l.clock.Advance(4 * time.Second)
+		l.expect("ext owners", l.owners("198.18.0.100/24"), []string{"a"})
+		l.expect("int owners", l.owners("198.18.1.100/24"), []string{"a"})
+
+		// int's tracked interface fails: the whole group goes to FAULT on a.
+		a.m.SetLink("eth2", false)
+		synctest.Wait()
+		l.expect("ext states", l.states("ext"), []string{"a:FAULT", "b:BACKUP"})
+		l.expect("int states", l.states("int"), []string{"a:FAULT", "b:BACKUP"})
+		if st, _ := a.status("ext"); !slices.Equal(st.Faults, []string{"sync group member int in fault"}) {
+			t.Errorf("ext faults = %q", st.Faults)
+		}
+		l.clock.Advance(time.Second)
+		l.expect("ext owners after fault", l.owners("198.18.0.100/24"), []string{"b"})
+		l.expect("int owners after fault", l.owners("198.18.1.100/24"), []string{"b"})
+
+		a.m.SetLink("eth2", true)
+		l.clock.Advance(5 * time.Second)
+		l.expect("ext owners after recovery", l.owners("198.18.0.100/24"), []string{"a"})
+		l.expect("int owners after recovery", l.owners("198.18.1.100/24"), []string{"a"})
+	})
+}
+
+func TestManagerSyncGroupMovesTogether(t *testing.T) {
+	// "ext" tracks the dataplane, "int" tracks nothing: the group's members advertise
+	// the same adjustment, so both move when the dataplane fails.
+	cfg := func(p int) Config {
+		return Config{
+			Instances: []Instance{
+				{
+					Name: "ext", Interface: "eth0", VRID: 51, Priority: p, Addresses: []string{"198.18.0.100/24"},
+					TrackChecks: []TrackCheck{{Name: "dataplane", Weight: -150}},
+				},
+				{Name: "int", Interface: "eth1", VRID: 52, Priority: p, Addresses: []string{"198.18.1.100/24"}},
+			},
+			SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}}},
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", cfg(200))
+		l.node("b", "198.18.0.2", cfg(100))
+		l.clock.Advance(4 * time.Second)
+		a.m.SetCheck("dataplane", 0)
+		synctest.Wait()
+		for _, name := range []string{"ext", "int"} {
+			if st, _ := a.status(name); st.Priority != 50 {
+				t.Errorf("%s priority %d, want 50", name, st.Priority)
+			}
+		}
+		l.clock.Advance(5 * time.Second)
+		l.expect("ext states", l.states("ext"), []string{"a:BACKUP", "b:MASTER"})
+		l.expect("int states", l.states("int"), []string{"a:BACKUP", "b:MASTER"})
+
+		a.m.SetCheck("dataplane", 1)
+		l.clock.Advance(5 * time.Second)
+		l.expect("ext states after recovery", l.states("ext"), []string{"a:MASTER", "b:BACKUP"})
+		l.expect("int states after recovery", l.states("int"), []string{"a:MASTER", "b:BACKUP"})
+
+		// Moving one member moves the group.
+		if err := a.m.Move("int"); err != nil {
+			t.Fatal(err)
+		}
+		l.clock.Advance(5 * time.Second)
+		l.expect("ext states after the move", l.states("ext"), []string{"a:BACKUP", "b:MASTER"})
+		l.expect("int states after the move", l.states("int"), []string{"a:BACKUP", "b:MASTER"})
+		l.expect("a's addresses after the move", []string{a.addrs.String()}, []string{""})
+	})
+}
+
+func TestManagerReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", webConfig(200))
+		b := l.node("b", "198.18.0.2", webConfig(100))
+		l.clock.Advance(4 * time.Second)
+		before, _ := a.status("web")
+
+		// The same config: nothing restarts, nothing moves.
+		if err := a.m.Apply(context.Background(), webConfig(200)); err != nil {
+			t.Fatal(err)
+		}
+		l.clock.Advance(5 * time.Second)
+		after, _ := a.status("web")
+		if after.Transitions != before.Transitions || after.LastTransition != before.LastTransition {
+			t.Errorf("unchanged reload restarted the instance: %+v", after)
+		}
+		l.expect("owners after an unchanged reload", l.owners(webVIP), []string{"a"})
+
+		// A changed backup restarts; the master is not disturbed.
+		if err := b.m.Apply(context.Background(), webConfig(110)); err != nil {
+			t.Fatal(err)
+		}
+		l.clock.Advance(5 * time.Second)
+		if st, _ := b.status("web"); st.BasePriority != 110 || st.State != Backup {
+			t.Errorf("b after reload: %+v", st)
+		}
+		if st, _ := a.status("web"); st.Transitions != before.Transitions {
+			t.Errorf("a moved when b reloaded: %+v", st)
+		}
+
+		// An added instance starts; a removed one stops and releases its address.
+		two := webConfig(200)
+		two.Instances = append(two.Instances, Instance{Name: "api", Interface: "eth0", VRID: 60, Priority: 255, Addresses: []string{"198.18.0.200/24"}})
+		if err := a.m.Apply(context.Background(), two); err != nil {
+			t.Fatal(err)
+		}
+		l.clock.Advance(time.Second)
+		l.expect("a's addresses with api", []string{a.addrs.String()}, []string{"eth0 198.18.0.100/24 lbd\neth0 198.18.0.200/24 lbd"})
+		if err := a.m.Apply(context.Background(), Config{Instances: two.Instances[1:]}); err != nil {
+			t.Fatal(err)
+		}
+		l.clock.Advance(time.Second)
+		l.expect("a's addresses without web", []string{a.addrs.String()}, []string{"eth0 198.18.0.200/24 lbd"})
+		l.expect("owners of web", l.owners(webVIP), []string{"b"})
+
+		if err := a.m.Apply(context.Background(), Config{Instances: []Instance{{Name: "bad"}}}); err == nil {
+			t.Errorf("Apply accepted an invalid config")
+		}
+	})
+}
+
+func TestManagerRemovesLeftovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		// b crashed as master: its kernel still holds the VIP, and an address another
+		// tool added (label "other") must stay.
+		b := &testNode{name: "b", addr: netip.MustParseAddr("198.18.0.2"), addrs: newFakeAddrs(), run: &fakeRunner{}}
+		b.ann = &fakeAnnouncer{clock: l.clock, t0: l.t0}
+		b.addrs.Add("eth0", netip.MustParsePrefix(webVIP), "lbd")
+		b.addrs.Add("eth0", netip.MustParsePrefix("198.18.0.50/24"), "other")
+		l.node("a", "198.18.0.1", webConfig(200))
+		l.start(b, webConfig(100))
+		l.nodes = append(l.nodes, b)
+		synctest.Wait()
+		l.expect("b's addresses after start", []string{b.addrs.String()}, []string{"eth0 198.18.0.50/24 other"})
+		l.clock.Advance(4 * time.Second)
+		l.expect("owners", l.owners(webVIP), []string{"a"})
+	})
+}
+
+func TestRelease(t *testing.T) {
+	a := newFakeAddrs()
+	a.Add("eth0", netip.MustParsePrefix("198.18.0.100/24"), "lbd")
+	a.Add("eth0", netip.MustParsePrefix("198.18.0.101/24"), "lbd")
+	a.Add("eth0", netip.MustParsePrefix("198.18.0.5/24"), "")
+	a.Add("eth1", netip.MustParsePrefix("198.18.1.100/24"), "lbd")
+	if err := Release(webConfig(100), a); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.String(), "eth0 198.18.0.5/24 \neth1 198.18.1.100/24 lbd"; got != want {
+		t.Errorf("after Release:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	deps := Deps{Transport: func(Instance) (Transport, error) { return nil, nil }, Addresses: newFakeAddrs(), Announcer: &fakeAnnouncer{}}
+	if _, err := New(Config{Instances: []Instance{{Name: "x"}}}, deps); err == nil {
+		t.Errorf("New accepted an invalid config")
+	}
+	if _, err := New(Config{}, Deps{}); err == nil {
+		t.Errorf("New accepted missing deps")
+	}
+	cfg := webConfig(100)
+	if _, err := New(cfg, deps); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Instances[0].Preempt != nil {
+		t.Errorf("New modified the caller's config")
+	}
+}

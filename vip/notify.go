@@ -1,0 +1,157 @@
+package vip
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Notify scripts: on every transition the instance queues its commands (the specific
+// one, then the generic one), and one goroutine per instance runs them in order, never
+// two at once, each bounded by the timeout. A slow script delays the next script, never
+// the state machine.
+
+// ExecRunner is the Runner of a real system: it runs argv without a shell and kills it
+// when ctx is done.
+func ExecRunner(ctx context.Context, argv []string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.WaitDelay = time.Second // stop waiting for output pipes a killed child left open
+	return cmd.Run()
+}
+
+// notifyCommands returns the commands to run when instance name enters state with
+// priority: the state's own command, then the generic one with keepalived's arguments.
+func notifyCommands(n Notify, name string, state string, priority int) [][]string {
+	var cmds [][]string
+	var own []string
+	switch state {
+	case "MASTER":
+		own = n.Master
+	case "BACKUP":
+		own = n.Backup
+	case "FAULT":
+		own = n.Fault
+	case "STOP":
+		own = n.Stop
+	}
+	if len(own) > 0 {
+		cmds = append(cmds, own)
+	}
+	if len(n.Any) > 0 {
+		cmds = append(cmds, append(append([]string(nil), n.Any...), "INSTANCE", name, state, strconv.Itoa(priority)))
+	}
+	return cmds
+}
+
+// notifier runs one instance's notify commands in order.
+type notifier struct {
+	run     Runner
+	clock   Clock
+	log     *slog.Logger
+	timeout time.Duration
+
+	queue  mailbox[[]string]
+	done   chan struct{} // closed by close: finish the queue, then exit
+	exited chan struct{}
+	once   sync.Once
+}
+
+func newNotifier(run Runner, clock Clock, log *slog.Logger, timeout time.Duration) *notifier {
+	n := &notifier{run: run, clock: clock, log: log, timeout: timeout, done: make(chan struct{}), exited: make(chan struct{})}
+	n.queue.init()
+	go n.loop()
+	return n
+}
+
+// enqueue adds commands to run after those already queued.
+func (n *notifier) enqueue(cmds ...[]string) {
+	for _, c := range cmds {
+		n.queue.put(c)
+	}
+}
+
+// close lets the queue drain and waits for it, or until ctx is done.
+func (n *notifier) close(ctx context.Context) error {
+	n.once.Do(func() { close(n.done) })
+	select {
+	case <-n.exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for notify scripts: %w", ctx.Err())
+	}
+}
+
+func (n *notifier) loop() {
+	defer close(n.exited)
+	for {
+		for _, argv := range n.queue.take() {
+			n.runOne(argv)
+		}
+		select {
+		case <-n.queue.ready:
+		case <-n.done:
+			if n.queue.len() == 0 {
+				return
+			}
+		}
+	}
+}
+
+func (n *notifier) runOne(argv []string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	result := make(chan error, 1)
+	go func() { result <- n.run(ctx, argv) }()
+	t := n.clock.NewTimer(n.timeout)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-result:
+	case <-t.C():
+		cancel()
+		<-result
+		err = fmt.Errorf("killed after the timeout of %v", n.timeout)
+	}
+	if err != nil {
+		n.log.Warn("notify script failed", "command", argv, "err", err)
+	}
+}
+
+// mailbox is an unbounded queue that never blocks the sender; ready has a value when
+// the queue may hold items.
+type mailbox[T any] struct {
+	// mu guards items.
+	mu    sync.Mutex
+	items []T
+	ready chan struct{}
+}
+
+func (m *mailbox[T]) init() { m.ready = make(chan struct{}, 1) }
+
+func (m *mailbox[T]) put(v T) {
+	m.mu.Lock()
+	m.items = append(m.items, v)
+	m.mu.Unlock()
+	select {
+	case m.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (m *mailbox[T]) take() []T {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	items := m.items
+	m.items = nil
+	return items
+}
+
+func (m *mailbox[T]) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.items)
+}

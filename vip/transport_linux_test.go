@@ -1,0 +1,199 @@
+//go:build linux
+
+package vip
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// recvWithin returns the next packet of tr, failing the test when none arrives within
+// a few seconds (it closes tr then, which also ends the Receive goroutine).
+func recvWithin(t *testing.T, tr Transport) Received {
+	t.Helper()
+	type result struct {
+		r   Received
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		r, err := tr.Receive()
+		ch <- result{r, err}
+	}()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			t.Fatalf("Receive: %v", res.err)
+		}
+		return res.r
+	case <-time.After(5 * time.Second):
+		tr.Close()
+		<-ch
+		t.Fatal("no packet within 5s")
+		return Received{}
+	}
+}
+
+func openTransport(t *testing.T, n *labNode, opts TransportOptions) Transport {
+	t.Helper()
+	var tr Transport
+	n.do(func() {
+		var err error
+		tr, err = NewTransport(opts)
+		if err != nil {
+			t.Fatalf("NewTransport in %s: %v", n, err)
+		}
+	})
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+func ifIndex(t *testing.T, n *labNode) int {
+	t.Helper()
+	var idx int
+	n.do(func() {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = ifi.Index
+	})
+	return idx
+}
+
+func TestTransportLinux(t *testing.T) {
+	l := newLab(t)
+	a := l.node("a", "198.18.0.1/24", "2001:2::1/64")
+	b := l.node("b", "198.18.0.2/24", "2001:2::2/64")
+	bIndex := ifIndex(t, b)
+
+	tests := []struct {
+		name      string
+		family    int
+		multicast bool
+		aPeers    []netip.Addr // a's unicast peers; a sends to the first
+		bPeers    []netip.Addr
+		wantSrcA  netip.Addr // a's source as b sees it
+		dst       netip.Addr // where a sends
+	}{
+		{
+			name: "ipv4 multicast", family: 4, multicast: true,
+			wantSrcA: netip.MustParseAddr("198.18.0.1"), dst: mcastGroup4,
+		},
+		{
+			name: "ipv6 multicast", family: 6, multicast: true,
+			wantSrcA: netip.MustParseAddr(a.linkLocal()), dst: mcastGroup6,
+		},
+		{
+			name: "ipv4 unicast", family: 4,
+			// a lists itself too, as a config shared by all nodes does
+			aPeers:   []netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.1")},
+			bPeers:   []netip.Addr{netip.MustParseAddr("198.18.0.1")},
+			wantSrcA: netip.MustParseAddr("198.18.0.1"), dst: netip.MustParseAddr("198.18.0.2"),
+		},
+		{
+			name: "ipv6 unicast", family: 6,
+			aPeers:   []netip.Addr{netip.MustParseAddr("2001:2::2"), netip.MustParseAddr("2001:2::1")},
+			bPeers:   []netip.Addr{netip.MustParseAddr("2001:2::1")},
+			wantSrcA: netip.MustParseAddr(a.linkLocal()), dst: netip.MustParseAddr("2001:2::2"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := openTransport(t, a, TransportOptions{Interface: "eth0", Family: tt.family, Multicast: tt.multicast, UnicastPeers: tt.aPeers})
+			tb := openTransport(t, b, TransportOptions{Interface: "eth0", Family: tt.family, Multicast: tt.multicast, UnicastPeers: tt.bPeers})
+			if got := ta.Source(); got != tt.wantSrcA {
+				t.Fatalf("a Source() = %s, want %s", got, tt.wantSrcA)
+			}
+
+			payload := []byte{0x31, 7, 100, 1, 0, 100, 0, 0, 198, 18, 0, 100}
+			if err := ta.Send(payload, tt.dst); err != nil {
+				t.Fatal(err)
+			}
+			got := recvWithin(t, tb)
+			want := Received{Payload: payload, Src: tt.wantSrcA, Dst: tt.dst, TTL: 255, IfIndex: bIndex}
+			if d := cmp.Diff(want, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); d != "" {
+				t.Errorf("b received (-want +got):\n%s", d)
+			}
+
+			// a's own packets never come back to a: after a sends (to the group, or to
+			// itself in its peer list), the first packet a receives is b's.
+			for _, p := range tt.aPeers {
+				if err := ta.Send(payload, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.multicast {
+				if err := ta.Send(payload, tt.dst); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fromB := []byte{0x31, 7, 50, 0, 0, 100, 0, 0}
+			bDst := tt.dst
+			if !tt.multicast {
+				bDst = tt.bPeers[0]
+			}
+			if err := tb.Send(fromB, bDst); err != nil {
+				t.Fatal(err)
+			}
+			if r := recvWithin(t, ta); r.Src != tb.Source() || string(r.Payload) != string(fromB) {
+				t.Errorf("a received %+v, want b's packet from %s", r, tb.Source())
+			}
+		})
+	}
+
+	t.Run("close unblocks receive", func(t *testing.T) {
+		tr := openTransport(t, a, TransportOptions{Interface: "eth0", Family: 4, Multicast: true})
+		errc := make(chan error, 1)
+		go func() {
+			_, err := tr.Receive()
+			errc <- err
+		}()
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errc:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Receive after Close = %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Receive still blocked 5s after Close")
+		}
+		if err := tr.Close(); err != nil {
+			t.Errorf("second Close = %v, want nil", err)
+		}
+	})
+}
+
+func TestNewTransportErrors(t *testing.T) {
+	l := newLab(t)
+	a := l.node("a", "198.18.0.1/24")
+	tests := []struct {
+		name string
+		opts TransportOptions
+	}{
+		{"bad family", TransportOptions{Interface: "eth0", Family: 5}},
+		{"no interface", TransportOptions{Interface: "nope0", Family: 4}},
+		{"peer of wrong family", TransportOptions{Interface: "eth0", Family: 4, UnicastPeers: []netip.Addr{netip.MustParseAddr("2001:2::2")}}},
+		{"source of wrong family", TransportOptions{Interface: "eth0", Family: 6, Source: netip.MustParseAddr("198.18.0.1")}},
+		{"no address of the family", TransportOptions{Interface: "lo", Family: 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a.do(func() {
+				tr, err := NewTransport(tt.opts)
+				if err == nil {
+					tr.Close()
+					t.Fatalf("NewTransport(%+v) succeeded, want an error", tt.opts)
+				}
+				t.Log(err)
+			})
+		})
+	}
+}
