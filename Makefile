@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build test test-short lint check bench deps clean
+.PHONY: help build test test-short lint check bench demo deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ help: ## list the targets
 deps: ## install what the build and tests need (Go modules, Debian packages)
 	@command -v $(GO) >/dev/null || { echo "Go is not installed (expected in /usr/local/go)"; exit 1; }
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		missing=""; for p in gcc iproute2 procps; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+		missing=""; for p in gcc iproute2 procps nftables keepalived tcpdump; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 		if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 	$(GO) mod download
@@ -39,6 +39,9 @@ check: lint ## lint, and check that go.mod and go.sum are tidy
 
 bench: build ## benchmark lbd against HAProxy and nginx on loopback (installs wrk, haproxy, nginx)
 	bash scripts/bench.sh
+
+demo: build ## as root: two lbd nodes share a VIP in network namespaces; kill the master, measure the outage
+	bash scripts/demo.sh
 
 clean: ## remove build output
 	rm -rf bin

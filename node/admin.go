@@ -3,6 +3,8 @@ package node
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"strings"
 	"time"
 
@@ -35,10 +37,25 @@ func (n *Node) adminHandler(full bool) http.Handler {
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	n.controlRoutes(mux, full) // /healthz, server and node drain (control.go)
 	n.stickyRoutes(mux, full)  // sticky tables (sticky.go)
+	n.vipRoutes(mux, full)     // VRRP instances (vip_api.go)
 	if full {
 		mux.HandleFunc("POST /v1/reload", n.handleReload)
 	}
+	if os.Getenv("LBD_PPROF") == "1" {
+		pprofRoutes(mux)
+	}
 	return mux
+}
+
+// pprofRoutes serves net/http/pprof under /debug/pprof/. It is for profiling only and
+// off unless the environment sets LBD_PPROF=1: profiles and traces expose internals and
+// cost CPU, and the TCP admin listener has no authentication.
+func pprofRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request) {

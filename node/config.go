@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"lbd/dataplane"
+	"lbd/vip"
 )
 
 // Config is the schema of the config file (/etc/lbd/lbd.yaml): the node: section, which
@@ -25,6 +26,9 @@ type Config struct {
 	// Config is the dataplane's part of the cluster-wide document: frontends and
 	// backends, at the top level of the file.
 	dataplane.Config `yaml:",inline"`
+	// VRRP is the VIP manager's part of the cluster-wide document: the VRRP instances
+	// and sync groups (vrrp.go merges node.vrrp into them). Default: none.
+	VRRP vip.Config `yaml:"vrrp"`
 }
 
 // NodeConfig is the node: section of the file.
@@ -37,6 +41,9 @@ type NodeConfig struct {
 	// StateDir holds the node's persistent state (raft log, snapshots, node id); an
 	// absolute path. Default: /var/lib/lbd.
 	StateDir string `yaml:"state_dir"`
+	// VRRP is this machine's part of the VRRP instances: interface, priority, unicast
+	// source and peers (vrrp.go).
+	VRRP VRRPNode `yaml:"vrrp"`
 }
 
 // AdminConfig says where the node serves the admin API and metrics.
@@ -64,6 +71,7 @@ var hostname = os.Hostname
 func (c *Config) SetDefaults() {
 	c.Node.setDefaults()
 	c.Config.SetDefaults()
+	c.VRRP.SetDefaults()
 }
 
 func (n *NodeConfig) setDefaults() {
@@ -114,6 +122,7 @@ func (c *Config) Validate() error {
 	if err := c.Config.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateVRRP()...) // vrrp.go
 	return errors.Join(errs...)
 }
 

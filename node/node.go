@@ -50,6 +50,9 @@ type Node struct {
 
 	// drain is the node's own drain, for /healthz (control.go).
 	drain drainState
+
+	// vrrp is the VIP manager and what feeds it (vrrp.go).
+	vrrp vrrpState
 }
 
 // New loads the config file and starts serving it: the dataplane's listeners and the
@@ -80,9 +83,13 @@ func New(opts Options) (*Node, error) {
 	})
 	n.reg.MustRegister(n.reloads, n.configInfo, n.lastReload)
 	n.initControl() // control.go
+	n.reg.MustRegister(newVRRPCollector(n))
 	n.reloads.WithLabelValues("success")
 	n.reloads.WithLabelValues("failure")
 
+	if err := n.prepareVRRP(cfg); err != nil { // before the frontends bind VIPs
+		return nil, err
+	}
 	n.dp = dataplane.New(dataplane.Options{Logger: log, Registry: n.reg, DrainTimeout: opts.DrainTimeout})
 	if err := n.dp.Apply(cfg.Config); err != nil {
 		n.dp.Close(context.Background())
@@ -91,6 +98,12 @@ func New(opts Options) (*Node, error) {
 	n.setLoaded(cfg)
 	if err := n.startAdmin(cfg.Node.Admin); err != nil {
 		n.dp.Close(context.Background())
+		return nil, err
+	}
+	// After the admin socket: a second lbd on this machine stops there, before it
+	// touches the VIPs of the running one.
+	if err := n.applyVRRP(context.Background(), cfg); err != nil {
+		n.Close(context.Background())
 		return nil, err
 	}
 	log.Info("lbd started", "node", cfg.Node.Name, "config", opts.ConfigPath, "version", n.version)
@@ -125,8 +138,16 @@ func (n *Node) Reload() (version string, err error) {
 	if cfg.Node.Admin.Socket != n.cfg.Node.Admin.Socket || !samePtr(cfg.Node.Admin.Listen, n.cfg.Node.Admin.Listen) {
 		n.log.Warn("node.admin changed; it takes effect at the next restart")
 	}
+	if err := n.prepareVRRP(cfg); err != nil {
+		return "", err
+	}
 	if err := n.dp.Apply(cfg.Config); err != nil {
 		return "", err
+	}
+	if err := n.applyVRRP(context.Background(), cfg); err != nil {
+		// The config is valid and applied; an instance that could not start is
+		// reported, and the others run.
+		n.log.Error("config reloaded, but vrrp did not apply it all", "err", err)
 	}
 	old := n.version
 	n.setLoaded(cfg)
@@ -146,6 +167,11 @@ func samePtr(a, b *string) bool {
 // done.
 func (n *Node) Close(ctx context.Context) error {
 	var errs []error
+	// The VIPs go first: each master hands over with priority 0 while the dataplane
+	// still serves.
+	if err := n.stopVRRP(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	n.stopControl()
 	for _, s := range n.admin {
 		if err := s.Shutdown(ctx); err != nil {

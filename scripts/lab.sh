@@ -45,6 +45,11 @@
 #   lab_down [PREFIX]      stops every recorded PID and any process left in the lab's
 #                          namespaces (by PID), deletes every namespace PREFIX-*, removes
 #                          LAB_DIR. Safe to call twice.
+#   lab_attach PREFIX DIR  uses the lab PREFIX made earlier (state in DIR) from another
+#                          shell, without a trap: the Go end-to-end tests run one bash per
+#                          step (lab_init with LAB_NOTRAP=1 set installs no trap either).
+#   lab_vrrp_block NAME    drops VRRP (IP protocol 112) arriving at node NAME (nftables).
+#   lab_vrrp_unblock NAME  removes that rule again.
 
 set -o pipefail
 
@@ -63,9 +68,11 @@ lab_init() {
 	LAB_BRIDGE=$LAB_PREFIX-br
 	LAB_DIR=$(mktemp -d "/tmp/$LAB_PREFIX.XXXXXX")
 	: >"$LAB_DIR/pids"
-	trap 'lab_down' EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	if [[ -z ${LAB_NOTRAP:-} ]]; then
+		trap 'lab_down' EXIT
+		trap 'exit 130' INT
+		trap 'exit 143' TERM
+	fi
 	lab__ns_add "$LAB_BRIDGE"
 	ip -n "$LAB_BRIDGE" link add br0 type bridge mcast_snooping 0 || return 1
 	ip -n "$LAB_BRIDGE" link set br0 up
@@ -163,6 +170,29 @@ lab_down() {
 		LAB_PREFIX='' LAB_DIR=
 	fi
 	return 0
+}
+
+lab_attach() {
+	lab_check_prefix "$1"
+	[[ -d $2 ]] || lab_die "lab state dir '$2' does not exist"
+	LAB_PREFIX=$1 LAB_BRIDGE=$1-br LAB_DIR=$2
+}
+
+lab_vrrp_block() {
+	command -v nft >/dev/null || lab_die "needs nftables (apt-get install nftables)"
+	lab_exec "$1" nft -f - <<-'NFT'
+		table inet lbdlab {
+			chain input {
+				type filter hook input priority filter; policy accept;
+				ip protocol vrrp drop
+				ip6 nexthdr vrrp drop
+			}
+		}
+	NFT
+}
+
+lab_vrrp_unblock() {
+	lab_exec "$1" nft delete table inet lbdlab
 }
 
 lab_reach() {

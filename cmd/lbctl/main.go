@@ -85,6 +85,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(status, reload, metrics)
 	root.AddCommand(newServerCmd(client, &asJSON), newNodeCmd(client, &asJSON)) // server.go
 	root.AddCommand(newStickyCmd(client, &asJSON))                              // sticky.go
+	root.AddCommand(newVIPCmd(client, &asJSON))                                 // vip.go
 	return root
 }
 
