@@ -10,16 +10,25 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// tcpChunk is how many bytes one direction of a TCP session moves per copy call. Bytes
+// tcpChunk is how many bytes one direction of a TCP session moves per splice call. Bytes
 // are counted and the idle clock advanced between calls. It also bounds what one call
 // holds in flight to a peer that stops reading: a peer that takes longer than twice the
 // idle timeout to accept one chunk counts as idle (see tcpPipe).
 const tcpChunk = 256 << 10
+
+// tcpSmall is the buffer through which a direction of a TCP session copies in user
+// space; a read that fills it switches the direction to splice(2) (see tcpPipe).
+const tcpSmall = 16 << 10
+
+// tcpBufs holds the tcpSmall buffers. A direction takes one only once its source is
+// readable and gives it back once the bytes are written, so idle sessions hold none.
+var tcpBufs = sync.Pool{New: func() any { b := make([]byte, tcpSmall); return &b }}
 
 // tcpIdleTicks is how many times per idle timeout each direction of a TCP session
 // reports its progress, and the watchdog looks at it.
@@ -309,16 +318,25 @@ const tcpDone = math.MaxInt64
 // tcpPipe moves bytes both ways between a client and a server connection, and closes
 // both when no byte has moved either way for the idle timeout.
 //
-// The bytes move by splice(2): each direction calls (*net.TCPConn).ReadFrom with an
+// Small transfers are copied through user space and bulk ones spliced, as HAProxy does
+// (it splices only what does not fit its buffer). A direction reads into a pooled
+// tcpSmall buffer and writes what it got: one read(2) and one write(2) per message. A
+// read that fills the buffer means more is coming, and the direction switches to
+// splice(2) for whole tcpChunk calls until a call ends at its read deadline. Splicing
+// every message instead costs three splice calls through a pipe per message, and some
+// 5-7 % more CPU per request, which on a CPU-bound host feeds lbd's p99 tail (see
+// docs/benchmarks.md). Splicing means calling (*net.TCPConn).ReadFrom with an
 // *io.LimitedReader around the bare source *net.TCPConn, the one shape the net package
-// splices (see net/splice_linux.go). Any wrapper around either connection would turn
-// this into a user-space copy, so counting and the idle clock live between calls.
+// splices (see net/splice_linux.go); any wrapper around either connection would turn it
+// into a user-space copy, so counting and the idle clock live between calls.
 //
 // Idle detection cannot see bytes that a direction moves inside a call, only what each
-// call returns. So every call is bounded in time by a read deadline of idle/8 as well as
-// in size by tcpChunk, and a direction records when its current call started (callStart)
-// and, whenever a call moved bytes, when it returned (last). Every call that started
-// after last moved nothing until it returned, so the session has certainly been silent
+// call returns. So every call is bounded in time by a read deadline of at most idle/8,
+// as well as in size by tcpChunk or tcpSmall, and a direction records when its current
+// call started (callStart) and, whenever a call moved bytes, when it returned (last).
+// Small calls come often, so a direction pushes its deadline only once half of it has
+// passed, rather than update a timer per message. Every call that started after last
+// moved nothing until it returned, so the session has certainly been silent
 // from last to the start of the earliest call in flight; the watchdog closes it when that
 // span reaches the idle timeout. A call does not end at its read deadline while it waits
 // to write to a peer that does not read; one that lasts twice the idle timeout counts as
@@ -364,15 +382,42 @@ func (p *tcpPipe) run(in, out prometheus.Counter) {
 // other error it closes both connections, which ends the other direction too.
 func (p *tcpPipe) copy(d int, dst, src *net.TCPConn, count prometheus.Counter) {
 	defer p.callStart[d].Store(tcpDone)
+	r, err := newTCPReader(src)
+	if err != nil {
+		p.c.close()
+		return
+	}
 	lr := &io.LimitedReader{R: src}
+	var deadline time.Time
+	bulk := false
 	for {
 		if p.idle > 0 {
 			now := time.Now()
 			p.callStart[d].Store(int64(now.Sub(p.base)))
-			src.SetReadDeadline(now.Add(p.tick))
+			if bulk || deadline.Sub(now) < p.tick/2 {
+				deadline = now.Add(p.tick)
+				src.SetReadDeadline(deadline)
+			}
 		}
-		lr.N = tcpChunk
-		n, err := dst.ReadFrom(lr) // splice(2) on Linux
+		var n int64
+		var err error
+		eof := false
+		if bulk {
+			lr.N = tcpChunk
+			n, err = dst.ReadFrom(lr) // splice(2) on Linux
+			eof = err == nil && lr.N > 0
+			bulk = err == nil && lr.N == 0 // a full chunk: keep splicing
+		} else {
+			b, rerr := r.read()
+			if len(b) > 0 {
+				_, err = dst.Write(b)
+				n = int64(len(b))
+				bulk = len(b) == tcpSmall
+				r.release()
+			} else {
+				err, eof = rerr, rerr == nil
+			}
+		}
 		if n > 0 {
 			count.Add(float64(n))
 			if p.idle > 0 {
@@ -380,15 +425,83 @@ func (p *tcpPipe) copy(d int, dst, src *net.TCPConn, count prometheus.Counter) {
 			}
 		}
 		switch {
-		case err == nil && lr.N == 0: // a full chunk
-		case err == nil: // EOF from src
+		case eof:
 			dst.CloseWrite()
 			return
+		case err == nil:
 		case p.idle > 0 && errors.Is(err, os.ErrDeadlineExceeded):
+			bulk = false // the transfer slowed down: back to small copies
 		default:
 			p.c.close()
 			return
 		}
+	}
+}
+
+// tcpReader reads from a connection into a tcpBufs buffer that it takes only once the
+// connection is readable, so that a direction waiting for bytes holds no buffer.
+type tcpReader struct {
+	rc     syscall.RawConn
+	fillFn func(fd uintptr) bool // r.fill, bound once
+	buf    *[]byte               // taken by fill, given back by release
+	n      int
+	err    error
+}
+
+func newTCPReader(c *net.TCPConn) (*tcpReader, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &tcpReader{rc: rc}
+	r.fillFn = r.fill
+	return r, nil
+}
+
+// read waits until the connection is readable, under its read deadline, and returns
+// what one read(2) got: some bytes, or none and an error, or none and nil at EOF. The
+// bytes stay valid until release.
+func (r *tcpReader) read() ([]byte, error) {
+	r.n, r.err = 0, nil
+	if err := r.rc.Read(r.fillFn); err != nil {
+		return nil, err
+	}
+	if r.buf == nil {
+		return nil, r.err
+	}
+	return (*r.buf)[:r.n], nil
+}
+
+// fill is called by RawConn.Read when the connection may be readable; it returns
+// false to wait for it to become readable.
+func (r *tcpReader) fill(fd uintptr) bool {
+	b := tcpBufs.Get().(*[]byte)
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), *b)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == syscall.EAGAIN:
+		tcpBufs.Put(b)
+		return false
+	case err != nil:
+		r.err = os.NewSyscallError("read", err)
+	case n > 0:
+		r.buf, r.n = b, n
+		return true
+	}
+	tcpBufs.Put(b) // EOF or error
+	return true
+}
+
+func (r *tcpReader) release() {
+	if r.buf != nil {
+		tcpBufs.Put(r.buf)
+		r.buf = nil
 	}
 }
 
