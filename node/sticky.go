@@ -9,7 +9,6 @@ package node
 //	POST   /v1/sticky/{backend}/import              apply entries from elsewhere (unix socket only)
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,18 +76,14 @@ func (n *Node) stickyRoutes(mux *http.ServeMux, full bool) {
 	}
 }
 
-type stickyError struct {
-	Error string `json:"error"`
-}
-
 // stickyTable finds the table of the request's backend, or answers the error.
 func (n *Node) stickyTable(w http.ResponseWriter, r *http.Request) *dataplane.StickyTable {
 	t, err := n.dp.Sticky(r.PathValue("backend"))
 	switch {
 	case errors.Is(err, dataplane.ErrNoBackend):
-		writeJSON(w, http.StatusNotFound, stickyError{err.Error()})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{err.Error()})
 	case err != nil:
-		writeJSON(w, http.StatusConflict, stickyError{err.Error()})
+		writeJSON(w, http.StatusConflict, ErrorResponse{err.Error()})
 	}
 	return t
 }
@@ -117,12 +112,12 @@ func (n *Node) handleStickyDelete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key, server := q.Get("key"), q.Get("server")
 	if (key == "") == (server == "") {
-		writeJSON(w, http.StatusBadRequest, stickyError{"give either key or server"})
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{"give either key or server"})
 		return
 	}
 	if key != "" {
 		if !t.Delete(key) {
-			writeJSON(w, http.StatusNotFound, stickyError{fmt.Sprintf("backend %q has no sticky entry for key %q", backend, key)})
+			writeJSON(w, http.StatusNotFound, ErrorResponse{fmt.Sprintf("backend %q has no sticky entry for key %q", backend, key)})
 			return
 		}
 		n.log.Info("sticky entry deleted", "backend", backend, "key", key)
@@ -131,7 +126,7 @@ func (n *Node) handleStickyDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	deleted := t.DeleteServer(server)
 	if deleted == 0 && !n.hasServer(backend, server) {
-		writeJSON(w, http.StatusNotFound, stickyError{fmt.Sprintf("backend %q has no server named %q", backend, server)})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{fmt.Sprintf("backend %q has no server named %q", backend, server)})
 		return
 	}
 	n.log.Info("sticky entries deleted", "backend", backend, "server", server, "deleted", deleted)
@@ -158,7 +153,7 @@ func (n *Node) handleStickyExport(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("since"); v != "" {
 		var err error
 		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
-			writeJSON(w, http.StatusBadRequest, stickyError{fmt.Sprintf("since must be a change number, not %q", v)})
+			writeJSON(w, http.StatusBadRequest, ErrorResponse{fmt.Sprintf("since must be a change number, not %q", v)})
 			return
 		}
 	}
@@ -166,7 +161,7 @@ func (n *Node) handleStickyExport(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("max"); v != "" {
 		m, err := strconv.Atoi(v)
 		if err != nil || m < 1 || m > maxStickyBatch {
-			writeJSON(w, http.StatusBadRequest, stickyError{fmt.Sprintf("max must be 1 to %d, not %q", maxStickyBatch, v)})
+			writeJSON(w, http.StatusBadRequest, ErrorResponse{fmt.Sprintf("max must be 1 to %d, not %q", maxStickyBatch, v)})
 			return
 		}
 		max = m
@@ -191,7 +186,7 @@ func (n *Node) handleStickyImport(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxStickyImport))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, stickyError{"bad import body: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{"bad import body: " + err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, StickyImportResponse{Imported: t.Import(in.Entries)})
@@ -200,7 +195,7 @@ func (n *Node) handleStickyImport(w http.ResponseWriter, r *http.Request) {
 // StickyList returns the entries of backend's sticky table.
 func (c *Client) StickyList(ctx context.Context, backend string) (*StickyListResponse, error) {
 	var out StickyListResponse
-	if err := c.stickyDo(ctx, http.MethodGet, "/v1/sticky/"+url.PathEscape(backend), nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/v1/sticky/"+url.PathEscape(backend), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -217,7 +212,7 @@ func (c *Client) StickyDelete(ctx context.Context, backend, key, server string) 
 		q.Set("server", server)
 	}
 	var out StickyDeleteResponse
-	if err := c.stickyDo(ctx, http.MethodDelete, "/v1/sticky/"+url.PathEscape(backend)+"?"+q.Encode(), nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodDelete, "/v1/sticky/"+url.PathEscape(backend)+"?"+q.Encode(), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -231,7 +226,7 @@ func (c *Client) StickyExport(ctx context.Context, backend string, since uint64,
 		path += "&max=" + strconv.Itoa(max)
 	}
 	var out StickyExport
-	if err := c.stickyDo(ctx, http.MethodGet, path, nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -240,51 +235,8 @@ func (c *Client) StickyExport(ctx context.Context, backend string, since uint64,
 // StickyImport applies entries to backend's sticky table, as from another node.
 func (c *Client) StickyImport(ctx context.Context, backend string, entries []dataplane.StickyEntry) (*StickyImportResponse, error) {
 	var out StickyImportResponse
-	if err := c.stickyDo(ctx, http.MethodPost, "/v1/sticky/"+url.PathEscape(backend)+"/import", StickyImport{Entries: entries}, &out); err != nil {
+	if err := c.call(ctx, http.MethodPost, "/v1/sticky/"+url.PathEscape(backend)+"/import", StickyImport{Entries: entries}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
-}
-
-// stickyDo sends a request with an optional JSON body; an answer other than 200 comes
-// back as an error carrying the API's message.
-func (c *Client) stickyDo(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin api: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("admin api: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e stickyError
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		if resp.StatusCode == http.StatusMethodNotAllowed {
-			return fmt.Errorf("admin api: %s %s: %s (changes need the unix socket)", method, path, resp.Status)
-		}
-		return fmt.Errorf("admin api: %s %s: %s", method, path, resp.Status)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("admin api: bad answer: %w", err)
-	}
-	return nil
 }

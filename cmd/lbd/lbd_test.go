@@ -341,6 +341,12 @@ backends:
 }
 
 func startTCPEcho(t *testing.T) string {
+	return serveTCP(t, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// serveTCP accepts connections on a loopback port until the test ends, handling each
+// with handle in its own goroutine and closing it afterwards.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -355,7 +361,7 @@ func startTCPEcho(t *testing.T) string {
 			}
 			go func() {
 				defer c.Close()
-				io.Copy(c, c)
+				handle(c)
 			}()
 		}
 	}()

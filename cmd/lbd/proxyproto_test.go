@@ -20,32 +20,16 @@ import (
 // ppLineServer reads the PROXY v1 line each connection starts with, answers
 // "GOT <line without CRLF>\n", then echoes the rest.
 func ppLineServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(c, "GOT %s\n", strings.TrimSuffix(line, "\r\n"))
-				io.Copy(c, br)
-			}()
+	return serveTCP(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
 		}
-	}()
-	return l.Addr().String()
+		fmt.Fprintf(c, "GOT %s\n", strings.TrimSuffix(line, "\r\n"))
+		io.Copy(c, br)
+	})
 }
 
 // ppV2TCP4 is a v2 PROXY header for a TCP over IPv4 connection.
