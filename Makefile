@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build test test-short lint check bench demo deps clean
+.PHONY: help build test test-short lint check bench demo deps clean package check-package
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,5 +43,19 @@ bench: build ## benchmark lbd against HAProxy and nginx on loopback (installs wr
 demo: build ## as root: two lbd nodes share a VIP in network namespaces; kill the master, measure the outage
 	bash scripts/demo.sh
 
+# Package version: git describe made valid for dpkg and rpm (1.2.3.4.gabc1234; without a
+# tag 0.0.0~git.abc1234).
+PKG_VERSION ?= $(shell v=$$(echo '$(VERSION)' | sed -e 's/^v//' -e 's/-/./g'); case $$v in ([0-9]*) echo $$v;; (*) echo 0.0.0~git.$$v;; esac)
+PKG_ARCH ?= $(shell $(GO) env GOARCH)
+
+package: build ## build the .deb and .rpm into dist/ (nfpm, pinned in go.mod)
+	mkdir -p dist
+	for p in deb rpm; do VERSION='$(PKG_VERSION)' ARCH='$(PKG_ARCH)' $(GO) tool nfpm pkg --packager $$p --config packaging/nfpm.yaml --target dist/ || exit 1; done
+	ls -l dist/
+
+check-package: package ## build the packages and list their contents
+	dpkg-deb -c dist/lbd_*.deb
+	if command -v rpm >/dev/null; then rpm -qlp dist/lbd-*.rpm; fi
+
 clean: ## remove build output
-	rm -rf bin
+	rm -rf bin dist

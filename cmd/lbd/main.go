@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newRun(), newValidate(), newReload())
+	root.AddCommand(newRun(), newValidate(), newReload(), newRelease())
 	return root
 }
 
