@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build test test-short lint check bench demo deps clean package check-package
+.PHONY: help build test test-short lint check bench bench-failover demo deps clean package check-package
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ check: lint ## lint, and check that go.mod and go.sum are tidy
 
 bench: build ## benchmark lbd against HAProxy and nginx on loopback (installs wrk, haproxy, nginx)
 	bash scripts/bench.sh
+
+bench-failover: build ## as root: failover outage of keepalived+HAProxy vs lbd in network namespaces (~2 min)
+	bash scripts/failover-bench.sh
 
 demo: build ## as root: two lbd nodes share a VIP in network namespaces; kill the master, measure the outage
 	bash scripts/demo.sh
