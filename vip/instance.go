@@ -473,19 +473,33 @@ func (in *instance) status() InstanceStatus {
 	return st
 }
 
+// neighLocktime is when a master announces once more after its first burst: just over
+// Linux's default neighbour locktime (1 s), within which a host ignores an ARP update
+// that follows another. When two nodes announce the same VIP less than a second apart
+// (a split brain healing, a hung master waking up), the later burst is ignored by such
+// hosts; this announcement is not, so they follow the right node at once instead of at
+// the second burst.
+const neighLocktime = 1100 * time.Millisecond
+
 // garpSchedule is the announcement schedule of a master: a burst of Repeat
-// announcements Interval apart, a second burst Delay after the first, then a burst every
-// Refresh.
+// announcements Interval apart, one more neighLocktime after the start, a second burst
+// Delay after the first, then a burst every Refresh.
 type garpSchedule struct {
 	active bool
 	left   int       // announcements left in the current burst
 	next   time.Time // the next announcement
+	lock   time.Time // the announcement after neighLocktime; zero when none is pending
 	second time.Time // start of the second burst; zero when none is pending
 }
 
 func (g *garpSchedule) start(c GARP, now time.Time) {
 	*g = garpSchedule{active: true, left: c.Repeat, next: now}
-	if d := derefDuration(c.Delay); d > 0 {
+	burstEnd := now.Add(time.Duration(max(c.Repeat-1, 0)) * derefDuration(c.Interval))
+	d := derefDuration(c.Delay)
+	if c.Repeat > 0 && burstEnd.Before(now.Add(neighLocktime)) && (d == 0 || d > neighLocktime) {
+		g.lock = now.Add(neighLocktime)
+	}
+	if d > 0 {
 		g.second = now.Add(d)
 	}
 }
@@ -499,6 +513,8 @@ func (g *garpSchedule) due(c GARP, now time.Time) bool {
 	switch {
 	case g.left > 0:
 		g.next = g.next.Add(derefDuration(c.Interval))
+	case !g.lock.IsZero():
+		g.left, g.next, g.lock = 1, g.lock, time.Time{}
 	case !g.second.IsZero():
 		g.left, g.next, g.second = c.Repeat, g.second, time.Time{}
 	case c.Refresh > 0:

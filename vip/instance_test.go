@@ -17,11 +17,15 @@ func TestGARPSchedule(t *testing.T) {
 		cfg  GARP
 		want []time.Duration // announcement times within the first 70s
 	}{
-		{"defaults: 5 × 10ms, again after 5s", GARP{Repeat: 5, Interval: d(10 * time.Millisecond), Delay: d(5 * time.Second)},
-			[]time.Duration{0, 10e6, 20e6, 30e6, 40e6, 5e9, 5.01e9, 5.02e9, 5.03e9, 5.04e9}},
-		{"no second burst", GARP{Repeat: 2, Interval: d(0), Delay: d(0)}, []time.Duration{0, 0}},
+		{"defaults: 5 × 10ms, once after the neighbour locktime, again after 5s", GARP{Repeat: 5, Interval: d(10 * time.Millisecond), Delay: d(5 * time.Second)},
+			[]time.Duration{0, 10e6, 20e6, 30e6, 40e6, 1.1e9, 5e9, 5.01e9, 5.02e9, 5.03e9, 5.04e9}},
+		{"no second burst", GARP{Repeat: 2, Interval: d(0), Delay: d(0)}, []time.Duration{0, 0, 1.1e9}},
+		{"second burst before the locktime: no extra one", GARP{Repeat: 2, Interval: d(0), Delay: d(time.Second)},
+			[]time.Duration{0, 0, 1e9, 1e9}},
+		{"burst longer than the locktime: no extra one", GARP{Repeat: 3, Interval: d(time.Second), Delay: d(5 * time.Second)},
+			[]time.Duration{0, 1e9, 2e9, 5e9, 6e9, 7e9}},
 		{"refresh every 30s", GARP{Repeat: 1, Interval: d(0), Delay: d(5 * time.Second), Refresh: 30 * time.Second},
-			[]time.Duration{0, 5e9, 35e9, 65e9}},
+			[]time.Duration{0, 1.1e9, 5e9, 35e9, 65e9}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

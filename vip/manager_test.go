@@ -158,8 +158,8 @@ func TestManagerElectionAndGracefulFailover(t *testing.T) {
 		}
 		l.expect("first announcement burst", a.ann.take(), want)
 		l.clock.Advance(5 * time.Second)
-		l.expect("second burst after garp.delay", a.ann.take(), []string{
-			"+8.21875s eth0 198.18.0.100", "+8.22875s eth0 198.18.0.100", "+8.23875s eth0 198.18.0.100",
+		l.expect("one after the neighbour locktime, second burst after garp.delay", a.ann.take(), []string{
+			"+4.31875s eth0 198.18.0.100", "+8.21875s eth0 198.18.0.100", "+8.22875s eth0 198.18.0.100", "+8.23875s eth0 198.18.0.100",
 			"+8.24875s eth0 198.18.0.100", "+8.25875s eth0 198.18.0.100",
 		})
 		l.clock.Advance(20 * time.Second)

@@ -682,11 +682,9 @@ func TestVRRPFailoverSIGSTOP(t *testing.T) {
 	checkOutage(t, "master SIGSTOP (hang)", s)
 
 	// SIGCONT: lb1 wakes up as a master with the higher priority; exactly one owner
-	// afterwards (lb1, preempt on), and the client follows it. The hang lasts at least
-	// 1.5 s: a Linux neighbour ignores an ARP update less than locktime (1 s) after the
-	// previous one, so a flip back within a second of lb2's announcement is only seen
-	// at the second burst (garp.delay), which would measure the neighbour, not lbd.
-	time.Sleep(1500 * time.Millisecond)
+	// afterwards (lb1, preempt on), and the client follows it, even though the flip
+	// back comes within a second of lb2's announcements, inside the client's neighbour
+	// locktime: lb1's announcement after that locktime brings it back.
 	lb1 := c.node("lb1")
 	s = failover(c, func() {
 		lb1.proc.cmd.Process.Signal(syscall.SIGCONT)
