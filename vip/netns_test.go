@@ -127,20 +127,6 @@ func (n *labNode) exec(name string, args ...string) string {
 	return n.lab.run("ip", append([]string{"netns", "exec", n.ns, name}, args...)...)
 }
 
-// start starts a command inside the node's namespace and kills it by PID in t.Cleanup.
-func (n *labNode) start(name string, args ...string) *exec.Cmd {
-	n.lab.t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.ns, name}, args...)...)
-	if err := cmd.Start(); err != nil {
-		n.lab.t.Fatalf("starting %s in %s: %v", name, n.ns, err)
-	}
-	n.lab.t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return cmd
-}
-
 // do runs fn on the calling goroutine with its OS thread switched into the node's
 // namespace, so sockets and netlink requests made by fn act there (sockets keep their
 // namespace after do returns). fn may call t.Fatal. If the thread cannot be switched
