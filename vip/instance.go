@@ -439,6 +439,25 @@ func (in *instance) retrack() {
 	}
 }
 
+// reconfigure takes the fields of ic that change in place (see reconfigurable) and
+// applies the new priority and weights through retrack: no transition, no address
+// change. in.cfg.Name and the other fields are left alone (other goroutines read
+// the name).
+func (in *instance) reconfigure(ic Instance) {
+	in.cfg.Priority = ic.Priority
+	in.cfg.GARP = ic.GARP
+	in.cfg.Notify = ic.Notify
+	in.cfg.TrackInterfaces = slices.Clone(ic.TrackInterfaces)
+	in.cfg.TrackChecks = slices.Clone(ic.TrackChecks)
+	scripts := slices.Clone(in.cfg.TrackScripts) // shared with the manager's config
+	for i := range scripts {
+		scripts[i].Weight = ic.TrackScripts[i].Weight
+	}
+	in.cfg.TrackScripts = scripts
+	in.update(func(st *InstanceStatus) { st.BasePriority = ic.Priority })
+	in.retrack()
+}
+
 // syncStep applies a sync group member's transition.
 func (in *instance) syncStep(ev Event) {
 	in.syncing = true

@@ -209,9 +209,13 @@ func (m *Manager) halt(ctx context.Context, ins []*instance) error {
 }
 
 // Apply runs cfg instead of the current config (a reload). An instance whose config
-// is unchanged keeps running untouched: its VIP does not move. A changed instance
-// restarts (as a master it hands over with priority 0 first); a removed one stops; a
-// new one starts. Sync groups change without restarting anyone.
+// is unchanged keeps running untouched: its VIP does not move. An instance whose
+// changes are limited to its priority, notify commands, garp settings and tracking
+// weights and checks (see reconfigurable) is updated in place, as keepalived's reload
+// does: no transition, no address change; it advertises the new priority at once, and
+// a backup that now outranks the master preempts it (when preempt is on). Any other
+// change restarts the instance (as a master it hands over with priority 0 first); a
+// removed one stops; a new one starts. Sync groups change without restarting anyone.
 func (m *Manager) Apply(ctx context.Context, cfg Config) error {
 	cfg = cloneConfig(cfg)
 	cfg.SetDefaults()
@@ -230,15 +234,30 @@ func (m *Manager) Apply(ctx context.Context, cfg Config) error {
 	for _, ic := range cfg.Instances {
 		next[ic.Name] = ic
 	}
+	// Compare with the config last applied, not with in.cfg: the instance's loop owns
+	// that one and updates it in place.
+	prev := map[string]Instance{}
+	for _, ic := range m.cfg.Instances {
+		prev[ic.Name] = ic
+	}
 	var stop []*instance
+	type update struct {
+		in *instance
+		ic Instance
+	}
+	var updates []update
 	for name, in := range m.instances {
-		if ic, ok := next[name]; !ok || !reflect.DeepEqual(ic, in.cfg) {
+		ic, ok := next[name]
+		switch {
+		case !ok || !reconfigurable(prev[name], ic):
 			stop = append(stop, in)
+		case !reflect.DeepEqual(ic, prev[name]):
+			updates = append(updates, update{in, ic})
 		}
 	}
 	var start []Instance
 	for _, ic := range cfg.Instances {
-		if in, ok := m.instances[ic.Name]; !ok || !reflect.DeepEqual(ic, in.cfg) {
+		if _, ok := m.instances[ic.Name]; !ok || !reconfigurable(prev[ic.Name], ic) {
 			start = append(start, ic)
 		}
 	}
@@ -251,13 +270,48 @@ func (m *Manager) Apply(ctx context.Context, cfg Config) error {
 	for _, in := range stop {
 		m.log.Info("vrrp instance changed or removed: stopping it", "instance", in.cfg.Name)
 	}
-	errs := []error{m.halt(ctx, stop)}
+	var errs []error
+	for _, u := range updates {
+		m.log.Info("vrrp instance changed: updating it in place", "instance", u.ic.Name)
+		if err := u.in.call(func() error { u.in.reconfigure(u.ic); return nil }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, m.halt(ctx, stop))
 	for _, ic := range start {
 		m.log.Info("starting vrrp instance", "instance", ic.Name)
 		errs = append(errs, m.startInstance(ic))
 	}
 	m.retrackAll() // group membership may have changed
 	return errors.Join(errs...)
+}
+
+// reconfigurable reports whether a running instance with config old can take config
+// next without restarting: they differ at most in the priority (not to or from the
+// owner's 255, which changes the state machine's startup), the notify commands (not
+// their timeout), the garp settings, the tracked interfaces and checks, and the
+// weights of the track scripts. Everything else (the vrid, interface, addresses,
+// version, interval, unicast peers and source, auth, label, accept, preempt,
+// preempt_delay, a track script's command or timing) is fixed for an instance's run.
+func reconfigurable(old, next Instance) bool {
+	if (old.Priority == OwnerPriority) != (next.Priority == OwnerPriority) {
+		return false
+	}
+	if len(old.TrackScripts) != len(next.TrackScripts) {
+		return false
+	}
+	next.TrackScripts = slices.Clone(next.TrackScripts)
+	for i := range next.TrackScripts {
+		next.TrackScripts[i].Weight = old.TrackScripts[i].Weight
+	}
+	next.Priority = old.Priority
+	next.GARP = old.GARP
+	next.TrackInterfaces = old.TrackInterfaces
+	next.TrackChecks = old.TrackChecks
+	timeout := next.Notify.Timeout
+	next.Notify = old.Notify
+	next.Notify.Timeout = timeout
+	return reflect.DeepEqual(old, next)
 }
 
 // Status returns every running instance, in config order.

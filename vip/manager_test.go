@@ -571,7 +571,7 @@ func TestManagerReload(t *testing.T) {
 		}
 		l.expect("owners after an unchanged reload", l.owners(webVIP), []string{"a"})
 
-		// A changed backup restarts; the master is not disturbed.
+		// A backup's changed priority is applied in place; the master is not disturbed.
 		if err := b.m.Apply(context.Background(), webConfig(110)); err != nil {
 			t.Fatal(err)
 		}
@@ -602,6 +602,161 @@ func TestManagerReload(t *testing.T) {
 			t.Errorf("Apply accepted an invalid config")
 		}
 	})
+}
+
+func TestManagerReloadInPlace(t *testing.T) {
+	t.Run("master's priority lowered but still highest: stays master, advertises it", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			l := newTestLAN(t)
+			defer l.closeAll()
+			a := l.node("a", "198.18.0.1", webConfig(200))
+			b := l.node("b", "198.18.0.2", webConfig(100))
+			l.clock.Advance(10 * time.Second)
+			a.ann.take()
+			before, _ := a.status("web")
+
+			cfg := webConfig(150, func(in *Instance) {
+				in.Notify.Master = []string{"/bin/true"}
+				in.GARP.Repeat = 2
+				in.TrackChecks = []TrackCheck{{Name: "dataplane", Weight: -10}}
+			})
+			if err := a.m.Apply(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			// SetPriority advertises at once, without waiting for Adver_Timer.
+			if st, _ := b.status("web"); st.MasterPriority != 150 || st.Master != a.addr {
+				t.Errorf("b sees master %v priority %d right after the reload, want %v 150", st.Master, st.MasterPriority, a.addr)
+			}
+			l.clock.Advance(5 * time.Second)
+			after, _ := a.status("web")
+			if after.Transitions != before.Transitions || after.LastTransition != before.LastTransition ||
+				after.AdvertsSent <= before.AdvertsSent || after.State != Master {
+				t.Errorf("a restarted or moved: before %+v, after %+v", before, after)
+			}
+			if after.Priority != 150 || after.BasePriority != 150 {
+				t.Errorf("a's priority %d base %d, want 150 150", after.Priority, after.BasePriority)
+			}
+			l.expect("owners", l.owners(webVIP), []string{"a"})
+			l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+			l.expect("a's announcements", a.ann.take(), nil)
+			l.expect("notify commands", a.run.take(), nil)
+			if st, _ := b.status("web"); st.MasterPriority != 150 {
+				t.Errorf("b sees master priority %d, want 150", st.MasterPriority)
+			}
+
+			// The new weights apply.
+			a.m.SetCheck("dataplane", 0)
+			synctest.Wait()
+			if st, _ := b.status("web"); st.MasterPriority != 140 {
+				t.Errorf("b sees master priority %d after the check failed, want 140", st.MasterPriority)
+			}
+		})
+	})
+
+	t.Run("backup's priority raised above the master's with preempt: takes over", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			l := newTestLAN(t)
+			defer l.closeAll()
+			a := l.node("a", "198.18.0.1", webConfig(200))
+			b := l.node("b", "198.18.0.2", webConfig(100))
+			l.clock.Advance(10 * time.Second)
+			before, _ := b.status("web")
+
+			if err := b.m.Apply(context.Background(), webConfig(250)); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if st, _ := b.status("web"); st.AdvertsReceived < before.AdvertsReceived || st.Transitions != before.Transitions || st.State != Backup {
+				t.Errorf("b restarted: before %+v, after %+v", before, st)
+			}
+			// b discards a's lower advertisements; its Master_Down_Timer fires.
+			l.clock.Advance(5 * time.Second)
+			l.expect("owners", l.owners(webVIP), []string{"b"})
+			l.expect("states", l.states("web"), []string{"a:BACKUP", "b:MASTER"})
+			if st, _ := a.status("web"); st.MasterPriority != 250 {
+				t.Errorf("a sees master priority %d, want 250", st.MasterPriority)
+			}
+			if st, _ := b.status("web"); st.Transitions != before.Transitions+1 {
+				t.Errorf("b's transitions %d, want %d", st.Transitions, before.Transitions+1)
+			}
+		})
+	})
+
+	t.Run("changed vrid restarts", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			l := newTestLAN(t)
+			defer l.closeAll()
+			a := l.node("a", "198.18.0.1", webConfig(200))
+			b := l.node("b", "198.18.0.2", webConfig(100))
+			l.clock.Advance(10 * time.Second)
+
+			if err := a.m.Apply(context.Background(), webConfig(150, func(in *Instance) { in.VRID = 52 })); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			st, _ := a.status("web")
+			if st.VRID != 52 || st.State != Backup || st.Transitions != 1 || st.AdvertsReceived != 0 {
+				t.Errorf("a did not restart: %+v", st)
+			}
+			l.expect("a's addresses right after the restart", []string{a.addrs.String()}, []string{""})
+			// a handed over with priority 0: b takes over after its Skew_Time.
+			l.clock.Advance(time.Second)
+			if st, _ := b.status("web"); st.State != Master {
+				t.Errorf("b is %v after a restarted, want MASTER", st.State)
+			}
+		})
+	})
+}
+
+func TestReconfigurable(t *testing.T) {
+	d := func(v time.Duration) *time.Duration { return &v }
+	f := false
+	base := func() Instance {
+		in := webConfig(100, func(in *Instance) {
+			in.TrackScripts = []TrackScript{{Name: "s", Command: []string{"/bin/true"}, Weight: 5}}
+		}).Instances[0]
+		in.SetDefaults()
+		return in
+	}
+	tests := []struct {
+		name string
+		mod  func(*Instance)
+		want bool
+	}{
+		{"unchanged", func(*Instance) {}, true},
+		{"priority", func(in *Instance) { in.Priority = 200 }, true},
+		{"notify commands", func(in *Instance) { in.Notify.Master = []string{"/bin/true"} }, true},
+		{"garp", func(in *Instance) { in.GARP.Repeat, in.GARP.Delay, in.GARP.Refresh = 3, d(0), time.Minute }, true},
+		{"track interfaces", func(in *Instance) { in.TrackInterfaces = []TrackInterface{{Name: "eth1", Weight: -20}} }, true},
+		{"track checks", func(in *Instance) { in.TrackChecks = []TrackCheck{{Name: "dataplane"}} }, true},
+		{"track script weight", func(in *Instance) { in.TrackScripts[0].Weight = -5 }, true},
+		{"priority to owner", func(in *Instance) { in.Priority = OwnerPriority }, false},
+		{"vrid", func(in *Instance) { in.VRID = 52 }, false},
+		{"interface", func(in *Instance) { in.Interface = "eth1" }, false},
+		{"addresses", func(in *Instance) { in.Addresses = []string{"198.18.0.101/24"} }, false},
+		{"version", func(in *Instance) { in.Version = 2 }, false},
+		{"interval", func(in *Instance) { in.AdvertInterval = 2 * time.Second }, false},
+		{"unicast peers", func(in *Instance) { in.UnicastPeers = []string{"198.18.0.2"} }, false},
+		{"unicast source", func(in *Instance) { in.UnicastSource = "198.18.0.1" }, false},
+		{"auth", func(in *Instance) { in.AuthPass = "secret" }, false},
+		{"label", func(in *Instance) { in.Label = "x" }, false},
+		{"accept", func(in *Instance) { in.Accept = true }, false},
+		{"preempt", func(in *Instance) { in.Preempt = &f }, false},
+		{"preempt delay", func(in *Instance) { in.PreemptDelay = time.Minute }, false},
+		{"notify timeout", func(in *Instance) { in.Notify.Timeout = time.Second }, false},
+		{"track script command", func(in *Instance) { in.TrackScripts[0].Command = []string{"/bin/false"} }, false},
+		{"track script added", func(in *Instance) { in.TrackScripts = append(in.TrackScripts, TrackScript{Name: "t"}) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old, next := base(), base()
+			tt.mod(&next)
+			if got := reconfigurable(old, next); got != tt.want {
+				t.Errorf("reconfigurable = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestManagerRemovesLeftovers(t *testing.T) {
