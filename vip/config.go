@@ -159,13 +159,20 @@ type Notify struct {
 }
 
 // SyncGroup moves its instances together (keepalived's vrrp_sync_group): when one
-// becomes master, backup or faulty, the others follow.
+// becomes master or backup, the others follow; when one is in FAULT, they all are, so
+// the group becomes master only when no member is faulty.
 type SyncGroup struct {
 	// Name identifies the group. Required, unique.
 	Name string `yaml:"name"`
 	// Instances are the names of the members; an instance is in at most one group. At
 	// least one.
 	Instances []string `yaml:"instances"`
+	// Notify runs commands once per transition of the group, after (not instead of)
+	// the members' own: the group is MASTER, BACKUP or STOP when all its members are,
+	// and FAULT when any is. Any gets "GROUP", the group's name, the state and 0 (as
+	// keepalived's notify for a group). The commands run in order, one at a time per
+	// group.
+	Notify Notify `yaml:"notify"`
 }
 
 // Defaults applied by SetDefaults.
@@ -190,6 +197,11 @@ const (
 func (c *Config) SetDefaults() {
 	for i := range c.Instances {
 		c.Instances[i].SetDefaults()
+	}
+	for i := range c.SyncGroups {
+		if c.SyncGroups[i].Notify.Timeout == 0 {
+			c.SyncGroups[i].Notify.Timeout = DefaultNotifyTimeout
+		}
 	}
 }
 
@@ -318,6 +330,7 @@ func (c *Config) Validate() error {
 				member[name] = g.Name
 			}
 		}
+		validateNotify(&errs, p+".notify", g.Notify)
 	}
 	return errs.err()
 }
@@ -473,17 +486,20 @@ func (in *Instance) validate(errs *fieldErrors, p string) {
 		checks[c.Name] = true
 		checkWeight(errs, q+".weight", c.Weight, in.Priority)
 	}
-	n := in.Notify
+	validateNotify(errs, p+".notify", in.Notify)
+}
+
+func validateNotify(errs *fieldErrors, p string, n Notify) {
 	for _, c := range []struct {
 		name string
 		argv []string
 	}{{"master", n.Master}, {"backup", n.Backup}, {"fault", n.Fault}, {"stop", n.Stop}, {"any", n.Any}} {
 		if len(c.argv) > 0 && c.argv[0] == "" {
-			errs.add(p+".notify."+c.name, "(%q) has an empty program name", c.argv)
+			errs.add(p+"."+c.name, "(%q) has an empty program name", c.argv)
 		}
 	}
 	if n.Timeout < 10*time.Millisecond {
-		errs.add(p+".notify.timeout", "(%v) must be at least 10ms", n.Timeout)
+		errs.add(p+".timeout", "(%v) must be at least 10ms", n.Timeout)
 	}
 }
 

@@ -309,6 +309,15 @@ func (in *instance) received(r Received) {
 
 // step applies ev to the machine and carries out its actions.
 func (in *instance) step(ev Event) {
+	switch ev.(type) {
+	case Timer, Advert, SyncMaster:
+		// Another member of the sync group is in fault, and in's retrack, which
+		// faults it too, is still queued: fault first, so that in cannot become
+		// master meanwhile (the group becomes master only when no member is faulty).
+		if !in.faulted && in.mgr.groupFaulted(in) {
+			in.retrack()
+		}
+	}
 	now := in.clock.Now()
 	before := in.machine.State()
 	acts := in.machine.Step(ev, now)
@@ -374,6 +383,7 @@ func (in *instance) transition(state string, now time.Time) {
 	})
 	in.log.Info("vrrp transition", "state", state, "priority", prio)
 	in.notify.enqueue(notifyCommands(in.cfg.Notify, in.cfg.Name, state, prio)...)
+	in.mgr.memberTransition(in.cfg.Name, state)
 }
 
 func (in *instance) send(priority int) {

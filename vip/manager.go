@@ -68,8 +68,13 @@ type Manager struct {
 	links     map[string]bool     // interface → link up, as last reported
 	checks    map[string]float64  // check → level, as last reported
 	ownTrack  map[string]ownTrack // instance name → what its own tracking says
-	started   bool
-	closed    bool
+	// memberState is the last state (as notify names it) of each running member of a
+	// sync group; groupState each group's, as its notify last saw it.
+	memberState map[string]string
+	groupState  map[string]string
+	groupNotify map[string]*notifier // sync group → its notify queue
+	started     bool
+	closed      bool
 
 	pollStop chan struct{}
 	pollDone chan struct{}
@@ -111,6 +116,10 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		links:     map[string]bool{},
 		checks:    map[string]float64{},
 		ownTrack:  map[string]ownTrack{},
+
+		memberState: map[string]string{},
+		groupState:  map[string]string{},
+		groupNotify: map[string]*notifier{},
 	}, nil
 }
 
@@ -186,7 +195,21 @@ func (m *Manager) Close(ctx context.Context) error {
 		close(m.pollStop)
 		<-m.pollDone
 	}
-	return m.halt(ctx, ins)
+	err := m.halt(ctx, ins)
+	// The members have stopped: the groups' STOP commands are queued.
+	m.mu.Lock()
+	groups := slices.Collect(maps.Values(m.groupNotify))
+	m.groupNotify = map[string]*notifier{}
+	m.mu.Unlock()
+	return errors.Join(err, closeNotifiers(ctx, groups))
+}
+
+func closeNotifiers(ctx context.Context, ns []*notifier) error {
+	var errs []error
+	for _, n := range ns {
+		errs = append(errs, n.close(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // halt stops instances concurrently (each hands over at once) and forgets them.
@@ -202,6 +225,7 @@ func (m *Manager) halt(ctx context.Context, ins []*instance) error {
 		if m.instances[in.cfg.Name] == in {
 			delete(m.instances, in.cfg.Name)
 			delete(m.ownTrack, in.cfg.Name)
+			delete(m.memberState, in.cfg.Name)
 		}
 	}
 	m.mu.Unlock()
@@ -263,6 +287,18 @@ func (m *Manager) Apply(ctx context.Context, cfg Config) error {
 	}
 	m.cfg = cfg
 	m.group = groupsOf(cfg)
+	// A group's notify commands are read from m.cfg at each transition; its timeout
+	// is its queue's. A removed group's queue drains and goes.
+	var removed []*notifier
+	for name, n := range m.groupNotify {
+		if i := slices.IndexFunc(cfg.SyncGroups, func(g SyncGroup) bool { return g.Name == name }); i >= 0 {
+			n.setTimeout(cfg.SyncGroups[i].Notify.Timeout)
+		} else {
+			removed = append(removed, n)
+			delete(m.groupNotify, name)
+			delete(m.groupState, name)
+		}
+	}
 	m.mu.Unlock()
 	if !started {
 		return nil
@@ -283,6 +319,7 @@ func (m *Manager) Apply(ctx context.Context, cfg Config) error {
 		errs = append(errs, m.startInstance(ic))
 	}
 	m.retrackAll() // group membership may have changed
+	errs = append(errs, closeNotifiers(ctx, removed))
 	return errors.Join(errs...)
 }
 
@@ -463,6 +500,68 @@ func (m *Manager) setOwnTrack(in *instance, own ownTrack) (faulted []string, adj
 	}
 	slices.Sort(faulted)
 	return faulted, adjust
+}
+
+// groupFaulted reports whether another member of in's sync group is in fault by its
+// own tracking: in is about to be (its retrack is queued), so it must not become
+// master meanwhile.
+func (m *Manager) groupFaulted(in *instance) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.groupMembers(in.cfg.Name) {
+		if m.ownTrack[o.cfg.Name].fault {
+			return true
+		}
+	}
+	return false
+}
+
+// memberTransition records that instance name entered state and, when that changes
+// the state of its sync group, queues the group's notify commands. A group is MASTER,
+// BACKUP or STOP when all its members are, and FAULT when any is; while its members
+// disagree otherwise (one has become master, the others are following) it keeps its
+// state. Queueing under m.mu keeps a group's commands in the order of its transitions.
+func (m *Manager) memberTransition(name, state string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	gname := m.group[name]
+	if gname == "" {
+		return
+	}
+	m.memberState[name] = state
+	i := slices.IndexFunc(m.cfg.SyncGroups, func(g SyncGroup) bool { return g.Name == gname })
+	if i < 0 {
+		return
+	}
+	g := m.cfg.SyncGroups[i]
+	next := ""
+	for j, member := range g.Instances {
+		s := m.memberState[member]
+		switch {
+		case s == "FAULT":
+			next = "FAULT"
+		case next == "FAULT":
+		case j == 0:
+			next = s
+		case s != next:
+			next = "mixed"
+		}
+	}
+	if next == "" || next == "mixed" || next == m.groupState[gname] {
+		return
+	}
+	m.groupState[gname] = next
+	m.log.Info("vrrp sync group transition", "group", gname, "state", next)
+	cmds := notifyCommandsFor(g.Notify, "GROUP", gname, next, 0)
+	if len(cmds) == 0 {
+		return
+	}
+	n := m.groupNotify[gname]
+	if n == nil {
+		n = newNotifier(m.deps.Run, m.deps.Clock, m.log.With("sync_group", gname), g.Notify.Timeout)
+		m.groupNotify[gname] = n
+	}
+	n.enqueue(cmds...)
 }
 
 // follow makes the other members of in's sync group follow its transition.

@@ -551,6 +551,110 @@ func TestManagerSyncGroupMovesTogether(t *testing.T) {
 	})
 }
 
+func TestManagerSyncGroupNotify(t *testing.T) {
+	cfg := func(p int) Config {
+		return Config{
+			Instances: []Instance{
+				{Name: "ext", Interface: "eth0", VRID: 51, Priority: p, Addresses: []string{"198.18.0.100/24"}},
+				{
+					Name: "int", Interface: "eth1", VRID: 52, Priority: p, Addresses: []string{"198.18.1.100/24"},
+					TrackInterfaces: []TrackInterface{{Name: "eth2"}},
+				},
+			},
+			SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}, Notify: Notify{
+				Master: []string{"g-master"}, Backup: []string{"g-backup"}, Fault: []string{"g-fault"},
+				Stop: []string{"g-stop"}, Any: []string{"notify"},
+			}}},
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", cfg(200))
+		b := l.node("b", "198.18.0.2", cfg(100))
+		l.clock.Advance(4 * time.Second)
+		l.expect("a: start, then master", a.run.take(), []string{
+			"g-backup", "notify GROUP g BACKUP 0", "g-master", "notify GROUP g MASTER 0",
+		})
+		l.expect("b: start", b.run.take(), []string{"g-backup", "notify GROUP g BACKUP 0"})
+
+		// Both members fault (int by its link, ext with it): one group transition.
+		a.m.SetLink("eth2", false)
+		l.clock.Advance(time.Second)
+		l.expect("a: fault", a.run.take(), []string{"g-fault", "notify GROUP g FAULT 0"})
+		l.expect("b: takes over", b.run.take(), []string{"g-master", "notify GROUP g MASTER 0"})
+
+		a.m.SetLink("eth2", true)
+		l.clock.Advance(5 * time.Second)
+		l.expect("a: recovery, then preempts", a.run.take(), []string{
+			"g-backup", "notify GROUP g BACKUP 0", "g-master", "notify GROUP g MASTER 0",
+		})
+		l.expect("b: preempted", b.run.take(), []string{"g-backup", "notify GROUP g BACKUP 0"})
+
+		// A reload changes the commands without a transition.
+		next := cfg(200)
+		next.SyncGroups[0].Notify.Any = []string{"notify2"}
+		if err := a.m.Apply(context.Background(), next); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.m.Move("ext"); err != nil {
+			t.Fatal(err)
+		}
+		l.clock.Advance(5 * time.Second)
+		l.expect("a: moved", a.run.take(), []string{"g-backup", "notify2 GROUP g BACKUP 0"})
+
+		a.close(t)
+		l.nodes = l.nodes[1:]
+		l.expect("a: stopped", a.run.take(), []string{"g-stop", "notify2 GROUP g STOP 0"})
+	})
+}
+
+func TestManagerSyncGroupFaultedMemberDoesNotGoMaster(t *testing.T) {
+	cfg := Config{
+		Instances: []Instance{
+			{
+				Name: "ext", Interface: "eth0", VRID: 51, Priority: 200, Addresses: []string{"198.18.0.100/24"},
+				Notify: Notify{Master: []string{"ext-master"}},
+			},
+			{
+				Name: "int", Interface: "eth1", VRID: 52, Priority: 200, Addresses: []string{"198.18.1.100/24"},
+				TrackInterfaces: []TrackInterface{{Name: "eth2"}},
+			},
+		},
+		SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}, Notify: Notify{Any: []string{"notify"}}}},
+	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		a := l.node("a", "198.18.0.1", cfg)
+		synctest.Wait()
+		a.m.mu.Lock()
+		ext := a.m.instances["ext"]
+		a.m.mu.Unlock()
+		// ext's loop is busy while int faults, so the retrack int queues for it (which
+		// faults it too) waits; meanwhile ext's Master_Down_Timer expires. Stepping it
+		// first must not make ext master.
+		release := make(chan struct{})
+		ext.post(func() {
+			<-release
+			ext.step(Timer{})
+		})
+		synctest.Wait()
+		a.m.SetLink("eth2", false)
+		l.clock.Advance(4 * time.Second)
+		close(release)
+		l.clock.Advance(10 * time.Second)
+		l.expect("ext states", l.states("ext"), []string{"a:FAULT"})
+		l.expect("int states", l.states("int"), []string{"a:FAULT"})
+		l.expect("a's addresses", []string{a.addrs.String()}, []string{""})
+		// ext never became master, not even for a moment.
+		l.expect("notify", a.run.take(), []string{"notify GROUP g BACKUP 0", "notify GROUP g FAULT 0"})
+		if st, _ := a.status("ext"); st.Transitions != 2 {
+			t.Errorf("ext made %d transitions, want 2 (BACKUP, FAULT)", st.Transitions)
+		}
+	})
+}
+
 func TestManagerReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newTestLAN(t)
@@ -807,5 +911,23 @@ func TestNewValidates(t *testing.T) {
 	}
 	if cfg.Instances[0].Preempt != nil {
 		t.Errorf("New modified the caller's config")
+	}
+	cfg.SyncGroups = []SyncGroup{{Name: "g", Instances: []string{"web"}, Notify: Notify{Master: []string{""}, Timeout: time.Millisecond}}}
+	_, err := New(cfg, deps)
+	for _, path := range []string{"sync_groups[0].notify.master", "sync_groups[0].notify.timeout"} {
+		var fe *FieldError
+		found := false
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			if errors.As(e, &fe) && fe.Path == path {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("New(bad group notify) = %v, want an error at %s", err, path)
+		}
+	}
+	cfg.SyncGroups[0].Notify = Notify{}
+	if _, err := New(cfg, deps); err != nil {
+		t.Errorf("New with a group notify defaulted: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,11 @@ func ExecRunner(ctx context.Context, argv []string) error {
 // notifyCommands returns the commands to run when instance name enters state with
 // priority: the state's own command, then the generic one with keepalived's arguments.
 func notifyCommands(n Notify, name string, state string, priority int) [][]string {
+	return notifyCommandsFor(n, "INSTANCE", name, state, priority)
+}
+
+// notifyCommandsFor is notifyCommands for an instance or (kind "GROUP") a sync group.
+func notifyCommandsFor(n Notify, kind, name, state string, priority int) [][]string {
 	var cmds [][]string
 	var own []string
 	switch state {
@@ -42,17 +48,17 @@ func notifyCommands(n Notify, name string, state string, priority int) [][]strin
 		cmds = append(cmds, own)
 	}
 	if len(n.Any) > 0 {
-		cmds = append(cmds, append(append([]string(nil), n.Any...), "INSTANCE", name, state, strconv.Itoa(priority)))
+		cmds = append(cmds, append(append([]string(nil), n.Any...), kind, name, state, strconv.Itoa(priority)))
 	}
 	return cmds
 }
 
-// notifier runs one instance's notify commands in order.
+// notifier runs the notify commands of one instance or sync group in order.
 type notifier struct {
 	run     Runner
 	clock   Clock
 	log     *slog.Logger
-	timeout time.Duration
+	timeout atomic.Int64 // time.Duration; a sync group's changes on reload
 
 	queue  mailbox[[]string]
 	done   chan struct{} // closed by close: finish the queue, then exit
@@ -61,11 +67,15 @@ type notifier struct {
 }
 
 func newNotifier(run Runner, clock Clock, log *slog.Logger, timeout time.Duration) *notifier {
-	n := &notifier{run: run, clock: clock, log: log, timeout: timeout, done: make(chan struct{}), exited: make(chan struct{})}
+	n := &notifier{run: run, clock: clock, log: log, done: make(chan struct{}), exited: make(chan struct{})}
+	n.setTimeout(timeout)
 	n.queue.init()
 	go n.loop()
 	return n
 }
+
+// setTimeout sets the timeout of the commands that start from now on.
+func (n *notifier) setTimeout(d time.Duration) { n.timeout.Store(int64(d)) }
 
 // enqueue adds commands to run after those already queued.
 func (n *notifier) enqueue(cmds ...[]string) {
@@ -106,7 +116,8 @@ func (n *notifier) runOne(argv []string) {
 	defer cancel()
 	result := make(chan error, 1)
 	go func() { result <- n.run(ctx, argv) }()
-	t := n.clock.NewTimer(n.timeout)
+	timeout := time.Duration(n.timeout.Load())
+	t := n.clock.NewTimer(timeout)
 	defer t.Stop()
 	var err error
 	select {
@@ -114,7 +125,7 @@ func (n *notifier) runOne(argv []string) {
 	case <-t.C():
 		cancel()
 		<-result
-		err = fmt.Errorf("killed after the timeout of %v", n.timeout)
+		err = fmt.Errorf("killed after the timeout of %v", timeout)
 	}
 	if err != nil {
 		n.log.Warn("notify script failed", "command", argv, "err", err)
