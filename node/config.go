@@ -90,6 +90,7 @@ func (n *NodeConfig) setDefaults() {
 	if n.StateDir == "" {
 		n.StateDir = DefaultStateDir
 	}
+	n.VRRP.setDefaults() // vrrp.go
 }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)

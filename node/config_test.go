@@ -356,6 +356,7 @@ func TestParseGoodWithDefaults(t *testing.T) {
 			Name:     "testhost",
 			Admin:    AdminConfig{Socket: "/run/lbd/lbd.sock", Listen: &listen},
 			StateDir: "/var/lib/lbd",
+			VRRP:     VRRPNode{LivenessPort: ptr(DefaultLivenessPort)},
 		},
 		Config: dataplane.Config{
 			Frontends: []dataplane.Frontend{
@@ -382,10 +383,12 @@ func TestParseGoodWithDefaults(t *testing.T) {
 func TestParseEmpty(t *testing.T) {
 	fakeHostname(t)
 	listen := DefaultAdminListen
+	livenessPort := DefaultLivenessPort
 	want := &Config{Node: NodeConfig{
 		Name:     "testhost",
 		Admin:    AdminConfig{Socket: DefaultAdminSocket, Listen: &listen},
 		StateDir: DefaultStateDir,
+		VRRP:     VRRPNode{LivenessPort: &livenessPort},
 	}}
 	for _, in := range []string{"", "\n", "# nothing yet\n", "---\n", "~\n", "node:\n"} {
 		got, err := Parse("lbd.yaml", []byte(in))

@@ -46,6 +46,20 @@ type VRRPNode struct {
 	// UnicastPeers are the unicast peers of every instance that does not list its own;
 	// none means multicast. Default: none.
 	UnicastPeers []string `yaml:"unicast_peers"`
+	// LivenessPort is the TCP port of the liveness side channel (node/liveness.go),
+	// listened on on every address while the node runs VRRP instances; a backup
+	// connects to its master's port and takes over after Skew_Time when the master's
+	// kernel closes the connection (its lbd process died). 0 disables both sides. Read
+	// when VRRP starts. Default: 7948 (DefaultLivenessPort).
+	LivenessPort *int `yaml:"liveness_port"`
+}
+
+// setDefaults fills node.vrrp's unset fields.
+func (v *VRRPNode) setDefaults() {
+	if v.LivenessPort == nil {
+		p := DefaultLivenessPort
+		v.LivenessPort = &p
+	}
 }
 
 // Check names the node reports to the VIP manager (vip.TrackCheck.Name).
@@ -131,6 +145,9 @@ func (c *Config) validateVRRP() []error {
 		if !names[name] {
 			add(p, "no vrrp instance named %q", name)
 		}
+	}
+	if p := nv.LivenessPort; p != nil && (*p < 0 || *p > 65535) {
+		add("node.vrrp.liveness_port", "(%d) must be 0-65535 (0 disables)", *p)
 	}
 	if nv.UnicastSource != "" {
 		if _, err := netip.ParseAddr(nv.UnicastSource); err != nil {
@@ -234,6 +251,8 @@ type vrrpState struct {
 	deps func() vip.Deps
 	// watchLinks makes the node watch links through netlink; tests leave it off.
 	watchLinks bool
+	// liveness is the liveness listener (liveness.go); nil when disabled.
+	liveness *livenessListener
 }
 
 // manager returns the VIP manager, or nil when the node runs no VRRP.
@@ -332,8 +351,26 @@ func (n *Node) applyVRRP(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("vrrp: %w", err)
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
+	var live *livenessListener
+	port := 0
+	if p := cfg.Node.VRRP.LivenessPort; p != nil && depsFn == nil {
+		// Only on the real kernel: with fake deps (tests) there are no peers.
+		port = *p
+	}
+	if port != 0 {
+		if live, err = listenLiveness(port); err != nil {
+			// Not fatal: the backups fall back to VRRP silence.
+			n.log.Warn("vrrp liveness port: cannot listen; a crash of this node is seen after 3 advert intervals",
+				"port", port, "err", err)
+		}
+	}
 	n.vrrp.mu.Lock()
-	n.vrrp.mgr, n.vrrp.cancel = m, cancel
+	n.vrrp.mgr, n.vrrp.cancel, n.vrrp.liveness = m, cancel, live
+	if port != 0 {
+		d := &livenessDialer{port: port, log: n.log.With("part", "vrrp"), poll: livenessPoll,
+			masters: func() []netip.Addr { return vipMasters(m) }, gone: m.PeerGone}
+		n.vrrp.wg.Go(func() { d.run(loopCtx) })
+	}
 	watch := n.vrrp.watchLinks || depsFn == nil
 	n.vrrp.wg.Add(1)
 	go func() {
@@ -364,7 +401,16 @@ func (n *Node) stopVRRP(ctx context.Context) error {
 	cancel()
 	n.vrrp.wg.Wait()
 	n.handOver(ctx, m)
-	if err := m.Close(ctx); err != nil {
+	err := m.Close(ctx)
+	// Last: the backups must hear the priority 0 before the liveness FIN.
+	n.vrrp.mu.Lock()
+	live := n.vrrp.liveness
+	n.vrrp.liveness = nil
+	n.vrrp.mu.Unlock()
+	if live != nil {
+		live.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("vrrp: %w", err)
 	}
 	return nil

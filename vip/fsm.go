@@ -57,7 +57,7 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 const OwnerPriority = 255
 
 // Event is an input of Machine.Step: one of Startup, Shutdown, Timer, Advert, FaultEvent,
-// FaultCleared, SetPriority, Resign, SyncMaster, SyncBackup.
+// FaultCleared, SetPriority, Resign, SyncMaster, SyncBackup, MasterGone.
 type Event interface{ event() }
 
 // Startup starts the machine (RFC 5798 6.4.1).
@@ -97,6 +97,14 @@ type (
 	SyncBackup struct{}
 )
 
+// MasterGone says that the process of the master at Src died: the node's liveness
+// connection to it ended with a FIN or a reset, which is the master's kernel closing the
+// sockets of a killed process. A backup whose current master is Src treats it as a
+// priority 0 advertisement (6.4.2: Master_Down_Timer = Skew_Time); it is ignored in
+// other states and for another sender. A hung master or a dead link closes nothing and
+// still costs Master_Down_Interval.
+type MasterGone struct{ Src netip.Addr }
+
 func (Startup) event()      {}
 func (Shutdown) event()     {}
 func (Timer) event()        {}
@@ -107,6 +115,7 @@ func (SetPriority) event()  {}
 func (Resign) event()       {}
 func (SyncMaster) event()   {}
 func (SyncBackup) event()   {}
+func (MasterGone) event()   {}
 
 // Action is an output of Machine.Step, for the caller to carry out in order.
 type Action interface{ action() }
@@ -297,6 +306,16 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		}
 		m.becomeBackup(now)
 		return []Action{RemoveAddresses{}, BecameBackup{}}
+	case MasterGone:
+		if m.state != Backup || !ev.Src.IsValid() || ev.Src != m.master {
+			return nil
+		}
+		// As a priority 0 advertisement (6.4.2); never later than the running timer.
+		if d := now.Add(m.skew()); d.Before(m.masterDown) {
+			m.masterDown = d
+		}
+		m.master, m.masterPriority = netip.Addr{}, 0
+		return nil
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sync"
@@ -420,6 +421,19 @@ func (m *Manager) SetCheck(name string, level float64) {
 	m.mu.Unlock()
 	if !ok || prev != level {
 		m.retrackAll()
+	}
+}
+
+// PeerGone reports that the lbd process at addr died (the node's liveness connection to
+// it ended with a FIN or a reset): every instance whose current master is addr takes
+// over after Skew_Time, as on a priority 0 advertisement (see MasterGone).
+func (m *Manager) PeerGone(addr netip.Addr) {
+	m.mu.Lock()
+	ins := slices.Collect(maps.Values(m.instances))
+	m.mu.Unlock()
+	m.log.Info("peer's lbd process is gone", "peer", addr)
+	for _, in := range ins {
+		in.post(func() { in.step(MasterGone{Src: addr}) })
 	}
 }
 
