@@ -349,43 +349,36 @@ func (m *Machine) becomeBackup(now time.Time) {
 }
 
 func (m *Machine) shutdown() []Action {
-	var acts []Action
-	switch m.state {
-	case Initialize:
+	if m.state == Initialize {
 		return nil
-	case Master:
-		// 6.4.3: cancel Adver_Timer, send priority 0.
-		acts = append(acts, SendAdvert{Priority: 0}, RemoveAddresses{})
-	case Backup:
-		if m.holding {
-			acts = append(acts, RemoveAddresses{})
-		}
 	}
-	m.state = Initialize
-	m.masterDown, m.adverTimer = time.Time{}, time.Time{}
-	m.holding, m.yielding = false, false
-	m.master, m.masterPriority = netip.Addr{}, 0
-	return append(acts, Stopped{})
+	return append(m.leave(Initialize), Stopped{})
 }
 
 func (m *Machine) fault() []Action {
 	m.faulted = true
-	var acts []Action
-	switch m.state {
-	case Initialize, Fault:
+	if m.state == Initialize || m.state == Fault {
 		return nil
-	case Master:
-		acts = append(acts, SendAdvert{Priority: 0}, RemoveAddresses{})
-	case Backup:
-		if m.holding {
-			acts = append(acts, RemoveAddresses{})
-		}
 	}
-	m.state = Fault
+	return append(m.leave(Fault), BecameFault{})
+}
+
+// leave quits Master or Backup for Initialize (shutdown) or Fault: a master sends
+// priority 0 (6.4.3) and removes its addresses, a backup still holding them after a
+// move removes them, and every timer and what is known of the master are cleared.
+func (m *Machine) leave(to State) []Action {
+	var acts []Action
+	switch {
+	case m.state == Master:
+		acts = append(acts, SendAdvert{Priority: 0}, RemoveAddresses{})
+	case m.state == Backup && m.holding:
+		acts = append(acts, RemoveAddresses{})
+	}
+	m.state = to
 	m.masterDown, m.adverTimer = time.Time{}, time.Time{}
 	m.holding, m.yielding = false, false
 	m.master, m.masterPriority = netip.Addr{}, 0
-	return append(acts, BecameFault{})
+	return acts
 }
 
 func (m *Machine) timer(now time.Time) []Action {
