@@ -89,33 +89,7 @@ done
 
 # lbd_config NAME PRIORITY: the node's config file (the cluster part is the same on both).
 lbd_config() {
-	local f=$LAB_DIR/$1.yaml
-	cat >"$f" <<-EOF
-		node:
-		  name: $1
-		  state_dir: $LAB_DIR/$1-state
-		  admin: {socket: $LAB_DIR/$1.sock, listen: ""}
-		  vrrp:
-		    interface: eth0
-		    priority: $2
-		vrrp:
-		  instances:
-		    - name: web
-		      vrid: 51
-		      advert_interval: $INTERVAL
-		      addresses: ["$VIP/24"]
-		frontends:
-		  - {name: web, mode: http, bind: "$VIP:80", backend: app}
-		backends:
-		  - name: app
-		    balance: roundrobin
-		    servers:
-		      - {name: b1, address: "198.18.0.11:8080"}
-		      - {name: b2, address: "198.18.0.12:8080"}
-		      - {name: b3, address: "198.18.0.13:8080"}
-	EOF
-	"$ROOT/bin/lbd" validate --config "$f" >/dev/null || fail "bin/lbd validate --config $f"
-	echo "$f"
+	lab_lbd_config "$1" "$2" "$INTERVAL" "$VIP" "$ROOT/bin/lbd" || fail "bin/lbd validate --config $LAB_DIR/$1.yaml"
 }
 
 # owns NAME: node NAME has the VIP on eth0.
@@ -205,5 +179,6 @@ step "Summary"
 say "requests spread over b1, b2, b3 through the VIP: yes"
 say "master killed (SIGKILL):  outage ${KILL_MS} ms, ${KILL_FAILED} failed requests, VIP now on lb2"
 say "old master back (preempt): outage ${BACK_MS} ms, ${BACK_FAILED} failed requests, VIP back on lb1"
-say "(advert_interval $INTERVAL: a backup declares the master dead after 3 intervals + skew)"
+say "(advert_interval $INTERVAL: the backup saw the dead lbd's liveness connection close and took over after"
+say " its skew time; without that channel it waits for 3 intervals + skew of VRRP silence)"
 say "demo finished in $((SECONDS - START)) s; removing the namespaces"

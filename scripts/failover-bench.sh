@@ -126,31 +126,8 @@ keepalived_config() {
 
 # lbd_config NODE INTERVAL
 lbd_config() {
-	cat >"$LAB_DIR/$1.yaml" <<-EOF
-		node:
-		  name: $1
-		  state_dir: $LAB_DIR/$1-state
-		  admin: {socket: $LAB_DIR/$1.sock, listen: ""}
-		  vrrp:
-		    interface: eth0
-		    priority: $(prio "$1")
-		vrrp:
-		  instances:
-		    - name: web
-		      vrid: 51
-		      advert_interval: $2
-		      addresses: ["$VIP/24"]
-		frontends:
-		  - {name: web, mode: http, bind: "$VIP:80", backend: app}
-		backends:
-		  - name: app
-		    balance: roundrobin
-		    servers:
-		      - {name: b1, address: "198.18.0.11:8080"}
-		      - {name: b2, address: "198.18.0.12:8080"}
-		      - {name: b3, address: "198.18.0.13:8080"}
-	EOF
-	"$ROOT/bin/lbd" validate --config "$LAB_DIR/$1.yaml" >/dev/null || die "bin/lbd validate --config $LAB_DIR/$1.yaml"
+	lab_lbd_config "$1" "$(prio "$1")" "$2" "$VIP" "$ROOT/bin/lbd" >/dev/null ||
+		die "bin/lbd validate --config $LAB_DIR/$1.yaml"
 }
 
 # start_node SYSTEM NODE: starts the system's processes on NODE.

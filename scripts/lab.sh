@@ -195,6 +195,40 @@ lab_vrrp_unblock() {
 	lab_exec "$1" nft delete table inet lbdlab
 }
 
+# lab_lbd_config NAME PRIORITY INTERVAL VIP LBD: writes $LAB_DIR/NAME.yaml, the config
+# of an lbd node in the lab (VRRP instance "web", vrid 51, on eth0 at PRIORITY and
+# INTERVAL; an http frontend on VIP:80 balancing over the backends b1-b3 at
+# 198.18.0.11-13:8080), checks it with LBD validate and prints its path.
+lab_lbd_config() {
+	local f=$LAB_DIR/$1.yaml
+	cat >"$f" <<-EOF
+		node:
+		  name: $1
+		  state_dir: $LAB_DIR/$1-state
+		  admin: {socket: $LAB_DIR/$1.sock, listen: ""}
+		  vrrp:
+		    interface: eth0
+		    priority: $2
+		vrrp:
+		  instances:
+		    - name: web
+		      vrid: 51
+		      advert_interval: $3
+		      addresses: ["$4/24"]
+		frontends:
+		  - {name: web, mode: http, bind: "$4:80", backend: app}
+		backends:
+		  - name: app
+		    balance: roundrobin
+		    servers:
+		      - {name: b1, address: "198.18.0.11:8080"}
+		      - {name: b2, address: "198.18.0.12:8080"}
+		      - {name: b3, address: "198.18.0.13:8080"}
+	EOF
+	"$5" validate --config "$f" >/dev/null || return 1
+	echo "$f"
+}
+
 lab_reach() {
 	local out
 	out=$(lab_exec "$1" timeout 2 bash -c "exec 3<>/dev/tcp/$2/9" 2>&1) && return 0
