@@ -356,7 +356,7 @@ func TestParseGoodWithDefaults(t *testing.T) {
 			Name:     "testhost",
 			Admin:    AdminConfig{Socket: "/run/lbd/lbd.sock", Listen: &listen},
 			StateDir: "/var/lib/lbd",
-			VRRP:     VRRPNode{LivenessPort: ptr(DefaultLivenessPort)},
+			VRRP:     VRRPNode{LivenessPort: ptr(DefaultLivenessPort), LivenessMultiplier: DefaultLivenessMultiplier},
 		},
 		Config: dataplane.Config{
 			Frontends: []dataplane.Frontend{
@@ -388,7 +388,7 @@ func TestParseEmpty(t *testing.T) {
 		Name:     "testhost",
 		Admin:    AdminConfig{Socket: DefaultAdminSocket, Listen: &listen},
 		StateDir: DefaultStateDir,
-		VRRP:     VRRPNode{LivenessPort: &livenessPort},
+		VRRP:     VRRPNode{LivenessPort: &livenessPort, LivenessMultiplier: DefaultLivenessMultiplier},
 	}}
 	for _, in := range []string{"", "\n", "# nothing yet\n", "---\n", "~\n", "node:\n"} {
 		got, err := Parse("lbd.yaml", []byte(in))

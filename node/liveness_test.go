@@ -32,18 +32,26 @@ func closedPort(t *testing.T) netip.AddrPort {
 }
 
 func TestProbePeer(t *testing.T) {
+	const iv = 10 * time.Millisecond
+	// beats writes n heartbeats, one per interval, as a live master does.
+	beats := func(c net.Conn, n int) {
+		for range n {
+			c.Write([]byte{livenessBeat})
+			time.Sleep(iv)
+		}
+	}
 	tests := []struct {
-		name          string
-		master        func(t *testing.T, c net.Conn) // what the master does with the accepted conn
-		refused       bool
-		cancel        bool // the watcher stops (ctx done) while connected
-		wantConnected bool
-		wantClosed    bool
+		name     string
+		master   func(t *testing.T, c net.Conn) // what the master does with the accepted conn
+		refused  bool
+		cancel   bool          // the watcher stops (ctx done) while connected
+		interval time.Duration // asked of the master; 0: no heartbeats
+		want     peerEnd
 	}{
 		{
-			name:          "master process killed: FIN",
-			master:        func(t *testing.T, c net.Conn) { c.Close() },
-			wantConnected: true, wantClosed: true,
+			name:   "master process killed: FIN",
+			master: func(t *testing.T, c net.Conn) { c.Close() },
+			want:   peerClosed,
 		},
 		{
 			name: "master process killed with unread data: RST",
@@ -51,17 +59,42 @@ func TestProbePeer(t *testing.T) {
 				c.(*net.TCPConn).SetLinger(0)
 				c.Close()
 			},
-			wantConnected: true, wantClosed: true,
+			want: peerClosed,
 		},
 		{
 			name:    "connect refused: proves nothing",
 			refused: true,
+			want:    peerUnreachable,
 		},
 		{
-			name:          "watcher stopped while connected: not a death",
-			master:        func(t *testing.T, c net.Conn) {},
-			cancel:        true,
-			wantConnected: true,
+			name:   "watcher stopped while connected: not a death",
+			master: func(t *testing.T, c net.Conn) {},
+			cancel: true,
+			want:   peerLost,
+		},
+		{
+			name:     "heartbeats stop (hung master, dead link): silent",
+			master:   func(t *testing.T, c net.Conn) { beats(c, 3) },
+			interval: iv,
+			want:     peerSilent,
+		},
+		{
+			name: "heartbeats, then the process dies: FIN wins",
+			master: func(t *testing.T, c net.Conn) {
+				beats(c, 2)
+				c.Close()
+			},
+			interval: time.Second, // the deadline is far away
+			want:     peerClosed,
+		},
+		{
+			name: "a master without heartbeats (an older lbd) is never silent",
+			master: func(t *testing.T, c net.Conn) {
+				time.Sleep(10 * iv) // many multiples of the interval asked for
+				c.Close()
+			},
+			interval: iv,
+			want:     peerClosed,
 		},
 	}
 	for _, tt := range tests {
@@ -88,21 +121,64 @@ func TestProbePeer(t *testing.T) {
 					}
 				}()
 			}
-			type result struct{ connected, closed bool }
-			done := make(chan result, 1)
+			done := make(chan peerEnd, 1)
 			go func() {
-				c, cl := probePeer(ctx, ap, func() { close(connected) })
-				done <- result{c, cl}
+				done <- probePeer(ctx, ap, tt.interval, 3, func() { close(connected) })
 			}()
 			select {
-			case r := <-done:
-				if r.connected != tt.wantConnected || r.closed != tt.wantClosed {
-					t.Errorf("probePeer = connected %v, closed %v; want %v, %v", r.connected, r.closed, tt.wantConnected, tt.wantClosed)
+			case end := <-done:
+				if end != tt.want {
+					t.Errorf("probePeer = %v, want %v", end, tt.want)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("probePeer did not return")
 			}
 		})
+	}
+}
+
+func TestLivenessHello(t *testing.T) {
+	for _, tt := range []struct {
+		ask, want time.Duration
+	}{
+		{25 * time.Millisecond, 25 * time.Millisecond},
+		{time.Millisecond, MinLivenessInterval},
+		{time.Minute, MaxLivenessInterval},
+	} {
+		got, ok := parseLivenessHello(livenessHello(tt.ask))
+		if !ok || got != tt.want {
+			t.Errorf("hello(%v) parses as %v, %v; want %v", tt.ask, got, ok, tt.want)
+		}
+	}
+	bad := livenessHello(time.Second)
+	bad[0] = 'X'
+	if _, ok := parseLivenessHello(bad); ok {
+		t.Error("a hello with a wrong magic was accepted")
+	}
+	future := livenessHello(time.Second)
+	future[4] = livenessVersion + 1
+	if _, ok := parseLivenessHello(future); ok {
+		t.Error("a hello of an unknown version was accepted")
+	}
+}
+
+func TestLivenessInterval(t *testing.T) {
+	off, set := time.Duration(0), 30*time.Millisecond
+	for _, tt := range []struct {
+		configured *time.Duration
+		advert     time.Duration
+		want       time.Duration
+	}{
+		{nil, 100 * time.Millisecond, 25 * time.Millisecond},
+		{nil, time.Second, 50 * time.Millisecond},
+		{nil, 20 * time.Millisecond, MinLivenessInterval},
+		{nil, 0, 50 * time.Millisecond}, // unknown: the default advert interval
+		{&set, time.Second, set},
+		{&off, time.Second, 0},
+	} {
+		if got := livenessInterval(tt.configured, tt.advert); got != tt.want {
+			t.Errorf("livenessInterval(%v, %v) = %v, want %v", tt.configured, tt.advert, got, tt.want)
+		}
 	}
 }
 
@@ -125,7 +201,7 @@ func TestLivenessDialer(t *testing.T) {
 	gone := make(chan netip.Addr, 4)
 	d := &livenessDialer{
 		port: int(ap.Port()), log: slog.New(slog.NewTextHandler(io.Discard, nil)), poll: 10 * time.Millisecond,
-		masters: func() []netip.Addr { return []netip.Addr{master} },
+		masters: func() []livenessTarget { return []livenessTarget{{Addr: master}} },
 		gone:    func(a netip.Addr) { gone <- a },
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -179,27 +255,97 @@ func TestLivenessListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		l.Close()
-		t.Fatal(err)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
 	}
-	defer c.Close()
-	// The listener holds the connection: a read times out.
-	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if _, err := c.Read(make([]byte, 1)); err == nil || !isTimeout(err) {
+	// An older backup sends no hello: the listener holds the connection and sends
+	// nothing, so a read times out.
+	old := dial()
+	old.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := old.Read(make([]byte, 1)); err == nil || !isTimeout(err) {
 		t.Fatalf("read = %v, want a timeout (connection held)", err)
 	}
-	// Closing the listener (the process ending) closes the held connection.
-	l.Close()
+	// A backup that asks for heartbeats gets them.
+	c := dial()
+	if _, err := c.Write(livenessHello(MinLivenessInterval)); err != nil {
+		t.Fatal(err)
+	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+	b := make([]byte, 3)
+	if _, err := io.ReadFull(c, b); err != nil || b[0] != livenessBeat || b[2] != livenessBeat {
+		t.Fatalf("heartbeats: read %x, %v", b, err)
+	}
+	// Closing the listener (the process ending) closes the held connections.
+	l.Close()
+	old.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := old.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read after Close = %v, want EOF", err)
+	}
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("heartbeat connection after Close: %v, want EOF", err)
 	}
 }
 
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestLivenessDialerSilent: a master that asked for heartbeats sends some, then stops
+// (it hangs, or its link went down) without closing: the dialer reports it gone.
+func TestLivenessDialerSilent(t *testing.T) {
+	master := netip.MustParseAddr("127.0.0.1")
+	ln, ap := livenessLoopback(t)
+	hellos := make(chan time.Duration, 4)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { c.Close() })
+		b := make([]byte, livenessHelloN)
+		if _, err := io.ReadFull(c, b); err != nil {
+			return
+		}
+		iv, _ := parseLivenessHello(b)
+		hellos <- iv
+		for range 3 {
+			c.Write([]byte{livenessBeat})
+		}
+		// ... and nothing more, the connection left open.
+	}()
+	gone := make(chan netip.Addr, 4)
+	d := &livenessDialer{
+		port: int(ap.Port()), log: slog.New(slog.NewTextHandler(io.Discard, nil)), poll: 10 * time.Millisecond,
+		multiplier: 3,
+		masters:    func() []livenessTarget { return []livenessTarget{{Addr: master, Interval: 20 * time.Millisecond}} },
+		gone:       func(a netip.Addr) { gone <- a },
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); d.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case iv := <-hellos:
+		if iv != 20*time.Millisecond {
+			t.Errorf("the hello asked for %v, want 20ms", iv)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no hello")
+	}
+	select {
+	case a := <-gone:
+		if a != master {
+			t.Errorf("PeerGone(%v), want %v", a, master)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a master whose heartbeats stopped was not reported gone")
+	}
 }

@@ -52,6 +52,15 @@ type VRRPNode struct {
 	// kernel closes the connection (its lbd process died). 0 disables both sides. Read
 	// when VRRP starts. Default: 7948 (DefaultLivenessPort).
 	LivenessPort *int `yaml:"liveness_port"`
+	// LivenessInterval is the heartbeat interval a backup asks its master for over the
+	// liveness connection: 10ms-10s, or 0s for none (a crash is still seen by the closed
+	// connection). Default: a quarter of the master's advert interval, at least 10ms
+	// and at most 50ms (25ms at 100ms, 50ms at 1s).
+	LivenessInterval *time.Duration `yaml:"liveness_interval"`
+	// LivenessMultiplier is how many heartbeat intervals without a heartbeat make a
+	// backup take the master for gone (then it takes over after Skew_Time), 2-100.
+	// Default: 4 (DefaultLivenessMultiplier).
+	LivenessMultiplier int `yaml:"liveness_multiplier"`
 }
 
 // setDefaults fills node.vrrp's unset fields.
@@ -59,6 +68,9 @@ func (v *VRRPNode) setDefaults() {
 	if v.LivenessPort == nil {
 		p := DefaultLivenessPort
 		v.LivenessPort = &p
+	}
+	if v.LivenessMultiplier == 0 {
+		v.LivenessMultiplier = DefaultLivenessMultiplier
 	}
 }
 
@@ -148,6 +160,12 @@ func (c *Config) validateVRRP() []error {
 	}
 	if p := nv.LivenessPort; p != nil && (*p < 0 || *p > 65535) {
 		add("node.vrrp.liveness_port", "(%d) must be 0-65535 (0 disables)", *p)
+	}
+	if iv := nv.LivenessInterval; iv != nil && *iv != 0 && (*iv < MinLivenessInterval || *iv > MaxLivenessInterval) {
+		add("node.vrrp.liveness_interval", "(%v) must be %v-%v, or 0s for no heartbeats", *iv, MinLivenessInterval, MaxLivenessInterval)
+	}
+	if m := nv.LivenessMultiplier; m != 0 && (m < 2 || m > 100) {
+		add("node.vrrp.liveness_multiplier", "(%d) must be 2-100", m)
 	}
 	if nv.UnicastSource != "" {
 		if _, err := netip.ParseAddr(nv.UnicastSource); err != nil {
@@ -367,8 +385,11 @@ func (n *Node) applyVRRP(ctx context.Context, cfg *Config) error {
 	n.vrrp.mu.Lock()
 	n.vrrp.mgr, n.vrrp.cancel, n.vrrp.liveness = m, cancel, live
 	if port != 0 {
+		nv := cfg.Node.VRRP
 		d := &livenessDialer{port: port, log: n.log.With("part", "vrrp"), poll: livenessPoll,
-			masters: func() []netip.Addr { return vipMasters(m) }, gone: m.PeerGone}
+			multiplier: nv.LivenessMultiplier,
+			masters:    func() []livenessTarget { return vipMasters(m, nv.LivenessInterval) },
+			gone:       m.PeerGone}
 		n.vrrp.wg.Go(func() { d.run(loopCtx) })
 	}
 	watch := n.vrrp.watchLinks || depsFn == nil

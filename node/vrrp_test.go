@@ -140,6 +140,16 @@ func TestVRRPParse(t *testing.T) {
 	if api.Priority != 120 || !slices.Equal(api.UnicastPeers, []string{"198.18.0.2"}) || api.UnicastSource != "198.18.0.1" {
 		t.Errorf("api = %+v", api)
 	}
+	if got := c.Node.VRRP; got.LivenessInterval != nil || got.LivenessMultiplier != DefaultLivenessMultiplier {
+		t.Errorf("liveness defaults: interval %v, multiplier %d", got.LivenessInterval, got.LivenessMultiplier)
+	}
+	off, err := Parse("lbd.yaml", []byte(strings.Replace(vrrpYAML, "    priority: 150\n", "    priority: 150\n    liveness_interval: 0s\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iv := off.Node.VRRP.LivenessInterval; iv == nil || *iv != 0 {
+		t.Errorf("liveness_interval: 0s parsed as %v, want 0 (no heartbeats)", iv)
+	}
 	// node.vrrp is not part of the cluster-wide document.
 	other, err := Parse("lbd.yaml", []byte(strings.Replace(vrrpYAML, "priority: 150", "priority: 90", 1)))
 	if err != nil {
@@ -179,6 +189,10 @@ func TestVRRPParseErrors(t *testing.T) {
 			`lbd.yaml:15: vrrp.instances[0].track_checks[1].name: ("disk") must be "dataplane" or "backend:NAME"`},
 		{"unknown key in an instance", "      vrid: 51", "      vird: 51",
 			`lbd.yaml:12: vrrp.instances[0].vird: unknown field "vird" (did you mean "vrid"?)`},
+		{"liveness interval too short", "    unicast_peers: [198.18.0.2]\n", "    unicast_peers: [198.18.0.2]\n    liveness_interval: 5ms\n",
+			"lbd.yaml:9: node.vrrp.liveness_interval: (5ms) must be 10ms-10s, or 0s for no heartbeats"},
+		{"liveness multiplier too small", "    unicast_peers: [198.18.0.2]\n", "    unicast_peers: [198.18.0.2]\n    liveness_multiplier: 1\n",
+			"lbd.yaml:9: node.vrrp.liveness_multiplier: (1) must be 2-100"},
 		{"bad duration", "advert_interval: 100ms\n      addresses: [\"198.18.0.101", "advert_interval: 100\n      addresses: [\"198.18.0.101",
 			`lbd.yaml:19: vrrp.instances[1].advert_interval: cannot use "100" as a duration: it needs a unit, such as "100s"`},
 	}

@@ -97,12 +97,13 @@ type (
 	SyncBackup struct{}
 )
 
-// MasterGone says that the process of the master at Src died: the node's liveness
-// connection to it ended with a FIN or a reset, which is the master's kernel closing the
-// sockets of a killed process. A backup whose current master is Src treats it as a
-// priority 0 advertisement (6.4.2: Master_Down_Timer = Skew_Time); it is ignored in
-// other states and for another sender. A hung master or a dead link closes nothing and
-// still costs Master_Down_Interval.
+// MasterGone says that the master at Src is gone: the node's liveness connection to it
+// ended with a FIN or a reset (the master's kernel closing the sockets of a killed
+// process), or the master's liveness heartbeats stopped (a hung process, a dead link).
+// A backup whose current master is Src treats it as a priority 0 advertisement (6.4.2:
+// Master_Down_Timer = Skew_Time); it is ignored in other states and for another sender.
+// An advertisement that arrives within the skew time restarts Master_Down_Interval as
+// usual, so a master that was only slow keeps its role.
 type MasterGone struct{ Src netip.Addr }
 
 func (Startup) event()      {}

@@ -197,6 +197,18 @@ func TestMachine(t *testing.T) {
 			wantMaster:   fsmOurs,
 		},
 		{
+			name: "master gone, but it advertises within Skew_Time (only slow): Master_Down_Interval again",
+			cfg:  fsmConfig(),
+			steps: []fsmStep{
+				fsmAt(0, Startup{}), fsmAt(time.Second, fsmAdv(200, fsmHigh)), fsmAt(2*time.Second, MasterGone{Src: fsmHigh}),
+				fsmAt(2*time.Second+fsmMs(300), fsmAdv(200, fsmHigh)),
+			},
+			want:         nil,
+			wantState:    Backup,
+			wantDeadline: 2*time.Second + fsmMs(300) + mdi100,
+			wantMaster:   fsmHigh,
+		},
+		{
 			name:         "master gone: from another address, ignored",
 			cfg:          fsmConfig(),
 			steps:        []fsmStep{fsmAt(0, Startup{}), fsmAt(time.Second, fsmAdv(200, fsmHigh)), fsmAt(2*time.Second, MasterGone{Src: fsmLow})},

@@ -32,6 +32,9 @@ type InstanceStatus struct {
 	// MasterPriority what it advertises.
 	Master         netip.Addr
 	MasterPriority int
+	// MasterAdvertInterval is the interval the master advertises (v3; our own in v2),
+	// from which Skew_Time and Master_Down_Interval are computed.
+	MasterAdvertInterval time.Duration
 	// Holding: resigned (Move) but still holding the addresses until the new master
 	// speaks. Yielding: resigned, does not preempt until it next becomes master.
 	Holding  bool
@@ -134,7 +137,8 @@ func newInstance(mgr *Manager, cfg Instance, tr Transport) *instance {
 	in.st = InstanceStatus{
 		Name: cfg.Name, Interface: cfg.Interface, VRID: cfg.VRID, State: Initialize,
 		Priority: cfg.Priority, BasePriority: cfg.Priority, Accept: cfg.Accept,
-		Dropped: map[DropReason]uint64{},
+		MasterAdvertInterval: cfg.AdvertInterval,
+		Dropped:              map[DropReason]uint64{},
 	}
 	for _, r := range DropReasons() {
 		in.st.Dropped[r] = 0
@@ -329,6 +333,7 @@ func (in *instance) step(ev Event) {
 		st.State = in.machine.State()
 		st.Priority = in.machine.Priority()
 		st.Master, st.MasterPriority = master, mprio
+		st.MasterAdvertInterval = in.machine.MasterAdverInterval()
 		st.Holding, st.Yielding = in.machine.Holding(), in.machine.Yielding()
 	})
 }

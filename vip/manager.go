@@ -424,14 +424,15 @@ func (m *Manager) SetCheck(name string, level float64) {
 	}
 }
 
-// PeerGone reports that the lbd process at addr died (the node's liveness connection to
-// it ended with a FIN or a reset): every instance whose current master is addr takes
-// over after Skew_Time, as on a priority 0 advertisement (see MasterGone).
+// PeerGone reports that the lbd process at addr is gone (the node's liveness connection
+// to it ended with a FIN or a reset, or its heartbeats stopped): every instance whose
+// current master is addr takes over after Skew_Time, as on a priority 0 advertisement
+// (see MasterGone).
 func (m *Manager) PeerGone(addr netip.Addr) {
 	m.mu.Lock()
 	ins := slices.Collect(maps.Values(m.instances))
 	m.mu.Unlock()
-	m.log.Info("peer's lbd process is gone", "peer", addr)
+	m.log.Info("peer reported gone by the liveness channel", "peer", addr)
 	for _, in := range ins {
 		in.post(func() { in.step(MasterGone{Src: addr}) })
 	}
