@@ -75,22 +75,16 @@ const httpConcurrency = 1 << 24
 // settings (max_header_bytes and the client timeouts) starts a new fasthttp.Server for
 // new connections and drains the old one.
 type httpFrontend struct {
-	d   *Dataplane
-	ln  *net.TCPListener
+	d *Dataplane
+	// acceptor holds the listener, the open connections' count and the stop channel
+	// (accept.go).
+	acceptor
 	gen atomic.Pointer[httpGen]
 	// cur receives the connections the accept loop accepts.
 	cur atomic.Pointer[httpServer]
 	// tls is the TLS, HTTP/2 and h2c side of the frontend (tls.go, http2.go).
 	tls tlsState
 
-	// open counts the client connections accepted and not yet closed, against MaxConn.
-	open atomic.Int64
-	// freed wakes the accept loop when a connection closes or the limit changes.
-	freed chan struct{}
-	// stop is closed by shutdown; the accept loop exits.
-	stop       chan struct{}
-	stopOnce   sync.Once
-	acceptDone chan struct{}
 	// cutCtx is cancelled when shutdown gives up waiting; servers still draining after a
 	// settings change then close their connections.
 	cutCtx context.Context
@@ -126,18 +120,13 @@ func serverOptsOf(f Frontend) serverOpts {
 }
 
 func newHTTPFrontend(d *Dataplane, g *frontendGen, ln *net.TCPListener) frontendRunner {
-	f := &httpFrontend{
-		d:          d,
-		ln:         ln,
-		freed:      make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		acceptDone: make(chan struct{}),
-	}
+	f := &httpFrontend{d: d}
+	f.acceptor.init(ln)
 	f.cutCtx, f.cut = context.WithCancel(context.Background())
 	f.gen.Store(newHTTPGen(g))
 	f.cur.Store(f.startServer(serverOptsOf(g.cfg)))
 	f.tls.start(f)
-	go f.acceptLoop()
+	go f.acceptLoop(d.log, func() *frontendGen { return f.gen.Load().g }, f.accepted)
 	return f
 }
 
@@ -207,22 +196,13 @@ func (f *httpFrontend) startServer(opts serverOpts) *httpServer {
 // shutdown stops accepting, lets the requests in flight finish until ctx is done, then
 // closes the connections left.
 func (f *httpFrontend) shutdown(ctx context.Context) error {
-	f.stopOnce.Do(func() {
-		close(f.stop)
-		f.ln.Close()
-	})
-	listenerClosed(ctx)
-	<-f.acceptDone
+	f.stopAccepting(ctx)
 	f.tls.stop(f, ctx)
 	f.mu.Lock()
 	cur := f.cur.Load()
 	f.mu.Unlock()
 	err := cur.drain(ctx)
-	done := make(chan struct{})
-	go func() {
-		f.wg.Wait()
-		close(done)
-	}()
+	done := waitDone(&f.wg)
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -234,49 +214,21 @@ func (f *httpFrontend) shutdown(ctx context.Context) error {
 	return err
 }
 
-func (f *httpFrontend) wake() {
-	select {
-	case f.freed <- struct{}{}:
-	default:
+// accepted serves c, which the accept loop has counted as open. It returns false when
+// the frontend stops.
+func (f *httpFrontend) accepted(c *net.TCPConn) bool {
+	if g := f.gen.Load().g; g.proxyTrust.trusts(tcpAddrPort(c.RemoteAddr()).Addr()) {
+		// Its PROXY header is read off the accept loop (proxyproto.go).
+		f.wg.Add(1)
+		go f.deliverProxied(c, g)
+		return true
 	}
-}
-
-func (f *httpFrontend) acceptLoop() {
-	defer close(f.acceptDone)
-	var delay time.Duration
-	for f.waitSlot() {
-		c, err := f.ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors or memory, or an aborted handshake: back off
-			// as net/http does, and try again.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			f.d.log.Warn("accept failed; retrying", "frontend", f.gen.Load().g.cfg.Name, "err", err, "delay", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-f.stop:
-				t.Stop()
-				return
-			}
-			continue
-		}
-		delay = 0
-		f.open.Add(1)
-		if g := f.gen.Load().g; g.proxyTrust.trusts(tcpAddrPort(c.RemoteAddr()).Addr()) {
-			// Its PROXY header is read off the accept loop (proxyproto.go).
-			f.wg.Add(1)
-			go f.deliverProxied(c, g)
-			continue
-		}
-		if !f.dispatch(c) { // TLS and h2c are handled off this loop (tls.go)
-			c.Close()
-			f.open.Add(-1)
-			return
-		}
+	if !f.dispatch(c) { // TLS and h2c are handled off this loop (tls.go)
+		c.Close()
+		f.open.Add(-1)
+		return false
 	}
+	return true
 }
 
 // deliver hands c to the current server. It returns false when the frontend stops.
@@ -287,22 +239,6 @@ func (f *httpFrontend) deliver(c net.Conn) bool {
 		case s.ln.conns <- c:
 			return true
 		case <-s.ln.done: // replaced by a newer server: cur has changed
-		case <-f.stop:
-			return false
-		}
-	}
-}
-
-// waitSlot blocks while MaxConn connections are open, so that new ones wait in the
-// kernel's accept queue. It returns false when the frontend stops.
-func (f *httpFrontend) waitSlot() bool {
-	for {
-		limit := f.gen.Load().g.cfg.MaxConn
-		if limit <= 0 || f.open.Load() < int64(limit) {
-			return true
-		}
-		select {
-		case <-f.freed:
 		case <-f.stop:
 			return false
 		}

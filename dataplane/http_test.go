@@ -21,7 +21,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 )
 
@@ -30,25 +29,7 @@ import (
 // htDataplane returns a Dataplane serving cfg, closed when the test ends.
 func htDataplane(t testing.TB, cfg Config) *Dataplane {
 	t.Helper()
-	d := New(Options{Logger: slog.New(slog.NewTextHandler(htLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err := d.Apply(cfg); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return d
-}
-
-type htLogWriter struct{ t testing.TB }
-
-func (w htLogWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
+	return testDataplane(t, cfg)
 }
 
 // htConfig is one http frontend "fe" on 127.0.0.1:0 sending to backend "be" with servers
@@ -231,42 +212,17 @@ func htRawServer(t testing.TB, handle func(c net.Conn)) (string, *atomic.Int64) 
 	return ln.Addr().String(), &n
 }
 
-// htDeadAddr is a loopback address nothing listens on.
-func htDeadAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
-}
-
 // htValue reads a counter or gauge.
 func htValue(t testing.TB, c prometheus.Metric) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Counter != nil {
-		return m.Counter.GetValue()
-	}
-	return m.Gauge.GetValue()
+	return metricValue(t, c)
 }
 
 // htEventually polls cond until it holds or 10s pass. It is for events that end on their
 // own, not for timers.
 func htEventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, what, 10*time.Second, cond)
 }
 
 func TestHTTPProxyBasic(t *testing.T) {
@@ -541,7 +497,7 @@ func TestHTTPKeepAliveToServer(t *testing.T) {
 
 func TestHTTPRetryConnectFailure(t *testing.T) {
 	be := htNamed(t, "alive")
-	cfg := htConfig(BalanceRoundRobin, htDeadAddr(t), be.addr(), htDeadAddr(t))
+	cfg := htConfig(BalanceRoundRobin, deadAddr(t), be.addr(), deadAddr(t))
 	d := htDataplane(t, cfg)
 	url := htURL(t, d)
 	c := htClient(t)
@@ -559,7 +515,7 @@ func TestHTTPRetryConnectFailure(t *testing.T) {
 	}
 
 	// With every server dead, the client gets 502 naming the backend.
-	d2 := htDataplane(t, htConfig(BalanceRoundRobin, htDeadAddr(t), htDeadAddr(t)))
+	d2 := htDataplane(t, htConfig(BalanceRoundRobin, deadAddr(t), deadAddr(t)))
 	code, body := htDo(t, c, "GET", htURL(t, d2), nil)
 	if code != 502 || !strings.HasPrefix(body, "502 Bad Gateway: cannot connect to server") || !strings.Contains(body, "backend be") {
 		t.Errorf("all dead: %d %q", code, body)
@@ -940,7 +896,7 @@ func TestHTTPShutdownWaits(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		io.WriteString(w, "late")
 	})
-	d := New(Options{Logger: slog.New(slog.NewTextHandler(htLogWriter{t}, nil))})
+	d := New(Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))})
 	if err := d.Apply(htConfig("", be.addr())); err != nil {
 		t.Fatal(err)
 	}

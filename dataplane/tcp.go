@@ -37,18 +37,12 @@ const tcpIdleTicks = 8
 // tcpFrontend serves a tcp-mode frontend: it accepts client connections and splices
 // each to a server of the default backend.
 type tcpFrontend struct {
-	d   *Dataplane
-	ln  *net.TCPListener
+	d *Dataplane
+	// acceptor holds the listener, the open connections' count and the stop channel
+	// (accept.go).
+	acceptor
 	gen atomic.Pointer[frontendGen]
 
-	// active counts the open client connections, against MaxConn.
-	active atomic.Int64
-	// freed wakes the accept loop when a connection closes or the limit changes.
-	freed chan struct{}
-	// stop is closed by shutdown; the accept loop exits.
-	stop       chan struct{}
-	stopOnce   sync.Once
-	acceptDone chan struct{}
 	// ctx is cancelled when shutdown gives up waiting, to abort dials in progress.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -61,17 +55,11 @@ type tcpFrontend struct {
 }
 
 func newTCPFrontend(d *Dataplane, g *frontendGen, ln *net.TCPListener) frontendRunner {
-	f := &tcpFrontend{
-		d:          d,
-		ln:         ln,
-		freed:      make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		acceptDone: make(chan struct{}),
-		conns:      map[*tcpConn]struct{}{},
-	}
+	f := &tcpFrontend{d: d, conns: map[*tcpConn]struct{}{}}
+	f.acceptor.init(ln)
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.gen.Store(g)
-	go f.acceptLoop()
+	go f.acceptLoop(d.log, f.gen.Load, f.accepted)
 	return f
 }
 
@@ -83,27 +71,11 @@ func (f *tcpFrontend) update(g *frontendGen) {
 	f.wake() // MaxConn may have grown
 }
 
-func (f *tcpFrontend) wake() {
-	select {
-	case f.freed <- struct{}{}:
-	default:
-	}
-}
-
 // shutdown closes the listener, waits until ctx is done for the connections to end,
 // then closes those left.
 func (f *tcpFrontend) shutdown(ctx context.Context) error {
-	f.stopOnce.Do(func() {
-		close(f.stop)
-		f.ln.Close()
-	})
-	listenerClosed(ctx)
-	<-f.acceptDone
-	done := make(chan struct{})
-	go func() {
-		f.wg.Wait()
-		close(done)
-	}()
+	f.stopAccepting(ctx)
+	done := waitDone(&f.wg)
 	select {
 	case <-done:
 		f.cancel()
@@ -120,53 +92,16 @@ func (f *tcpFrontend) shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (f *tcpFrontend) acceptLoop() {
-	defer close(f.acceptDone)
-	var delay time.Duration
-	for f.waitSlot() {
-		c, err := f.ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors or memory, or an aborted handshake: back off
-			// as net/http does, and try again.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			f.d.log.Warn("accept failed; retrying", "frontend", f.gen.Load().cfg.Name, "err", err, "delay", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-f.stop:
-				t.Stop()
-				return
-			}
-			continue
-		}
-		delay = 0
-		tc := &tcpConn{client: c}
-		f.active.Add(1)
-		f.mu.Lock()
-		f.conns[tc] = struct{}{}
-		f.mu.Unlock()
-		f.wg.Add(1)
-		go f.serve(tc, f.gen.Load())
-	}
-}
-
-// waitSlot blocks while MaxConn connections are open, so that new ones wait in the
-// kernel's accept queue. It returns false when the frontend stops.
-func (f *tcpFrontend) waitSlot() bool {
-	for {
-		limit := f.gen.Load().cfg.MaxConn
-		if limit <= 0 || f.active.Load() < int64(limit) {
-			return true
-		}
-		select {
-		case <-f.freed:
-		case <-f.stop:
-			return false
-		}
-	}
+// accepted starts serving c, which the accept loop has counted as open. It always
+// returns true: the accept loop goes on.
+func (f *tcpFrontend) accepted(c *net.TCPConn) bool {
+	tc := &tcpConn{client: c}
+	f.mu.Lock()
+	f.conns[tc] = struct{}{}
+	f.mu.Unlock()
+	f.wg.Add(1)
+	go f.serve(tc, f.gen.Load())
+	return true
 }
 
 // serve proxies one client connection, on the generation it was accepted under.
@@ -177,7 +112,7 @@ func (f *tcpFrontend) serve(c *tcpConn, g *frontendGen) {
 		f.mu.Lock()
 		delete(f.conns, c)
 		f.mu.Unlock()
-		f.active.Add(-1)
+		f.open.Add(-1)
 		f.wake()
 	}()
 	g.m.connsTotal.Inc()

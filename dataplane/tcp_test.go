@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Helpers shared by the tcp and udp tests carry the prefix l4.
@@ -26,25 +24,7 @@ import (
 // l4Dataplane returns a Dataplane serving cfg, closed when the test ends.
 func l4Dataplane(t testing.TB, cfg Config) *Dataplane {
 	t.Helper()
-	d := New(Options{Logger: slog.New(slog.NewTextHandler(l4LogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err := d.Apply(cfg); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return d
-}
-
-type l4LogWriter struct{ t testing.TB }
-
-func (w l4LogWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
+	return testDataplane(t, cfg)
 }
 
 // l4Config is one frontend "fe" of mode on 127.0.0.1:0 sending to backend "b" with
@@ -77,27 +57,14 @@ func l4Runner(t testing.TB, d *Dataplane, name string) frontendRunner {
 // l4Value reads a counter or gauge.
 func l4Value(t testing.TB, c prometheus.Metric) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Counter != nil {
-		return m.Counter.GetValue()
-	}
-	return m.Gauge.GetValue()
+	return metricValue(t, c)
 }
 
 // l4Eventually polls cond until it holds or 5s pass. It is for events that end on their
 // own (a goroutine noticing a closed socket), not for timers.
 func l4Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, what, 5*time.Second, cond)
 }
 
 // tcpServer runs handle for each connection accepted on a loopback port until the test
@@ -151,17 +118,6 @@ func tcpEcho(c *net.TCPConn) {
 // tcpID writes its id and closes.
 func tcpID(id string) func(c *net.TCPConn) {
 	return func(c *net.TCPConn) { io.WriteString(c, id) }
-}
-
-// tcpDeadAddr returns a loopback address nothing listens on.
-func tcpDeadAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
 }
 
 func tcpDial(t testing.TB, d *Dataplane) *net.TCPConn {
@@ -506,7 +462,7 @@ func TestTCPMaxConn(t *testing.T) {
 }
 
 func TestTCPRetry(t *testing.T) {
-	dead := tcpDeadAddr(t)
+	dead := deadAddr(t)
 	live := tcpServer(t, tcpID("live"))
 	cfg := l4Config(ModeTCP, BalanceRoundRobin, dead, live)
 	d := l4Dataplane(t, cfg)

@@ -26,6 +26,8 @@ type testNode struct {
 	addrs *fakeAddrs
 	ann   *fakeAnnouncer
 	run   *fakeRunner
+	// deps, if set, changes the Deps the node's manager is made with.
+	deps func(*Deps)
 }
 
 type testLAN struct {
@@ -41,28 +43,62 @@ func newTestLAN(t *testing.T) *testLAN {
 	return &testLAN{t: t, clock: c, bus: newFakeBus(), t0: c.Now()}
 }
 
+// lanTest runs f in a synctest bubble on a fresh LAN, and closes every node on it when
+// f returns.
+func lanTest(t *testing.T, f func(t *testing.T, l *testLAN)) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLAN(t)
+		defer l.closeAll()
+		f(t, l)
+	})
+}
+
+// pair starts the two nodes most tests use: "a" at 198.18.0.1 with cfgA, then "b" at
+// 198.18.0.2 with cfgB.
+func (l *testLAN) pair(cfgA, cfgB Config) (a, b *testNode) {
+	l.t.Helper()
+	a = l.node("a", "198.18.0.1", cfgA)
+	b = l.node("b", "198.18.0.2", cfgB)
+	return a, b
+}
+
 // node starts a manager on the LAN with address addr and cfg.
 func (l *testLAN) node(name, addr string, cfg Config) *testNode {
 	l.t.Helper()
-	n := &testNode{
+	n := l.newNode(name, addr)
+	l.join(n, cfg)
+	return n
+}
+
+// newNode is a node with address addr and its own fake kernel, not started yet.
+func (l *testLAN) newNode(name, addr string) *testNode {
+	return &testNode{
 		name: name, addr: netip.MustParseAddr(addr), addrs: newFakeAddrs(),
 		ann: &fakeAnnouncer{clock: l.clock, t0: l.t0}, run: &fakeRunner{},
 	}
+}
+
+// join starts n with cfg and counts it among the LAN's nodes.
+func (l *testLAN) join(n *testNode, cfg Config) {
+	l.t.Helper()
 	l.start(n, cfg)
 	l.nodes = append(l.nodes, n)
-	return n
 }
 
 func (l *testLAN) start(n *testNode, cfg Config) {
 	l.t.Helper()
-	m, err := New(cfg, Deps{
+	deps := Deps{
 		Transport: func(Instance) (Transport, error) { return l.bus.port(n.addr), nil },
 		Addresses: n.addrs,
 		Announcer: n.ann,
 		Clock:     l.clock,
 		Logger:    slog.New(slog.NewTextHandler(testLogWriter{l.t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.name),
 		Run:       n.run.Run,
-	})
+	}
+	if n.deps != nil {
+		n.deps(&deps)
+	}
+	m, err := New(cfg, deps)
 	if err != nil {
 		l.t.Fatalf("New %s: %v", n.name, err)
 	}
@@ -74,6 +110,14 @@ func (l *testLAN) start(n *testNode, cfg Config) {
 
 // restart starts a stopped node again with cfg.
 func (l *testLAN) restart(n *testNode, cfg Config) { l.start(n, cfg) }
+
+// apply reloads n with cfg, failing the test if the manager refuses it.
+func (n *testNode) apply(t *testing.T, cfg Config) {
+	t.Helper()
+	if err := n.m.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func (n *testNode) close(t *testing.T) {
 	if err := n.m.Close(context.Background()); err != nil {
@@ -139,12 +183,28 @@ func webConfig(priority int, mod ...func(*Instance)) Config {
 
 const webVIP = "198.18.0.100/24"
 
+// groupConfig is sync group "g" of two instances at priority p: "ext" (eth0, VRID 51,
+// 198.18.0.100/24) and "int" (eth1, VRID 52, 198.18.1.100/24), which tracks eth2.
+func groupConfig(p int, mod ...func(ext, internal *Instance, g *SyncGroup)) Config {
+	c := Config{
+		Instances: []Instance{
+			{Name: "ext", Interface: "eth0", VRID: 51, Priority: p, Addresses: []string{"198.18.0.100/24"}},
+			{
+				Name: "int", Interface: "eth1", VRID: 52, Priority: p, Addresses: []string{"198.18.1.100/24"},
+				TrackInterfaces: []TrackInterface{{Name: "eth2"}},
+			},
+		},
+		SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}}},
+	}
+	for _, f := range mod {
+		f(&c.Instances[0], &c.Instances[1], &c.SyncGroups[0])
+	}
+	return c
+}
+
 func TestManagerElectionAndGracefulFailover(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", webConfig(200))
-		b := l.node("b", "198.18.0.2", webConfig(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, b := l.pair(webConfig(200), webConfig(100))
 
 		l.clock.Advance(3 * time.Second)
 		l.expect("owners before Master_Down_Interval", l.owners(webVIP), nil)
@@ -186,11 +246,8 @@ func TestManagerElectionAndGracefulFailover(t *testing.T) {
 }
 
 func TestManagerSplitBrainHeals(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", webConfig(200))
-		b := l.node("b", "198.18.0.2", webConfig(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, b := l.pair(webConfig(200), webConfig(100))
 		l.clock.Advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 
@@ -225,12 +282,9 @@ func TestManagerPreempt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				l := newTestLAN(t)
-				defer l.closeAll()
+			lanTest(t, func(t *testing.T, l *testLAN) {
 				cfgA := webConfig(200, func(in *Instance) { in.Preempt = &tt.preempt })
-				a := l.node("a", "198.18.0.1", cfgA)
-				l.node("b", "198.18.0.2", webConfig(100))
+				a, _ := l.pair(cfgA, webConfig(100))
 				l.clock.Advance(4 * time.Second)
 				l.expect("owners", l.owners(webVIP), []string{"a"})
 
@@ -247,12 +301,9 @@ func TestManagerPreempt(t *testing.T) {
 }
 
 func TestManagerPreemptDelay(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
+	lanTest(t, func(t *testing.T, l *testLAN) {
 		cfgA := webConfig(200, func(in *Instance) { in.PreemptDelay = 20 * time.Second })
-		a := l.node("a", "198.18.0.1", webConfig(200))
-		l.node("b", "198.18.0.2", webConfig(100))
+		a, _ := l.pair(webConfig(200), webConfig(100))
 		l.clock.Advance(4 * time.Second)
 		a.close(t)
 		l.clock.Advance(time.Second)
@@ -271,22 +322,19 @@ func TestManagerActiveActive(t *testing.T) {
 			{Name: "web2", Interface: "eth0", VRID: 52, Priority: p2, Addresses: []string{"198.18.0.102/24"}},
 		}}
 	}
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		l.node("a", "198.18.0.1", cfg(200, 100))
-		b := l.node("b", "198.18.0.2", cfg(100, 200))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, b := l.pair(cfg(200, 100), cfg(100, 200))
 		l.clock.Advance(4 * time.Second)
 		l.expect("owners of web1", l.owners("198.18.0.101/24"), []string{"a"})
 		l.expect("owners of web2", l.owners("198.18.0.102/24"), []string{"b"})
 
 		// b dies without a word: a notices after Master_Down_Interval (3.609375s).
-		l.bus.partition(netip.MustParseAddr("198.18.0.1"), b.addr, true)
+		l.bus.partition(a.addr, b.addr, true)
 		l.clock.Advance(3700 * time.Millisecond)
-		l.expect("a's addresses", []string{l.nodes[0].addrs.String()}, []string{"eth0 198.18.0.101/24 lbd\neth0 198.18.0.102/24 lbd"})
+		l.expect("a's addresses", []string{a.addrs.String()}, []string{"eth0 198.18.0.101/24 lbd\neth0 198.18.0.102/24 lbd"})
 		b.close(t)
 		l.nodes = l.nodes[:1]
-		l.bus.partition(netip.MustParseAddr("198.18.0.1"), b.addr, false)
+		l.bus.partition(a.addr, b.addr, false)
 		l.clock.Advance(10 * time.Second)
 		l.expect("states of web1", l.states("web1"), []string{"a:MASTER"})
 		l.expect("states of web2", l.states("web2"), []string{"a:MASTER"})
@@ -294,11 +342,8 @@ func TestManagerActiveActive(t *testing.T) {
 }
 
 func TestManagerMove(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", webConfig(200))
-		b := l.node("b", "198.18.0.2", webConfig(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, b := l.pair(webConfig(200), webConfig(100))
 		l.clock.Advance(4 * time.Second)
 		if err := b.m.Move("web"); !errors.Is(err, ErrNotMaster) {
 			t.Errorf("Move on the backup: %v, want ErrNotMaster", err)
@@ -331,11 +376,8 @@ func TestManagerMove(t *testing.T) {
 }
 
 func TestManagerLinkDownFault(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", webConfig(200))
-		l.node("b", "198.18.0.2", webConfig(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, _ := l.pair(webConfig(200), webConfig(100))
 		l.clock.Advance(4 * time.Second)
 		a.m.SetLink("eth0", false)
 		synctest.Wait()
@@ -356,53 +398,40 @@ func TestManagerLinkDownFault(t *testing.T) {
 }
 
 func TestManagerLinkPolling(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		clock := newFakeClock()
-		bus := newFakeBus()
+	lanTest(t, func(t *testing.T, l *testLAN) {
 		var mu = make(chan struct{}, 1)
 		mu <- struct{}{}
 		up := true
-		addrs := newFakeAddrs()
-		m, err := New(webConfig(255), Deps{
-			Transport: func(Instance) (Transport, error) { return bus.port(netip.MustParseAddr("198.18.0.1")), nil },
-			Addresses: addrs, Announcer: &fakeAnnouncer{clock: clock}, Clock: clock, Run: (&fakeRunner{}).Run,
-			LinkState: func(string) (bool, error) { <-mu; defer func() { mu <- struct{}{} }(); return up, nil },
-			LinkPoll:  500 * time.Millisecond,
-		})
-		if err != nil {
-			t.Fatal(err)
+		a := l.newNode("a", "198.18.0.1")
+		a.deps = func(d *Deps) {
+			d.LinkState = func(string) (bool, error) { <-mu; defer func() { mu <- struct{}{} }(); return up, nil }
+			d.LinkPoll = 500 * time.Millisecond
 		}
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close(context.Background())
-		clock.Advance(time.Second)
-		if got := addrs.String(); got != "eth0 198.18.0.100/24 lbd" {
+		l.join(a, webConfig(255))
+		l.clock.Advance(time.Second)
+		if got := a.addrs.String(); got != "eth0 198.18.0.100/24 lbd" {
 			t.Errorf("owner's addresses = %q", got)
 		}
 		<-mu
 		up = false
 		mu <- struct{}{}
-		clock.Advance(500 * time.Millisecond)
-		if got := addrs.String(); got != "" {
+		l.clock.Advance(500 * time.Millisecond)
+		if got := a.addrs.String(); got != "" {
 			t.Errorf("addresses after the link went down = %q", got)
 		}
-		if st := m.Status()[0]; st.State != Fault {
+		if st := a.m.Status()[0]; st.State != Fault {
 			t.Errorf("state = %v, want FAULT", st.State)
 		}
 	})
 }
 
 func TestManagerTracking(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
+	lanTest(t, func(t *testing.T, l *testLAN) {
 		cfgA := webConfig(200, func(in *Instance) {
 			in.TrackChecks = []TrackCheck{{Name: "dataplane", Weight: -150}, {Name: "backend:web", Weight: -40}}
 			in.TrackScripts = []TrackScript{{Name: "haproxy-ish", Command: []string{"check-script"}, Weight: 0}}
 		})
-		a := l.node("a", "198.18.0.1", cfgA)
-		l.node("b", "198.18.0.2", webConfig(100))
+		a, _ := l.pair(cfgA, webConfig(100))
 		l.clock.Advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 
@@ -435,9 +464,7 @@ func TestManagerTracking(t *testing.T) {
 }
 
 func TestManagerNotify(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
+	lanTest(t, func(t *testing.T, l *testLAN) {
 		a := l.node("a", "198.18.0.1", webConfig(200, func(in *Instance) {
 			in.Notify = Notify{
 				Master: []string{"on-master"}, Backup: []string{"on-backup", "x"},
@@ -463,23 +490,8 @@ func TestManagerNotify(t *testing.T) {
 }
 
 func TestManagerSyncGroup(t *testing.T) {
-	cfg := func(p int) Config {
-		return Config{
-			Instances: []Instance{
-				{Name: "ext", Interface: "eth0", VRID: 51, Priority: p, Addresses: []string{"198.18.0.100/24"}},
-				{
-					Name: "int", Interface: "eth1", VRID: 52, Priority: p, Addresses: []string{"198.18.1.100/24"},
-					TrackInterfaces: []TrackInterface{{Name: "eth2"}},
-				},
-			},
-			SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}}},
-		}
-	}
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", cfg(200))
-		l.node("b", "198.18.0.2", cfg(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, _ := l.pair(groupConfig(200), groupConfig(100))
 		l.clock.Advance(4 * time.Second)
 		l.expect("ext owners", l.owners("198.18.0.100/24"), []string{"a"})
 		l.expect("int owners", l.owners("198.18.1.100/24"), []string{"a"})
@@ -507,22 +519,13 @@ func TestManagerSyncGroupMovesTogether(t *testing.T) {
 	// "ext" tracks the dataplane, "int" tracks nothing: the group's members advertise
 	// the same adjustment, so both move when the dataplane fails.
 	cfg := func(p int) Config {
-		return Config{
-			Instances: []Instance{
-				{
-					Name: "ext", Interface: "eth0", VRID: 51, Priority: p, Addresses: []string{"198.18.0.100/24"},
-					TrackChecks: []TrackCheck{{Name: "dataplane", Weight: -150}},
-				},
-				{Name: "int", Interface: "eth1", VRID: 52, Priority: p, Addresses: []string{"198.18.1.100/24"}},
-			},
-			SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}}},
-		}
+		return groupConfig(p, func(ext, internal *Instance, _ *SyncGroup) {
+			ext.TrackChecks = []TrackCheck{{Name: "dataplane", Weight: -150}}
+			internal.TrackInterfaces = nil
+		})
 	}
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", cfg(200))
-		l.node("b", "198.18.0.2", cfg(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, _ := l.pair(cfg(200), cfg(100))
 		l.clock.Advance(4 * time.Second)
 		a.m.SetCheck("dataplane", 0)
 		synctest.Wait()
@@ -553,25 +556,15 @@ func TestManagerSyncGroupMovesTogether(t *testing.T) {
 
 func TestManagerSyncGroupNotify(t *testing.T) {
 	cfg := func(p int) Config {
-		return Config{
-			Instances: []Instance{
-				{Name: "ext", Interface: "eth0", VRID: 51, Priority: p, Addresses: []string{"198.18.0.100/24"}},
-				{
-					Name: "int", Interface: "eth1", VRID: 52, Priority: p, Addresses: []string{"198.18.1.100/24"},
-					TrackInterfaces: []TrackInterface{{Name: "eth2"}},
-				},
-			},
-			SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}, Notify: Notify{
+		return groupConfig(p, func(_, _ *Instance, g *SyncGroup) {
+			g.Notify = Notify{
 				Master: []string{"g-master"}, Backup: []string{"g-backup"}, Fault: []string{"g-fault"},
 				Stop: []string{"g-stop"}, Any: []string{"notify"},
-			}}},
-		}
+			}
+		})
 	}
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", cfg(200))
-		b := l.node("b", "198.18.0.2", cfg(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, b := l.pair(cfg(200), cfg(100))
 		l.clock.Advance(4 * time.Second)
 		l.expect("a: start, then master", a.run.take(), []string{
 			"g-backup", "notify GROUP g BACKUP 0", "g-master", "notify GROUP g MASTER 0",
@@ -594,9 +587,7 @@ func TestManagerSyncGroupNotify(t *testing.T) {
 		// A reload changes the commands without a transition.
 		next := cfg(200)
 		next.SyncGroups[0].Notify.Any = []string{"notify2"}
-		if err := a.m.Apply(context.Background(), next); err != nil {
-			t.Fatal(err)
-		}
+		a.apply(t, next)
 		if err := a.m.Move("ext"); err != nil {
 			t.Fatal(err)
 		}
@@ -610,22 +601,11 @@ func TestManagerSyncGroupNotify(t *testing.T) {
 }
 
 func TestManagerSyncGroupFaultedMemberDoesNotGoMaster(t *testing.T) {
-	cfg := Config{
-		Instances: []Instance{
-			{
-				Name: "ext", Interface: "eth0", VRID: 51, Priority: 200, Addresses: []string{"198.18.0.100/24"},
-				Notify: Notify{Master: []string{"ext-master"}},
-			},
-			{
-				Name: "int", Interface: "eth1", VRID: 52, Priority: 200, Addresses: []string{"198.18.1.100/24"},
-				TrackInterfaces: []TrackInterface{{Name: "eth2"}},
-			},
-		},
-		SyncGroups: []SyncGroup{{Name: "g", Instances: []string{"ext", "int"}, Notify: Notify{Any: []string{"notify"}}}},
-	}
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
+	cfg := groupConfig(200, func(ext, _ *Instance, g *SyncGroup) {
+		ext.Notify = Notify{Master: []string{"ext-master"}}
+		g.Notify = Notify{Any: []string{"notify"}}
+	})
+	lanTest(t, func(t *testing.T, l *testLAN) {
 		a := l.node("a", "198.18.0.1", cfg)
 		synctest.Wait()
 		a.m.mu.Lock()
@@ -656,18 +636,13 @@ func TestManagerSyncGroupFaultedMemberDoesNotGoMaster(t *testing.T) {
 }
 
 func TestManagerReload(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
-		a := l.node("a", "198.18.0.1", webConfig(200))
-		b := l.node("b", "198.18.0.2", webConfig(100))
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, b := l.pair(webConfig(200), webConfig(100))
 		l.clock.Advance(4 * time.Second)
 		before, _ := a.status("web")
 
 		// The same config: nothing restarts, nothing moves.
-		if err := a.m.Apply(context.Background(), webConfig(200)); err != nil {
-			t.Fatal(err)
-		}
+		a.apply(t, webConfig(200))
 		l.clock.Advance(5 * time.Second)
 		after, _ := a.status("web")
 		if after.Transitions != before.Transitions || after.LastTransition != before.LastTransition {
@@ -676,9 +651,7 @@ func TestManagerReload(t *testing.T) {
 		l.expect("owners after an unchanged reload", l.owners(webVIP), []string{"a"})
 
 		// A backup's changed priority is applied in place; the master is not disturbed.
-		if err := b.m.Apply(context.Background(), webConfig(110)); err != nil {
-			t.Fatal(err)
-		}
+		b.apply(t, webConfig(110))
 		l.clock.Advance(5 * time.Second)
 		if st, _ := b.status("web"); st.BasePriority != 110 || st.State != Backup {
 			t.Errorf("b after reload: %+v", st)
@@ -690,14 +663,10 @@ func TestManagerReload(t *testing.T) {
 		// An added instance starts; a removed one stops and releases its address.
 		two := webConfig(200)
 		two.Instances = append(two.Instances, Instance{Name: "api", Interface: "eth0", VRID: 60, Priority: 255, Addresses: []string{"198.18.0.200/24"}})
-		if err := a.m.Apply(context.Background(), two); err != nil {
-			t.Fatal(err)
-		}
+		a.apply(t, two)
 		l.clock.Advance(time.Second)
 		l.expect("a's addresses with api", []string{a.addrs.String()}, []string{"eth0 198.18.0.100/24 lbd\neth0 198.18.0.200/24 lbd"})
-		if err := a.m.Apply(context.Background(), Config{Instances: two.Instances[1:]}); err != nil {
-			t.Fatal(err)
-		}
+		a.apply(t, Config{Instances: two.Instances[1:]})
 		l.clock.Advance(time.Second)
 		l.expect("a's addresses without web", []string{a.addrs.String()}, []string{"eth0 198.18.0.200/24 lbd"})
 		l.expect("owners of web", l.owners(webVIP), []string{"b"})
@@ -710,11 +679,8 @@ func TestManagerReload(t *testing.T) {
 
 func TestManagerReloadInPlace(t *testing.T) {
 	t.Run("master's priority lowered but still highest: stays master, advertises it", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			l := newTestLAN(t)
-			defer l.closeAll()
-			a := l.node("a", "198.18.0.1", webConfig(200))
-			b := l.node("b", "198.18.0.2", webConfig(100))
+		lanTest(t, func(t *testing.T, l *testLAN) {
+			a, b := l.pair(webConfig(200), webConfig(100))
 			l.clock.Advance(10 * time.Second)
 			a.ann.take()
 			before, _ := a.status("web")
@@ -724,9 +690,7 @@ func TestManagerReloadInPlace(t *testing.T) {
 				in.GARP.Repeat = 2
 				in.TrackChecks = []TrackCheck{{Name: "dataplane", Weight: -10}}
 			})
-			if err := a.m.Apply(context.Background(), cfg); err != nil {
-				t.Fatal(err)
-			}
+			a.apply(t, cfg)
 			synctest.Wait()
 			// SetPriority advertises at once, without waiting for Adver_Timer.
 			if st, _ := b.status("web"); st.MasterPriority != 150 || st.Master != a.addr {
@@ -759,17 +723,12 @@ func TestManagerReloadInPlace(t *testing.T) {
 	})
 
 	t.Run("backup's priority raised above the master's with preempt: takes over", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			l := newTestLAN(t)
-			defer l.closeAll()
-			a := l.node("a", "198.18.0.1", webConfig(200))
-			b := l.node("b", "198.18.0.2", webConfig(100))
+		lanTest(t, func(t *testing.T, l *testLAN) {
+			a, b := l.pair(webConfig(200), webConfig(100))
 			l.clock.Advance(10 * time.Second)
 			before, _ := b.status("web")
 
-			if err := b.m.Apply(context.Background(), webConfig(250)); err != nil {
-				t.Fatal(err)
-			}
+			b.apply(t, webConfig(250))
 			synctest.Wait()
 			if st, _ := b.status("web"); st.AdvertsReceived < before.AdvertsReceived || st.Transitions != before.Transitions || st.State != Backup {
 				t.Errorf("b restarted: before %+v, after %+v", before, st)
@@ -788,16 +747,11 @@ func TestManagerReloadInPlace(t *testing.T) {
 	})
 
 	t.Run("changed vrid restarts", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			l := newTestLAN(t)
-			defer l.closeAll()
-			a := l.node("a", "198.18.0.1", webConfig(200))
-			b := l.node("b", "198.18.0.2", webConfig(100))
+		lanTest(t, func(t *testing.T, l *testLAN) {
+			a, b := l.pair(webConfig(200), webConfig(100))
 			l.clock.Advance(10 * time.Second)
 
-			if err := a.m.Apply(context.Background(), webConfig(150, func(in *Instance) { in.VRID = 52 })); err != nil {
-				t.Fatal(err)
-			}
+			a.apply(t, webConfig(150, func(in *Instance) { in.VRID = 52 }))
 			synctest.Wait()
 			st, _ := a.status("web")
 			if st.VRID != 52 || st.State != Backup || st.Transitions != 1 || st.AdvertsReceived != 0 {
@@ -864,18 +818,14 @@ func TestReconfigurable(t *testing.T) {
 }
 
 func TestManagerRemovesLeftovers(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newTestLAN(t)
-		defer l.closeAll()
+	lanTest(t, func(t *testing.T, l *testLAN) {
 		// b crashed as master: its kernel still holds the VIP, and an address another
 		// tool added (label "other") must stay.
-		b := &testNode{name: "b", addr: netip.MustParseAddr("198.18.0.2"), addrs: newFakeAddrs(), run: &fakeRunner{}}
-		b.ann = &fakeAnnouncer{clock: l.clock, t0: l.t0}
+		b := l.newNode("b", "198.18.0.2")
 		b.addrs.Add("eth0", netip.MustParsePrefix(webVIP), "lbd")
 		b.addrs.Add("eth0", netip.MustParsePrefix("198.18.0.50/24"), "other")
 		l.node("a", "198.18.0.1", webConfig(200))
-		l.start(b, webConfig(100))
-		l.nodes = append(l.nodes, b)
+		l.join(b, webConfig(100))
 		synctest.Wait()
 		l.expect("b's addresses after start", []string{b.addrs.String()}, []string{"eth0 198.18.0.50/24 other"})
 		l.clock.Advance(4 * time.Second)
