@@ -16,26 +16,32 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// tcpChunk is how many bytes one direction of a TCP session moves per splice call. Bytes
+// tcpChunk is how many bytes one direction of a tcpPipe moves per splice call. Bytes
 // are counted and the idle clock advanced between calls. It also bounds what one call
 // holds in flight to a peer that stops reading: a peer that takes longer than twice the
 // idle timeout to accept one chunk counts as idle (see tcpPipe).
 const tcpChunk = 256 << 10
 
 // tcpSmall is the buffer through which a direction of a TCP session copies in user
-// space; a read that fills it switches the direction to splice(2) (see tcpPipe).
+// space; a read that fills it switches the direction to splice(2) (see tcpPipe, and
+// tcpLoop in tcploop_linux.go).
 const tcpSmall = 16 << 10
 
 // tcpBufs holds the tcpSmall buffers. A direction takes one only once its source is
 // readable and gives it back once the bytes are written, so idle sessions hold none.
 var tcpBufs = sync.Pool{New: func() any { b := make([]byte, tcpSmall); return &b }}
 
-// tcpIdleTicks is how many times per idle timeout each direction of a TCP session
+// tcpIdleTicks is how many times per idle timeout each direction of a tcpPipe
 // reports its progress, and the watchdog looks at it.
 const tcpIdleTicks = 8
 
-// tcpFrontend serves a tcp-mode frontend: it accepts client connections and splices
-// each to a server of the default backend.
+// tcpFrontend serves a tcp-mode frontend: it accepts client connections and relays
+// each to a server of the default backend (or of its sni route).
+//
+// A goroutine per connection sets the session up (PROXY header, rate limit, sni routing,
+// balancing, connecting with retries) and then waits while relay moves the bytes: on
+// Linux an event loop shared by many sessions (tcploop_linux.go), elsewhere a tcpPipe.
+// A backend with TLS is relayed by relayTLS instead (tls.go).
 type tcpFrontend struct {
 	d *Dataplane
 	// acceptor holds the listener, the open connections' count and the stop channel
@@ -138,7 +144,7 @@ func (f *tcpFrontend) serve(c *tcpConn, g *frontendGen) {
 	if !f.startServerSide(c, g, b, s, sc, hello) { // writes hello; TLS to the server (tls.go)
 		return
 	}
-	newTCPPipe(c, g.cfg.Timeouts.ClientIdle).run(g.m.bytesIn, g.m.bytesOut)
+	f.relay(c, g) // tcploop_linux.go, tcploop_other.go
 }
 
 // connect picks a server for c and connects to it, trying up to backend.retries other
@@ -214,10 +220,13 @@ type tcpConn struct {
 	// own, or those of its PROXY header (set by acceptProxy before connect).
 	src, dst netip.AddrPort
 
-	// mu guards server and closed.
+	// mu guards server, closed and loopEnd.
 	mu     sync.Mutex
 	server *net.TCPConn
 	closed bool
+	// loopEnd, set once relay has handed both sockets to an event loop and closed
+	// client and server, ends the session there (tcploop_linux.go).
+	loopEnd func()
 }
 
 // setServer records the server connection, or closes it and returns false when the
@@ -241,6 +250,10 @@ func (c *tcpConn) close() {
 		return
 	}
 	c.closed = true
+	if c.loopEnd != nil {
+		c.loopEnd()
+		return
+	}
 	c.client.Close()
 	if c.server != nil {
 		c.server.Close()
@@ -251,7 +264,9 @@ func (c *tcpConn) close() {
 const tcpDone = math.MaxInt64
 
 // tcpPipe moves bytes both ways between a client and a server connection, and closes
-// both when no byte has moved either way for the idle timeout.
+// both when no byte has moved either way for the idle timeout. It relays tcp sessions
+// where the event loops do not (tcploop_other.go, or when relay cannot hand a session
+// over); a goroutine per direction blocks in Go's netpoller.
 //
 // Small transfers are copied through user space and bulk ones spliced, as HAProxy does
 // (it splices only what does not fit its buffer). A direction reads into a pooled

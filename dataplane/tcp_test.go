@@ -663,3 +663,52 @@ func TestTCPShutdownCuts(t *testing.T) {
 		t.Errorf("active connections after Close = %v, want 0", got)
 	}
 }
+
+// TestTCPPipeRelays checks the relay that platforms without the event loops use.
+func TestTCPPipeRelays(t *testing.T) {
+	client, cp := tcpPair(t)
+	sp, server := tcpPair(t)
+	c := &tcpConn{client: cp, server: sp}
+	in := prometheus.NewCounter(prometheus.CounterOpts{Name: "in"})
+	out := prometheus.NewCounter(prometheus.CounterOpts{Name: "out"})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		newTCPPipe(c, time.Minute).run(in, out)
+	}()
+	go tcpEcho(server)
+	data := make([]byte, 4<<20+5)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if got := tcpEchoData(t, client, data); !bytes.Equal(got, data) {
+		t.Fatalf("echo of %d bytes differs: got %d bytes", len(data), len(got))
+	}
+	<-done
+	if got := l4Value(t, in); got != float64(len(data)) {
+		t.Errorf("bytes in = %v, want %d", got, len(data))
+	}
+}
+
+// tcpPair returns both ends of a loopback connection.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	return a, b
+}

@@ -727,8 +727,8 @@ func relayTLS(c *tcpConn, server *tls.Conn, idle time.Duration, in, out promethe
 
 // startServerSide readies a new server connection of a tcp session: it sends the
 // ClientHello read for sni routing and, for a backend with tls, runs the handshake and
-// relays the session in user space. It returns true when the session is to be spliced
-// as usual, false when it is over.
+// relays the session in user space. It returns true when the session is to be relayed
+// by relay as usual (event loop or tcpPipe), false when it is over.
 func (f *tcpFrontend) startServerSide(c *tcpConn, g *frontendGen, b *backend, s *Server, sc *net.TCPConn, hello []byte) bool {
 	if len(hello) > 0 {
 		if _, err := sc.Write(hello); err != nil {
