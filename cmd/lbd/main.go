@@ -62,6 +62,8 @@ func newRun() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Process-wide parts (the tcp event loops) log through the default logger.
+			slog.SetDefault(log)
 			n, err := node.New(node.Options{ConfigPath: cfgPath, Logger: log, DrainTimeout: drain})
 			if err != nil {
 				return err
