@@ -66,7 +66,7 @@ func TestTCPAgent(t *testing.T) {
 	if _, err := askAgent(t, AgentCheck{}, agentServer(t, "")); err == nil {
 		t.Error("an agent closing without a reply is no error")
 	}
-	if _, err := askAgent(t, AgentCheck{}, closedAddr(t)); err == nil || checkReason(err, time.Second) != "connect: connection refused" {
+	if _, err := askAgent(t, AgentCheck{}, deadAddr(t)); err == nil || checkReason(err, time.Second) != "connect: connection refused" {
 		t.Errorf("closed agent port: %v", err)
 	}
 }

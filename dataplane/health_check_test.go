@@ -12,18 +12,6 @@ import (
 	"time"
 )
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // silentAddr returns a loopback address that accepts connections and never answers.
 func silentAddr(t *testing.T) string {
 	t.Helper()
@@ -97,7 +85,7 @@ func TestProbes(t *testing.T) {
 	_, webPort, _ := net.SplitHostPort(webAddr)
 	var port int
 	fmt.Sscan(webPort, &port)
-	dead := closedAddr(t)
+	dead := deadAddr(t)
 	silent := silentAddr(t)
 	ms50 := 50 * time.Millisecond
 
