@@ -170,7 +170,7 @@ func (l *livenessListener) hold(c net.Conn) {
 	if interval, ok := parseLivenessHello(hello); ok {
 		done := make(chan struct{})
 		defer close(done)
-		go beat(c, interval, done)
+		l.wg.Go(func() { beat(c, interval, done) })
 	}
 	_, _ = io.Copy(io.Discard, c)
 }
