@@ -123,11 +123,11 @@ func (c *tcpConn) handOff(l *tcpLoop, cfg *tcpSessionConfig) (*tcpSession, error
 	if c.closed {
 		return nil, nil
 	}
-	cfd, err := dupConn(c.client)
+	cfd, err := tcpDup(c.client)
 	if err != nil {
 		return nil, err
 	}
-	sfd, err := dupConn(c.server)
+	sfd, err := tcpDup(c.server)
 	if err != nil {
 		unix.Close(cfd)
 		return nil, err
@@ -143,6 +143,9 @@ func (c *tcpConn) handOff(l *tcpLoop, cfg *tcpSessionConfig) (*tcpSession, error
 	c.loopEnd = func() { l.post(func() { l.end(s, "", nil) }) }
 	return s, nil
 }
+
+// tcpDup is dupConn; a test makes it fail to exercise the tcpPipe fallback.
+var tcpDup = dupConn
 
 // dupConn returns a duplicate of c's descriptor, close-on-exec; it shares the socket's
 // O_NONBLOCK.

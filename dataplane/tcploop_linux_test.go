@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,6 +150,38 @@ func TestTCPLoopBothWays(t *testing.T) {
 	}
 	if got := l4Value(t, d.metrics.bytesOut.WithLabelValues("fe")); got != n {
 		t.Errorf("bytes out = %v, want %d", got, n)
+	}
+}
+
+// TestTCPLoopFallback: when a descriptor cannot be duplicated (EMFILE), the session is
+// relayed by a tcpPipe instead, and its bytes still arrive whole.
+func TestTCPLoopFallback(t *testing.T) {
+	const n = 4 << 20
+	var calls atomic.Int32
+	tcpDup = func(*net.TCPConn) (int, error) {
+		calls.Add(1)
+		return -1, &net.OpError{Op: "dup", Net: "tcp", Err: unix.EMFILE}
+	}
+	t.Cleanup(func() { tcpDup = dupConn })
+	srvc := make(chan tcpBothWaysResult, 1)
+	srv := tcpServer(t, func(c *net.TCPConn) {
+		c.SetDeadline(time.Now().Add(time.Minute))
+		srvc <- tcpBothWays(c, n, 4)
+	})
+	d := l4Dataplane(t, l4Config(ModeTCP, BalanceRoundRobin, srv))
+	c := tcpDial(t, d)
+	c.SetDeadline(time.Now().Add(time.Minute))
+	cl := tcpBothWays(c, n, 3)
+	sv := <-srvc
+	if cl.err != nil || sv.err != nil {
+		t.Fatalf("client: %v; server: %v", cl.err, sv.err)
+	}
+	if cl.n != n || cl.got != sv.sent || sv.n != n || sv.got != cl.sent {
+		t.Errorf("client got %d bytes (sha256 match %v), server got %d (match %v); want %d each way",
+			cl.n, cl.got == sv.sent, sv.n, sv.got == cl.sent, n)
+	}
+	if calls.Load() == 0 {
+		t.Error("the session never tried to move to a loop")
 	}
 }
 
