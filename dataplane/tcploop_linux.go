@@ -307,16 +307,6 @@ func (l *tcpLoop) post(f func()) bool {
 	return true
 }
 
-// do runs f on the loop and waits for it; false when the loop has stopped.
-func (l *tcpLoop) do(f func()) bool {
-	ran := make(chan struct{})
-	if !l.post(func() { f(); close(ran) }) {
-		return false
-	}
-	<-ran
-	return true
-}
-
 // stop ends the loop's sessions, closes it and waits for its goroutine to return.
 func (l *tcpLoop) stop() {
 	l.post(func() { l.quit = true })

@@ -32,6 +32,16 @@ func testTCPLoops(t testing.TB) []*tcpLoop {
 	return *list
 }
 
+// do runs f on the loop and waits for it; false when the loop has stopped.
+func (l *tcpLoop) do(f func()) bool {
+	ran := make(chan struct{})
+	if !l.post(func() { f(); close(ran) }) {
+		return false
+	}
+	<-ran
+	return true
+}
+
 // loopStats reads the stats of each loop.
 func loopStats(t testing.TB, loops []*tcpLoop) []tcpLoopStats {
 	t.Helper()
