@@ -331,7 +331,10 @@ func TestTCPIdleTimeout(t *testing.T) {
 	cfg.Frontends[0].Timeouts.ClientIdle = idle
 	d := l4Dataplane(t, cfg)
 
-	// closed expects the proxy to close c no sooner than idle after from.
+	// closed expects the proxy to close c no sooner than idle after from. from is taken
+	// just before the last byte is written: the proxy cannot have moved it earlier, while
+	// a time taken after the write may be late by however long this goroutine waited to
+	// run again.
 	closed := func(c net.Conn, from time.Time) error {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := io.Copy(io.Discard, c); err != nil {
@@ -345,17 +348,19 @@ func TestTCPIdleTimeout(t *testing.T) {
 
 	t.Run("idle", func(t *testing.T) {
 		c := tcpDial(t, d)
+		from := time.Now()
 		tcpWriteString(t, c, "hello\n")
-		if err := closed(c, time.Now()); err != nil {
+		if err := closed(c, from); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("half-closed", func(t *testing.T) {
 		// The client is done sending; the server never answers nor closes.
 		c := tcpDial(t, d)
+		from := time.Now()
 		tcpWriteString(t, c, "hello\n")
 		c.CloseWrite()
-		if err := closed(c, time.Now()); err != nil {
+		if err := closed(c, from); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -366,14 +371,16 @@ func TestTCPIdleTimeout(t *testing.T) {
 		l4Retry(t, idle, func() (time.Duration, error) {
 			c := tcpDial(t, d)
 			tcpWriteString(t, c, "hello\n")
+			var last time.Time
 			gap := tcpTrickle(every, trickles, func() error {
+				last = time.Now()
 				_, err := c.Write([]byte{'.'})
 				return err
 			})
 			if gap < 0 {
 				return -gap, errors.New("closed while the client trickled")
 			}
-			return gap, closed(c, time.Now())
+			return gap, closed(c, last)
 		})
 	})
 	t.Run("server trickles", func(t *testing.T) {
