@@ -25,6 +25,10 @@ import (
 // goroutine to park and wake: on a CPU-bound host the Go scheduler's wake-ups and long
 // thread runs were what made lbd's p99 latency 1.6-1.8× HAProxy's (docs/benchmarks.md).
 //
+// The loops are not tied to tcp: their descriptor table holds any connection that
+// implements loopFD, and their deadlineHeap any deadline with what to do when it passes.
+// Tcp sessions (their sockets, their idle timeouts) are the first such users.
+//
 // The choices below were measured on a prototype (0.84× HAProxy's p99): the thread lock,
 // epoll_pwait through syscall.Syscall6 so that the runtime hands the P on while a loop
 // sleeps, the nonblocking calls through RawSyscall, 256 events per wait, one read per
@@ -32,48 +36,48 @@ import (
 // and no reading from a source while its destination has bytes pending (backpressure).
 
 const (
-	// tcpLoopEvents is how many events one epoll_wait returns at most.
-	tcpLoopEvents = 256
+	// loopEvents is how many events one epoll_wait returns at most.
+	loopEvents = 256
 	// tcpSpliceMax bounds what one splice(2) moves into a direction's pipe.
 	tcpSpliceMax = 64 << 10
 	// tcpFreePipes is how many empty pipes a loop keeps for the next bulk transfer.
 	tcpFreePipes = 32
-	// tcpLoopRetryMax bounds the pause after a failing epoll_wait.
-	tcpLoopRetryMax = time.Second
+	// loopRetryMax bounds the pause after a failing epoll_wait.
+	loopRetryMax = time.Second
 )
 
-// tcpLoops are the event loops of the process. They start with the first tcp session
-// and run for the life of the process, as the runtime's own netpoller does: sessions of
-// every Dataplane share them.
-var tcpLoops struct {
+// eventLoops are the event loops of the process. They start with the first connection
+// handed to one and run for the life of the process, as the runtime's own netpoller
+// does: connections of every Dataplane share them.
+var eventLoops struct {
 	// mu guards starting them; list is set once they run.
 	mu   sync.Mutex
-	list atomic.Pointer[[]*tcpLoop]
+	list atomic.Pointer[[]*eventLoop]
 	next atomic.Uint32
 }
 
-// nextTCPLoop returns a loop for a new session, round robin, starting the loops on the
-// first call.
-func nextTCPLoop() (*tcpLoop, error) {
-	list := tcpLoops.list.Load()
+// nextEventLoop returns a loop for a new connection, round robin, starting the loops on
+// the first call.
+func nextEventLoop() (*eventLoop, error) {
+	list := eventLoops.list.Load()
 	if list == nil {
 		var err error
-		if list, err = startTCPLoops(); err != nil {
+		if list, err = startEventLoops(); err != nil {
 			return nil, err
 		}
 	}
-	return (*list)[int(tcpLoops.next.Add(1)-1)%len(*list)], nil
+	return (*list)[int(eventLoops.next.Add(1)-1)%len(*list)], nil
 }
 
-func startTCPLoops() (*[]*tcpLoop, error) {
-	tcpLoops.mu.Lock()
-	defer tcpLoops.mu.Unlock()
-	if list := tcpLoops.list.Load(); list != nil {
+func startEventLoops() (*[]*eventLoop, error) {
+	eventLoops.mu.Lock()
+	defer eventLoops.mu.Unlock()
+	if list := eventLoops.list.Load(); list != nil {
 		return list, nil
 	}
-	loops := make([]*tcpLoop, runtime.GOMAXPROCS(0))
+	loops := make([]*eventLoop, runtime.GOMAXPROCS(0))
 	for i := range loops {
-		l, err := newTCPLoop(systemClock{}, slog.Default())
+		l, err := newEventLoop(systemClock{}, slog.Default())
 		if err != nil {
 			for _, l := range loops[:i] {
 				l.stop()
@@ -82,7 +86,7 @@ func startTCPLoops() (*[]*tcpLoop, error) {
 		}
 		loops[i] = l
 	}
-	tcpLoops.list.Store(&loops)
+	eventLoops.list.Store(&loops)
 	return &loops, nil
 }
 
@@ -91,7 +95,7 @@ func startTCPLoops() (*[]*tcpLoop, error) {
 // duplicate), a tcpPipe relays them.
 func (f *tcpFrontend) relay(c *tcpConn, g *frontendGen) {
 	idle := g.cfg.Timeouts.ClientIdle
-	l, err := nextTCPLoop()
+	l, err := nextEventLoop()
 	if err == nil {
 		var s *tcpSession
 		s, err = c.handOff(l, &tcpSessionConfig{
@@ -117,7 +121,7 @@ func (f *tcpFrontend) relay(c *tcpConn, g *frontendGen) {
 // sockets live on in the duplicates) and posts the session to l. From then on c.close
 // ends the session on l. It returns a nil session when c is closed already, and an error,
 // with c untouched, when a descriptor cannot be duplicated.
-func (c *tcpConn) handOff(l *tcpLoop, cfg *tcpSessionConfig) (*tcpSession, error) {
+func (c *tcpConn) handOff(l *eventLoop, cfg *tcpSessionConfig) (*tcpSession, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -182,16 +186,15 @@ type tcpSession struct {
 	// last is when a byte last moved either way, on the loop's clock.
 	last int64
 	idle int64 // cfg.idle in ns
-	// deadline and heapAt are the session's entry in the loop's idle heap; heapAt is -1
-	// when it has none.
-	deadline int64
-	heapAt   int
-	ended    bool
+	// idleTimer is the session's entry in the loop's deadline heap, while it has an idle
+	// timeout.
+	idleTimer loopTimer
+	ended     bool
 	// done is closed once the session has ended and its sockets are closed.
 	done chan struct{}
 }
 
-// tcpSide is one socket of a session.
+// tcpSide is one socket of a session; it is the session's loopFD for that socket.
 type tcpSide struct {
 	s   *tcpSession
 	i   int    // index in s.side
@@ -215,7 +218,7 @@ type tcpDir struct {
 func (d *tcpDir) pending() bool { return d.buf != nil || d.piped > 0 }
 
 func newTCPSession(cfd, sfd int, cfg *tcpSessionConfig) *tcpSession {
-	s := &tcpSession{cfg: cfg, idle: int64(cfg.idle), heapAt: -1, done: make(chan struct{})}
+	s := &tcpSession{cfg: cfg, idle: int64(cfg.idle), done: make(chan struct{})}
 	s.side[0] = tcpSide{s: s, i: 0, fd: cfd}
 	s.side[1] = tcpSide{s: s, i: 1, fd: sfd}
 	s.dir[0].count, s.dir[1].count = cfg.in, cfg.out
@@ -236,8 +239,19 @@ type splicePipe struct {
 // loopClock is what an event loop reads the time from, once per wake-up.
 type loopClock interface{ Now() time.Time }
 
-// tcpLoop is one event loop.
-type tcpLoop struct {
+// loopFD is what a loop's descriptor table holds for each descriptor in its epoll set:
+// the connection, or the side of one, that the descriptor belongs to. Only the loop
+// calls it, on the loop's goroutine.
+type loopFD interface {
+	// event handles the readiness events ev that epoll reported for the descriptor.
+	event(l *eventLoop, ev uint32)
+	// stop closes the connection at once, because the loop is quitting. It must take
+	// every descriptor of the connection out of the table.
+	stop(l *eventLoop)
+}
+
+// eventLoop is one event loop.
+type eventLoop struct {
 	ep   int // the epoll set
 	efd  int // an eventfd in ep that says cmds holds something
 	clk  loopClock
@@ -252,25 +266,25 @@ type tcpLoop struct {
 	stopped bool
 
 	// The rest belongs to the loop goroutine.
-	now    int64       // ns since base, read once per wake-up
-	fds    []*tcpSide  // by descriptor
-	idle   tcpIdleHeap // sessions with an idle timeout
+	now    int64        // ns since base, read once per wake-up
+	fds    []loopFD     // by descriptor
+	timers deadlineHeap // the deadlines of the loop's connections
 	pipes  []*splicePipe
 	spare  []func()
 	quit   bool
 	stats  tcpLoopStats
-	events [tcpLoopEvents]unix.EpollEvent
+	events [loopEvents]unix.EpollEvent
 }
 
-// tcpLoopStats count what a loop did, for tests.
+// tcpLoopStats count what a loop did with tcp sessions, for tests.
 type tcpLoopStats struct {
 	sessions int // open
 	toSplice int // directions switched to splice
 	toCopy   int // directions switched back to read/write
 }
 
-// newTCPLoop creates a loop and starts its goroutine.
-func newTCPLoop(clk loopClock, log *slog.Logger) (*tcpLoop, error) {
+// newEventLoop creates a loop and starts its goroutine.
+func newEventLoop(clk loopClock, log *slog.Logger) (*eventLoop, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, &net.OpError{Op: "epoll_create1", Err: err}
@@ -285,14 +299,14 @@ func newTCPLoop(clk loopClock, log *slog.Logger) (*tcpLoop, error) {
 		unix.Close(efd)
 		return nil, &net.OpError{Op: "epoll_ctl", Err: e}
 	}
-	l := &tcpLoop{ep: ep, efd: efd, clk: clk, base: clk.Now(), log: log, done: make(chan struct{})}
+	l := &eventLoop{ep: ep, efd: efd, clk: clk, base: clk.Now(), log: log, done: make(chan struct{})}
 	go l.run()
 	return l, nil
 }
 
 // post queues f to run on the loop and wakes it; it returns false when the loop has
 // stopped. It may be called from any goroutine.
-func (l *tcpLoop) post(f func()) bool {
+func (l *eventLoop) post(f func()) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stopped {
@@ -307,32 +321,32 @@ func (l *tcpLoop) post(f func()) bool {
 	return true
 }
 
-// stop ends the loop's sessions, closes it and waits for its goroutine to return.
-func (l *tcpLoop) stop() {
+// stop ends the loop's connections, closes it and waits for its goroutine to return.
+func (l *eventLoop) stop() {
 	l.post(func() { l.quit = true })
 	<-l.done
 }
 
-func (l *tcpLoop) run() {
+func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(l.done)
 	var delay time.Duration
 	for !l.quit {
-		n, e := l.wait(l.idle.timeout(l.now))
+		n, e := l.wait(l.timers.timeout(l.now))
 		l.now = int64(l.clk.Now().Sub(l.base))
 		if e != 0 {
 			if e == unix.EINTR {
 				continue
 			}
-			delay = min(max(2*delay, 10*time.Millisecond), tcpLoopRetryMax)
-			l.log.Error("tcp event loop: epoll_wait failed; retrying", "err", e, "delay", delay)
+			delay = min(max(2*delay, 10*time.Millisecond), loopRetryMax)
+			l.log.Error("event loop: epoll_wait failed; retrying", "err", e, "delay", delay)
 			time.Sleep(delay)
 			continue
 		}
 		delay = 0
 		// Commands run after the events, so that no descriptor closed by one event is
-		// reused by a new session before the events of this wake-up are handled.
+		// reused by a new connection before the events of this wake-up are handled.
 		cmds := false
 		for i := range l.events[:n] {
 			ev := &l.events[i]
@@ -341,29 +355,28 @@ func (l *tcpLoop) run() {
 				cmds = true
 				continue
 			}
-			if fd < len(l.fds) && l.fds[fd] != nil {
-				l.event(l.fds[fd], ev.Events)
+			if fd < len(l.fds) {
+				if x := l.fds[fd]; x != nil {
+					x.event(l, ev.Events)
+				}
 			}
 		}
 		if cmds {
 			l.commands()
 		}
-		l.idle.expire(l.now, l.endIdle)
+		l.timers.expire(l.now)
 	}
 	l.close()
 }
 
-// endIdle ends a session that the idle heap found idle.
-func (l *tcpLoop) endIdle(s *tcpSession) { l.end(s, "", nil) }
-
-func (l *tcpLoop) wait(msec int) (int, syscall.Errno) {
+func (l *eventLoop) wait(msec int) (int, syscall.Errno) {
 	n, _, e := syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])),
 		uintptr(len(l.events)), uintptr(msec), 0, 0)
 	return int(n), e
 }
 
 // commands runs what post queued.
-func (l *tcpLoop) commands() {
+func (l *eventLoop) commands() {
 	var b [8]byte
 	unix.Read(l.efd, b[:]) // reset the eventfd before taking the queue: no post is missed
 	l.mu.Lock()
@@ -377,19 +390,19 @@ func (l *tcpLoop) commands() {
 	l.spare = cmds[:0]
 }
 
-// close runs when the loop quits: it ends its sessions and closes its descriptors.
-func (l *tcpLoop) close() {
+// close runs when the loop quits: it ends its connections and closes its descriptors.
+func (l *eventLoop) close() {
 	l.mu.Lock()
 	l.stopped = true
 	cmds := l.cmds
 	l.cmds = nil
 	l.mu.Unlock()
-	for _, f := range cmds { // sessions posted meanwhile are added, to be ended below
+	for _, f := range cmds { // connections posted meanwhile are added, to be ended below
 		f()
 	}
 	for _, x := range l.fds {
 		if x != nil {
-			l.end(x.s, "", nil)
+			x.stop(l)
 		}
 	}
 	for _, p := range l.pipes {
@@ -400,24 +413,45 @@ func (l *tcpLoop) close() {
 }
 
 // add registers a new session.
-func (l *tcpLoop) add(s *tcpSession) {
+func (l *eventLoop) add(s *tcpSession) {
 	for i := range s.side {
 		x := &s.side[i]
-		for x.fd >= len(l.fds) {
-			l.fds = append(l.fds, make([]*tcpSide, len(l.fds)+64)...)
-		}
-		l.fds[x.fd] = x
+		l.setFD(x.fd, x)
 	}
 	l.stats.sessions++
 	s.last = l.now
 	if s.idle > 0 {
-		l.idle.add(s)
+		s.startIdle(&l.timers, l.endIdle)
 	}
 	l.update(s)
 }
 
+// setFD puts x in the descriptor table at fd, growing the table as needed.
+func (l *eventLoop) setFD(fd int, x loopFD) {
+	for fd >= len(l.fds) {
+		l.fds = append(l.fds, make([]loopFD, len(l.fds)+64)...)
+	}
+	l.fds[fd] = x
+}
+
+// startIdle puts s's idle timer in h, due at s's idle timeout from its last activity:
+// once s has been idle that long, the timer calls idle.
+func (s *tcpSession) startIdle(h *deadlineHeap, idle func(*tcpSession)) {
+	s.idleTimer.fire = func(now int64) int64 {
+		if at := s.last + s.idle; at > now {
+			return at // active since the deadline was set
+		}
+		idle(s)
+		return 0
+	}
+	h.add(&s.idleTimer, s.last+s.idle)
+}
+
+// endIdle ends a session found idle.
+func (l *eventLoop) endIdle(s *tcpSession) { l.end(s, "", nil) }
+
 // end closes a session, at once: why and err say why when it failed, for the log.
-func (l *tcpLoop) end(s *tcpSession, why string, err error) {
+func (l *eventLoop) end(s *tcpSession, why string, err error) {
 	if s.ended {
 		return
 	}
@@ -445,7 +479,7 @@ func (l *tcpLoop) end(s *tcpSession, why string, err error) {
 			d.pipe = nil
 		}
 	}
-	l.idle.remove(s)
+	l.timers.remove(&s.idleTimer)
 	l.stats.sessions--
 	if err != nil {
 		s.cfg.log.Debug("tcp session failed", "frontend", s.cfg.frontend, "op", why, "err", err)
@@ -453,8 +487,8 @@ func (l *tcpLoop) end(s *tcpSession, why string, err error) {
 	close(s.done)
 }
 
-// event handles the readiness of one socket.
-func (l *tcpLoop) event(x *tcpSide, ev uint32) {
+// event handles the readiness of one socket of a session.
+func (x *tcpSide) event(l *eventLoop, ev uint32) {
 	s := x.s
 	if ev&unix.EPOLLERR != 0 {
 		err, _ := unix.GetsockoptInt(x.fd, unix.SOL_SOCKET, unix.SO_ERROR)
@@ -472,8 +506,11 @@ func (l *tcpLoop) event(x *tcpSide, ev uint32) {
 	}
 }
 
+// stop ends x's session as the loop quits.
+func (x *tcpSide) stop(l *eventLoop) { l.end(x.s, "", nil) }
+
 // readable reads once from the source of direction d and writes what it got at once.
-func (l *tcpLoop) readable(s *tcpSession, d int) {
+func (l *eventLoop) readable(s *tcpSession, d int) {
 	dir := &s.dir[d]
 	if dir.bulk {
 		l.spliceIn(s, d)
@@ -504,7 +541,7 @@ func (l *tcpLoop) readable(s *tcpSession, d int) {
 
 // spliceIn moves what the source of direction d holds, up to its pipe's size, into the
 // pipe, and on to the destination.
-func (l *tcpLoop) spliceIn(s *tcpSession, d int) {
+func (l *eventLoop) spliceIn(s *tcpSession, d int) {
 	dir := &s.dir[d]
 	if dir.pipe == nil {
 		p, err := l.getPipe()
@@ -547,7 +584,7 @@ func (l *tcpLoop) spliceIn(s *tcpSession, d int) {
 // flush writes once what direction d holds for its destination; once nothing waits, it
 // half-closes the destination after the source's EOF. It keeps epoll's registration of
 // the session in step.
-func (l *tcpLoop) flush(s *tcpSession, d int) {
+func (l *eventLoop) flush(s *tcpSession, d int) {
 	dir := &s.dir[d]
 	dst := s.side[1-d].fd
 	var w int
@@ -595,7 +632,7 @@ func (l *tcpLoop) flush(s *tcpSession, d int) {
 }
 
 // eof marks that the source of direction d has sent EOF.
-func (l *tcpLoop) eof(s *tcpSession, d int) {
+func (l *eventLoop) eof(s *tcpSession, d int) {
 	dir := &s.dir[d]
 	dir.eof, dir.bulk = true, false
 	l.flush(s, d) // writes nothing: shuts the destination down unless bytes wait
@@ -604,7 +641,7 @@ func (l *tcpLoop) eof(s *tcpSession, d int) {
 // update makes epoll's registration of s's sockets match what the session waits for:
 // each socket's readiness to read, unless it sent EOF or its direction has bytes
 // waiting, and to write, while the other direction has bytes waiting for it.
-func (l *tcpLoop) update(s *tcpSession) {
+func (l *eventLoop) update(s *tcpSession) {
 	for i := range s.side {
 		x := &s.side[i]
 		var want uint32
@@ -634,7 +671,7 @@ func (l *tcpLoop) update(s *tcpSession) {
 	}
 }
 
-func (l *tcpLoop) getPipe() (*splicePipe, error) {
+func (l *eventLoop) getPipe() (*splicePipe, error) {
 	if n := len(l.pipes); n > 0 {
 		p := l.pipes[n-1]
 		l.pipes = l.pipes[:n-1]
@@ -652,7 +689,7 @@ func (l *tcpLoop) getPipe() (*splicePipe, error) {
 }
 
 // putPipe keeps an empty pipe for reuse, or closes it.
-func (l *tcpLoop) putPipe(p *splicePipe) {
+func (l *eventLoop) putPipe(p *splicePipe) {
 	if len(l.pipes) < tcpFreePipes {
 		l.pipes = append(l.pipes, p)
 		return
@@ -691,68 +728,74 @@ func epollCtl(ep, op, fd int, events uint32) syscall.Errno {
 	return e
 }
 
-// tcpIdleHeap orders a loop's sessions by idle deadline: a session is idle when no byte
-// has moved either way for its idle timeout, now-last >= idle. The heap is lazy: a
-// session's deadline is last+idle as of when it was pushed, and moving bytes does not
-// touch the heap; a session found active since its deadline was set goes back in with
-// its new one.
-type tcpIdleHeap []*tcpSession
+// loopTimer is an entry in a loop's deadlineHeap. Its zero value is not in a heap.
+type loopTimer struct {
+	at int64 // the deadline, on the loop's clock
+	i  int   // 1 + the entry's index in the heap; 0: not in it
+	// fire runs on the loop once the deadline has passed, with the timer out of the
+	// heap. It returns 0 once it has done what the deadline was for, or, when the
+	// timer's owner was active since the deadline was set, a later deadline: the timer
+	// goes back in the heap with it. It may add and remove timers, its own too when it
+	// returns 0.
+	fire func(now int64) (later int64)
+}
 
-func (h tcpIdleHeap) Len() int           { return len(h) }
-func (h tcpIdleHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h tcpIdleHeap) Swap(i, j int) {
+// deadlineHeap orders a loop's timers by deadline. It is lazy: activity does not touch
+// the heap; an owner moves its deadline on only when the old one fires (a tcp session
+// that moved bytes since its idle deadline was set returns its new one).
+type deadlineHeap []*loopTimer
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h deadlineHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapAt, h[j].heapAt = i, j
+	h[i].i, h[j].i = i+1, j+1
 }
-func (h *tcpIdleHeap) Push(x any) {
-	s := x.(*tcpSession)
-	s.heapAt = len(*h)
-	*h = append(*h, s)
+func (h *deadlineHeap) Push(x any) {
+	t := x.(*loopTimer)
+	*h = append(*h, t)
+	t.i = len(*h)
 }
-func (h *tcpIdleHeap) Pop() any {
+func (h *deadlineHeap) Pop() any {
 	old := *h
-	s := old[len(old)-1]
+	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	s.heapAt = -1
-	return s
+	t.i = 0
+	return t
 }
 
-// add puts s in the heap, its deadline counted from its last activity.
-func (h *tcpIdleHeap) add(s *tcpSession) {
-	s.deadline = s.last + s.idle
-	heap.Push(h, s)
+// add puts t in the heap, due at at; t must not be in it.
+func (h *deadlineHeap) add(t *loopTimer, at int64) {
+	t.at = at
+	heap.Push(h, t)
 }
 
-// remove takes s out of the heap, if it is there.
-func (h *tcpIdleHeap) remove(s *tcpSession) {
-	if s.heapAt >= 0 {
-		heap.Remove(h, s.heapAt)
+// remove takes t out of the heap, if it is there.
+func (h *deadlineHeap) remove(t *loopTimer) {
+	if t.i > 0 {
+		heap.Remove(h, t.i-1)
 	}
 }
 
-// expire calls idle, in deadline order, with every session idle at now, after taking it
-// out of the heap, and pushes back those active since their deadline was set.
-func (h *tcpIdleHeap) expire(now int64, idle func(*tcpSession)) {
-	for len(*h) > 0 && (*h)[0].deadline <= now {
-		s := (*h)[0]
-		if at := s.last + s.idle; at > now {
-			s.deadline = at
-			heap.Fix(h, 0)
-			continue
+// expire fires, in deadline order, every timer due at now, and puts back those that
+// return a later deadline.
+func (h *deadlineHeap) expire(now int64) {
+	for len(*h) > 0 && (*h)[0].at <= now {
+		t := heap.Pop(h).(*loopTimer)
+		if later := t.fire(now); later > now {
+			h.add(t, later)
 		}
-		heap.Pop(h)
-		idle(s)
 	}
 }
 
 // timeout returns how long epoll_wait may sleep, in ms, for the earliest deadline to
 // pass when it returns: -1 for no deadline.
-func (h tcpIdleHeap) timeout(now int64) int {
+func (h deadlineHeap) timeout(now int64) int {
 	if len(h) == 0 {
 		return -1
 	}
-	wait := h[0].deadline - now
+	wait := h[0].at - now
 	if wait <= 0 {
 		return 0
 	}

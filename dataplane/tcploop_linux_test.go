@@ -23,9 +23,9 @@ import (
 )
 
 // testTCPLoops returns the process's event loops, started if need be.
-func testTCPLoops(t testing.TB) []*tcpLoop {
+func testTCPLoops(t testing.TB) []*eventLoop {
 	t.Helper()
-	list, err := startTCPLoops()
+	list, err := startEventLoops()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func testTCPLoops(t testing.TB) []*tcpLoop {
 }
 
 // do runs f on the loop and waits for it; false when the loop has stopped.
-func (l *tcpLoop) do(f func()) bool {
+func (l *eventLoop) do(f func()) bool {
 	ran := make(chan struct{})
 	if !l.post(func() { f(); close(ran) }) {
 		return false
@@ -43,7 +43,7 @@ func (l *tcpLoop) do(f func()) bool {
 }
 
 // loopStats reads the stats of each loop.
-func loopStats(t testing.TB, loops []*tcpLoop) []tcpLoopStats {
+func loopStats(t testing.TB, loops []*eventLoop) []tcpLoopStats {
 	t.Helper()
 	st := make([]tcpLoopStats, len(loops))
 	for i, l := range loops {
@@ -55,7 +55,7 @@ func loopStats(t testing.TB, loops []*tcpLoop) []tcpLoopStats {
 }
 
 // loopSessions counts the sessions open on loops.
-func loopSessions(t testing.TB, loops []*tcpLoop) int {
+func loopSessions(t testing.TB, loops []*eventLoop) int {
 	n := 0
 	for _, st := range loopStats(t, loops) {
 		n += st.sessions
@@ -258,8 +258,9 @@ func TestTCPLoopBackpressure(t *testing.T) {
 	checked := 0
 	for _, l := range testTCPLoops(t) {
 		l.do(func() {
-			for _, x := range l.fds {
-				if x == nil || x.i != 0 {
+			for _, fd := range l.fds {
+				x, ok := fd.(*tcpSide)
+				if !ok || x.i != 0 {
 					continue
 				}
 				s := x.s
@@ -448,20 +449,21 @@ func TestTCPIdleHeap(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var h tcpIdleHeap
+			var h deadlineHeap
 			ss := make([]*tcpSession, 3)
 			index := map[*tcpSession]int{}
+			var ended []int
 			for i := range ss {
-				ss[i] = &tcpSession{idle: 100 * ms, heapAt: -1}
+				ss[i] = &tcpSession{idle: 100 * ms}
 				index[ss[i]] = i
-				h.add(ss[i])
+				ss[i].startIdle(&h, func(s *tcpSession) { ended = append(ended, index[s]) })
 			}
 			for _, st := range tc.steps {
 				for i, at := range st.moved {
 					ss[i].last = at
 				}
-				var ended []int
-				h.expire(st.now, func(s *tcpSession) { ended = append(ended, index[s]) })
+				ended = nil
+				h.expire(st.now)
 				slices.Sort(ended)
 				if fmt.Sprint(ended) != fmt.Sprint(st.ended) {
 					t.Errorf("at %v: ended %v, want %v", time.Duration(st.now), ended, st.ended)
@@ -473,16 +475,16 @@ func TestTCPIdleHeap(t *testing.T) {
 		})
 	}
 	t.Run("remove", func(t *testing.T) {
-		var h tcpIdleHeap
+		var h deadlineHeap
 		ss := make([]*tcpSession, 5)
-		for i := range ss {
-			ss[i] = &tcpSession{idle: int64(i+1) * ms, heapAt: -1}
-			h.add(ss[i])
-		}
-		h.remove(ss[2])
-		h.remove(ss[2]) // not there: nothing
 		var ended []int64
-		h.expire(time.Hour.Nanoseconds(), func(s *tcpSession) { ended = append(ended, s.idle/ms) })
+		for i := range ss {
+			ss[i] = &tcpSession{idle: int64(i+1) * ms}
+			ss[i].startIdle(&h, func(s *tcpSession) { ended = append(ended, s.idle/ms) })
+		}
+		h.remove(&ss[2].idleTimer)
+		h.remove(&ss[2].idleTimer) // not there: nothing
+		h.expire(time.Hour.Nanoseconds())
 		if fmt.Sprint(ended) != "[1 2 4 5]" {
 			t.Errorf("ended %v, want [1 2 4 5]", ended)
 		}
@@ -506,7 +508,7 @@ func tcpLoopPair(t *testing.T) (*net.TCPConn, int) {
 // the clock says it has been idle for its timeout.
 func TestTCPLoopIdleClock(t *testing.T) {
 	clk := newFakeClock()
-	l, err := newTCPLoop(clk, slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
+	l, err := newEventLoop(clk, slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
