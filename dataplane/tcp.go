@@ -24,7 +24,7 @@ const tcpChunk = 256 << 10
 
 // tcpSmall is the buffer through which a direction of a TCP session copies in user
 // space; a read that fills it switches the direction to splice(2) (see tcpPipe, and
-// eventLoop in tcploop_linux.go).
+// tcpSession in tcploop_linux.go).
 const tcpSmall = 16 << 10
 
 // tcpBufs holds the tcpSmall buffers. A direction takes one only once its source is
