@@ -27,6 +27,12 @@ const (
 	BalanceConsistent = "consistent"
 )
 
+// HTTP engines, the values of Frontend.Engine.
+const (
+	EngineLoop     = "loop"
+	EngineFastHTTP = "fasthttp"
+)
+
 // Hash methods for BalanceConsistent, the values of Backend.HashMethod.
 const (
 	HashRendezvous = "rendezvous"
@@ -85,6 +91,10 @@ type Frontend struct {
 	// RedirectToHTTPS answers every request with a 301 to https://host/path (http mode,
 	// without tls). Default: false.
 	RedirectToHTTPS bool `yaml:"redirect_to_https"`
+	// Engine is what serves plain HTTP/1.1 (http mode): "loop" serves the requests it
+	// can on the event loops and hands the rest to "fasthttp", which serves them all
+	// on goroutines (see httploop_linux.go). Default: loop.
+	Engine string `yaml:"engine"`
 }
 
 // FrontendTimeouts are the client-side timeouts of a frontend.
@@ -211,6 +221,7 @@ type ServerConfig struct {
 const (
 	DefaultMaxConn          = 10000
 	DefaultMaxHeaderBytes   = 16384
+	DefaultHTTPEngine       = EngineLoop
 	DefaultMaxBodyBytes     = 100 << 20
 	DefaultClientHeader     = 10 * time.Second
 	DefaultClientIdle       = 60 * time.Second
@@ -236,6 +247,9 @@ func (c *Config) SetDefaults() {
 		}
 		if f.MaxConn == 0 {
 			f.MaxConn = DefaultMaxConn
+		}
+		if f.Engine == "" {
+			f.Engine = DefaultHTTPEngine
 		}
 		if f.MaxHeaderBytes == 0 {
 			f.MaxHeaderBytes = DefaultMaxHeaderBytes
@@ -385,6 +399,9 @@ func (c *Config) Validate() error {
 		}
 		if f.MaxConn < 0 {
 			errs.add(p+".maxconn", "must not be negative, not %d", f.MaxConn)
+		}
+		if f.Engine != EngineLoop && f.Engine != EngineFastHTTP {
+			errs.add(p+".engine", "must be %s or %s, not %q", EngineLoop, EngineFastHTTP, f.Engine)
 		}
 		if f.MaxHeaderBytes < 1024 || f.MaxHeaderBytes > 1<<20 {
 			errs.add(p+".max_header_bytes", "must be between 1024 and 1048576, not %d", f.MaxHeaderBytes)

@@ -113,6 +113,7 @@ type eventLoop struct {
 	spare  []func()
 	quit   bool
 	stats  tcpLoopStats
+	http   *loopHTTP // the http engine's scratch space and server pools (httploop_linux.go)
 	events [loopEvents]unix.EpollEvent
 }
 
@@ -251,6 +252,27 @@ func (l *eventLoop) setFD(fd int, x loopFD) {
 		l.fds = append(l.fds, make([]loopFD, len(l.fds)+64)...)
 	}
 	l.fds[fd] = x
+}
+
+// register makes epoll report events for fd, whose registered events are *reg (0: not
+// in the set), and updates *reg. Level-triggered epoll reports a hang-up even for no
+// events, so a descriptor that waits for nothing leaves the set.
+func (l *eventLoop) register(fd int, reg *uint32, events uint32) syscall.Errno {
+	if events == *reg {
+		return 0
+	}
+	op := unix.EPOLL_CTL_MOD
+	switch {
+	case *reg == 0:
+		op = unix.EPOLL_CTL_ADD
+	case events == 0:
+		op = unix.EPOLL_CTL_DEL
+	}
+	if e := epollCtl(l.ep, op, fd, events); e != 0 {
+		return e
+	}
+	*reg = events
+	return 0
 }
 
 func epollCtl(ep, op, fd int, events uint32) syscall.Errno {

@@ -1,6 +1,10 @@
 package dataplane
 
-// HTTP mode.
+// HTTP mode: the fasthttp engine. Plain HTTP/1.1 is served first by the loop engine
+// (httploop_linux.go), which hands what it does not serve to this one at a request
+// boundary; TLS and h2c frontends, and frontends with engine: fasthttp, are served here
+// from the start (HTTP/2 by net/http, http2.go). Both engines share the routing, the
+// header rules (rewriteRequest, fixResponse), failure classification and counting.
 //
 // Why fasthttp. lbd's HTTP path is measured against HAProxy on the same machine.
 // net/http's HTTP/1.1 server and Transport reached 0.38× HAProxy's request rate;
@@ -39,10 +43,12 @@ package dataplane
 // another server, whatever its method. One that timed out or got no answer at all (the
 // server closed or reset the connection before the first response byte) goes to
 // another server only if its method is idempotent. Once a server has started to answer,
-// its answer, or the error, is final.
+// its answer, or the error, is final. An idempotent request whose pooled connection
+// fails before any answer (the server had closed it while idle) goes again to the same
+// server on another connection, without counting as a failure.
 //
-// Not supported: protocol upgrades (WebSocket; Upgrade is removed as hop-by-hop),
-// HTTP/2, TLS, and streaming request bodies.
+// Not supported: protocol upgrades (WebSocket; Upgrade is removed as hop-by-hop) and
+// streaming request bodies.
 
 import (
 	"bytes"
@@ -91,6 +97,8 @@ type httpFrontend struct {
 	cut    context.CancelFunc
 	// wg counts the Serve goroutines and the drains of replaced servers.
 	wg sync.WaitGroup
+	// loops holds the connections served on the event loops (httploop_linux.go).
+	loops loopConns
 
 	// mu serializes update and shutdown's view of cur.
 	mu sync.Mutex
@@ -198,6 +206,7 @@ func (f *httpFrontend) startServer(opts serverOpts) *httpServer {
 func (f *httpFrontend) shutdown(ctx context.Context) error {
 	f.stopAccepting(ctx)
 	f.tls.stop(f, ctx)
+	f.loops.drain(ctx) // before cur's: the loops may hand connections to it meanwhile
 	f.mu.Lock()
 	cur := f.cur.Load()
 	f.mu.Unlock()
@@ -250,11 +259,17 @@ func (f *httpFrontend) deliver(c net.Conn) bool {
 func (s *httpServer) connState(c net.Conn, st fasthttp.ConnState) {
 	switch st {
 	case fasthttp.StateNew:
-		m := &s.f.gen.Load().g.m
-		m.connsTotal.Inc()
-		m.connsActive.Inc()
+		var gauge prometheus.Gauge
+		if hc, ok := c.(*handedConn); ok { // counted when the loop engine accepted it
+			gauge = hc.gauge
+		} else {
+			m := &s.f.gen.Load().g.m
+			m.connsTotal.Inc()
+			m.connsActive.Inc()
+			gauge = m.connsActive
+		}
 		s.mu.Lock()
-		s.conns[c] = m.connsActive
+		s.conns[c] = gauge
 		s.mu.Unlock()
 	case fasthttp.StateClosed, fasthttp.StateHijacked:
 		s.mu.Lock()
@@ -409,7 +424,7 @@ func (f *httpFrontend) handle(ctx *fasthttp.RequestCtx) {
 		st.pick.Key = st.key
 	}
 	x := exchangeOpts{
-		head: h.IsHead(), http11: h.IsHTTP11(), bytesOut: hg.g.m.bytesOut,
+		head: h.IsHead(), idem: h.IsHead() || idempotent(h), http11: h.IsHTTP11(), bytesOut: hg.g.m.bytesOut,
 		client: clientConn{ctx: ctx, idle: hg.g.cfg.Timeouts.ClientIdle},
 	}
 	st.proto = forwardedProto(ctx) // tls.go
@@ -474,10 +489,7 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 			if b.persist != nil {
 				b.persist.record(resp, s, &st.persist)
 			}
-			c := classIndex(resp.StatusCode())
-			ss.requests[c].inc4(m.requests, hg.g.cfg.Name, b.cfg.Name, s.Name, classNames[c])
-			b.reportResponse(s, resp.StatusCode()) // passive health (health_passive.go)
-			bs.duration.Observe(t1.Sub(ctx.Time()).Seconds())
+			hg.served(bs, ss, s, resp.StatusCode(), t1.Sub(ctx.Time()))
 			if !resp.IsBodyStream() {
 				hg.g.m.bytesOut.Add(float64(len(resp.Body())))
 			}
@@ -489,12 +501,7 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 		} else {
 			s.Release(0)
 		}
-		ss.errors[fail.reason].inc3(m.errors, b.cfg.Name, s.Name, reasonNames[fail.reason])
-		b.reportHTTPFailure(s, fail) // passive health (health_passive.go)
-		if f.d.log.Enabled(context.Background(), slog.LevelDebug) {
-			f.d.log.Debug("request to server failed", "frontend", hg.g.cfg.Name, "backend", b.cfg.Name,
-				"server", s.Name, "attempt", attempt+1, "reason", reasonNames[fail.reason], "err", err)
-		}
+		f.attemptFailed(hg, bs, ss, s, fail, attempt+1, err)
 		failed = s
 		if attempt >= b.retries || !fail.retry {
 			break
@@ -513,14 +520,43 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 // chosen.
 func (f *httpFrontend) answer(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendStats, code int, what string) {
 	writeAnswer(&ctx.Response, code, what)
+	hg.answered(bs, code, time.Since(ctx.Time()), len(ctx.Response.Body()))
+}
+
+// The counting of both engines (this file's and httploop_linux.go's), so that the
+// metrics cannot differ between them.
+
+// answered counts an answer of lbd's own with a body of n bytes; bs is nil when no
+// backend was chosen.
+func (hg *httpGen) answered(bs *backendStats, code int, elapsed time.Duration, n int) {
 	c := classIndex(code)
 	if bs == nil {
 		hg.noBackend[c].inc4(hg.g.metrics.requests, hg.g.cfg.Name, "", "", classNames[c])
 	} else {
 		bs.answers[c].inc4(hg.g.metrics.requests, hg.g.cfg.Name, bs.b.cfg.Name, "", classNames[c])
-		bs.duration.Observe(time.Since(ctx.Time()).Seconds())
+		bs.duration.Observe(elapsed.Seconds())
 	}
-	hg.g.m.bytesOut.Add(float64(len(ctx.Response.Body())))
+	hg.g.m.bytesOut.Add(float64(n))
+}
+
+// served counts the answer of server s, ss its stats, to a request that took elapsed.
+func (hg *httpGen) served(bs *backendStats, ss *serverStats, s *Server, code int, elapsed time.Duration) {
+	b := bs.b
+	c := classIndex(code)
+	ss.requests[c].inc4(hg.g.metrics.requests, hg.g.cfg.Name, b.cfg.Name, s.Name, classNames[c])
+	b.reportResponse(s, code) // passive health (health_passive.go)
+	bs.duration.Observe(elapsed.Seconds())
+}
+
+// attemptFailed counts attempt number n of a request, which failed on server s.
+func (f *httpFrontend) attemptFailed(hg *httpGen, bs *backendStats, ss *serverStats, s *Server, fail failure, n int, err error) {
+	b := bs.b
+	ss.errors[fail.reason].inc3(hg.g.metrics.errors, b.cfg.Name, s.Name, reasonNames[fail.reason])
+	b.reportHTTPFailure(s, fail) // passive health (health_passive.go)
+	if log := f.d.log; log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug("request to server failed", "frontend", hg.g.cfg.Name, "backend", b.cfg.Name,
+			"server", s.Name, "attempt", n, "reason", reasonNames[fail.reason], "err", err)
+	}
 }
 
 // writeAnswer replaces resp with a short text/plain answer: "502 Bad Gateway: what".
@@ -848,7 +884,8 @@ func rewriteRequest(req *fasthttp.Request, ip netip.Addr, st *proxyState) {
 	for _, k := range st.del {
 		h.DelBytes(k)
 	}
-	h.ResetConnectionClose() // the client's wish, not the server connection's
+	h.ResetConnectionClose()        // the client's wish, not the server connection's
+	h.SetNoDefaultContentType(true) // no Content-Type the client did not send
 	if te {
 		h.Set("TE", "trailers")
 	}
@@ -924,8 +961,10 @@ func classIndex(code int) int {
 // httpGen is a frontend generation with the metrics its requests count in, looked up once
 // per generation (or on first use) instead of by label on every request.
 type httpGen struct {
-	g   *frontendGen
-	def *backendStats // of g.backend
+	g *frontendGen
+	// loop is set when g's requests may be served on the event loops (loopable).
+	loop bool
+	def  *backendStats // of g.backend
 	// byBackend holds the stats of every backend g routes to.
 	byBackend map[*backend]*backendStats
 	// noBackend counts the answers lbd gave before choosing a backend.
@@ -952,7 +991,7 @@ type serverStats struct {
 }
 
 func newHTTPGen(g *frontendGen) *httpGen {
-	hg := &httpGen{g: g, byBackend: map[*backend]*backendStats{}}
+	hg := &httpGen{g: g, byBackend: map[*backend]*backendStats{}, loop: loopable(g)}
 	add := func(b *backend) {
 		if hg.byBackend[b] != nil {
 			return

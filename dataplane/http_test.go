@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,7 +226,33 @@ func htEventually(t testing.TB, what string, cond func() bool) {
 	eventually(t, what, 10*time.Second, cond)
 }
 
-func TestHTTPProxyBasic(t *testing.T) {
+// httpEngines are the engines the http tests run on, each as a subtest of its name.
+var httpEngines = []string{EngineLoop, EngineFastHTTP}
+
+// forEachEngine runs run as the subtests "loop" and "fasthttp", passing the engine each
+// is named after. The test sets it on its frontends with withEngine.
+func forEachEngine(t *testing.T, run func(t *testing.T, engine string)) {
+	t.Helper()
+	for _, e := range httpEngines {
+		t.Run(e, func(t *testing.T) { run(t, e) })
+	}
+}
+
+// withEngine returns cfg with engine set on every http frontend (mode http or unset).
+// The frontends are copied: cfg itself is not changed.
+func withEngine(cfg Config, engine string) Config {
+	cfg.Frontends = slices.Clone(cfg.Frontends)
+	for i := range cfg.Frontends {
+		if m := cfg.Frontends[i].Mode; m == "" || m == ModeHTTP {
+			cfg.Frontends[i].Engine = engine
+		}
+	}
+	return cfg
+}
+
+func TestHTTPProxyBasic(t *testing.T) { forEachEngine(t, testHTTPProxyBasic) }
+
+func testHTTPProxyBasic(t *testing.T, engine string) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB, streamed
 	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -250,7 +277,7 @@ func TestHTTPProxyBasic(t *testing.T) {
 			w.Header().Set("Content-Length", "1234")
 		}
 	})
-	d := htDataplane(t, htConfig("", be.addr()))
+	d := htDataplane(t, withEngine(htConfig("", be.addr()), engine))
 	url := htURL(t, d)
 	c := htClient(t)
 
@@ -300,9 +327,11 @@ func TestHTTPProxyBasic(t *testing.T) {
 	}
 }
 
-func TestHTTPForwardedHeaders(t *testing.T) {
+func TestHTTPForwardedHeaders(t *testing.T) { forEachEngine(t, testHTTPForwardedHeaders) }
+
+func testHTTPForwardedHeaders(t *testing.T, engine string) {
 	be := htServe(t, htEcho)
-	d := htDataplane(t, htConfig("", be.addr()))
+	d := htDataplane(t, withEngine(htConfig("", be.addr()), engine))
 	tests := []struct {
 		name string
 		req  string
@@ -360,7 +389,9 @@ func TestHTTPForwardedHeaders(t *testing.T) {
 	}
 }
 
-func TestHTTPHopByHop(t *testing.T) {
+func TestHTTPHopByHop(t *testing.T) { forEachEngine(t, testHTTPHopByHop) }
+
+func testHTTPHopByHop(t *testing.T, engine string) {
 	// The server is raw, to send hop-by-hop response headers net/http would not.
 	var got atomic.Pointer[http.Request]
 	srv, _ := htRawServer(t, func(c net.Conn) {
@@ -376,7 +407,7 @@ func TestHTTPHopByHop(t *testing.T) {
 				"Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nUpgrade: h2c\r\nX-End: yes\r\n\r\nok")
 		}
 	})
-	d := htDataplane(t, htConfig("", srv))
+	d := htDataplane(t, withEngine(htConfig("", srv), engine))
 	resp, body := htRaw(t, d, "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Private\r\n"+
 		"X-Private: secret\r\nkeep-alive: 300\r\nProxy-Connection: keep-alive\r\nTE: trailers, deflate\r\n"+
 		"Upgrade: websocket\r\nProxy-Authorization: Basic eA==\r\nX-Kept: 1\r\n\r\n")
@@ -407,9 +438,11 @@ func TestHTTPHopByHop(t *testing.T) {
 	}
 }
 
-func TestHTTPRouting(t *testing.T) {
+func TestHTTPRouting(t *testing.T) { forEachEngine(t, testHTTPRouting) }
+
+func testHTTPRouting(t *testing.T, engine string) {
 	names := []string{"def", "exact", "wild", "path", "hdr"}
-	cfg := Config{Frontends: []Frontend{{Name: "fe", Bind: "127.0.0.1:0", Backend: "def", Routes: []Route{
+	cfg := Config{Frontends: []Frontend{{Name: "fe", Bind: "127.0.0.1:0", Backend: "def", Engine: engine, Routes: []Route{
 		{Host: "exact.example.com", Backend: "exact"},
 		{Host: "*.wild.example.com", Backend: "wild"},
 		{PathPrefix: "/api/", Backend: "path"},
@@ -453,9 +486,11 @@ func TestHTTPRouting(t *testing.T) {
 	}
 }
 
-func TestHTTPKeepAliveToServer(t *testing.T) {
+func TestHTTPKeepAliveToServer(t *testing.T) { forEachEngine(t, testHTTPKeepAliveToServer) }
+
+func testHTTPKeepAliveToServer(t *testing.T, engine string) {
 	be := htNamed(t, "ok")
-	d := htDataplane(t, htConfig("", be.addr()))
+	d := htDataplane(t, withEngine(htConfig("", be.addr()), engine))
 	url := htURL(t, d)
 	c := htClient(t)
 	for range 200 {
@@ -484,7 +519,7 @@ func TestHTTPKeepAliveToServer(t *testing.T) {
 	}
 	// A reload that keeps the server keeps its idle connections.
 	before := be.conns.Load()
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Frontends[0].Routes = []Route{{PathPrefix: "/other/", Backend: "be"}}
 	if err := d.Apply(cfg); err != nil {
 		t.Fatal(err)
@@ -495,9 +530,11 @@ func TestHTTPKeepAliveToServer(t *testing.T) {
 	}
 }
 
-func TestHTTPRetryConnectFailure(t *testing.T) {
+func TestHTTPRetryConnectFailure(t *testing.T) { forEachEngine(t, testHTTPRetryConnectFailure) }
+
+func testHTTPRetryConnectFailure(t *testing.T, engine string) {
 	be := htNamed(t, "alive")
-	cfg := htConfig(BalanceRoundRobin, deadAddr(t), be.addr(), deadAddr(t))
+	cfg := withEngine(htConfig(BalanceRoundRobin, deadAddr(t), be.addr(), deadAddr(t)), engine)
 	d := htDataplane(t, cfg)
 	url := htURL(t, d)
 	c := htClient(t)
@@ -515,21 +552,23 @@ func TestHTTPRetryConnectFailure(t *testing.T) {
 	}
 
 	// With every server dead, the client gets 502 naming the backend.
-	d2 := htDataplane(t, htConfig(BalanceRoundRobin, deadAddr(t), deadAddr(t)))
+	d2 := htDataplane(t, withEngine(htConfig(BalanceRoundRobin, deadAddr(t), deadAddr(t)), engine))
 	code, body := htDo(t, c, "GET", htURL(t, d2), nil)
 	if code != 502 || !strings.HasPrefix(body, "502 Bad Gateway: cannot connect to server") || !strings.Contains(body, "backend be") {
 		t.Errorf("all dead: %d %q", code, body)
 	}
 }
 
-func TestHTTPEmptyAnswer(t *testing.T) {
+func TestHTTPEmptyAnswer(t *testing.T) { forEachEngine(t, testHTTPEmptyAnswer) }
+
+func testHTTPEmptyAnswer(t *testing.T, engine string) {
 	// Servers that read a request and close without a word.
 	hangUp := func(c net.Conn) {
 		http.ReadRequest(bufio.NewReader(c))
 	}
 	a0, n0 := htRawServer(t, hangUp)
 	a1, n1 := htRawServer(t, hangUp)
-	d := htDataplane(t, htConfig(BalanceRoundRobin, a0, a1))
+	d := htDataplane(t, withEngine(htConfig(BalanceRoundRobin, a0, a1), engine))
 	url := htURL(t, d)
 	c := htClient(t)
 
@@ -552,7 +591,9 @@ func TestHTTPEmptyAnswer(t *testing.T) {
 	}
 }
 
-func TestHTTPResponseTimeout(t *testing.T) {
+func TestHTTPResponseTimeout(t *testing.T) { forEachEngine(t, testHTTPResponseTimeout) }
+
+func testHTTPResponseTimeout(t *testing.T, engine string) {
 	release := make(chan struct{})
 	hang := func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body) // net/http watches the connection only after the body
@@ -564,7 +605,7 @@ func TestHTTPResponseTimeout(t *testing.T) {
 	slow, slow2 := htServe(t, hang), htServe(t, hang)
 	t.Cleanup(func() { close(release) }) // before the servers' Close, which waits for handlers
 
-	cfg := htConfig("", slow.addr())
+	cfg := withEngine(htConfig("", slow.addr()), engine)
 	cfg.Backends[0].Timeouts.Response = 100 * time.Millisecond
 	d := htDataplane(t, cfg)
 	start := time.Now()
@@ -580,7 +621,7 @@ func TestHTTPResponseTimeout(t *testing.T) {
 	}
 
 	// A GET that times out is tried on the other server too; a POST is not.
-	cfg = htConfig(BalanceRoundRobin, slow.addr(), slow2.addr())
+	cfg = withEngine(htConfig(BalanceRoundRobin, slow.addr(), slow2.addr()), engine)
 	cfg.Backends[0].Timeouts.Response = 100 * time.Millisecond
 	d = htDataplane(t, cfg)
 	c := htClient(t)
@@ -598,7 +639,9 @@ func TestHTTPResponseTimeout(t *testing.T) {
 	}
 }
 
-func TestHTTPStreamingTimeouts(t *testing.T) {
+func TestHTTPStreamingTimeouts(t *testing.T) { forEachEngine(t, testHTTPStreamingTimeouts) }
+
+func testHTTPStreamingTimeouts(t *testing.T, engine string) {
 	// A body that keeps coming may take longer than the response timeout; one that
 	// stalls for it is cut.
 	stall := make(chan struct{})
@@ -613,7 +656,7 @@ func TestHTTPStreamingTimeouts(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(stall) }) // before be.Close, which waits for the handler
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Backends[0].Timeouts.Response = 150 * time.Millisecond
 	d := htDataplane(t, cfg)
 	c := htClient(t)
@@ -631,7 +674,9 @@ func TestHTTPStreamingTimeouts(t *testing.T) {
 	}
 }
 
-func TestHTTPStreamingMemory(t *testing.T) {
+func TestHTTPStreamingMemory(t *testing.T) { forEachEngine(t, testHTTPStreamingMemory) }
+
+func testHTTPStreamingMemory(t *testing.T, engine string) {
 	const size = 256 << 20
 	chunk := bytes.Repeat([]byte("x"), 64<<10)
 	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
@@ -644,7 +689,7 @@ func TestHTTPStreamingMemory(t *testing.T) {
 			}
 		}
 	})
-	d := htDataplane(t, htConfig("", be.addr()))
+	d := htDataplane(t, withEngine(htConfig("", be.addr()), engine))
 	c := htClient(t)
 	for _, path := range []string{"/cl", "/chunked"} {
 		var before, after runtime.MemStats
@@ -666,9 +711,11 @@ func TestHTTPStreamingMemory(t *testing.T) {
 	}
 }
 
-func TestHTTPNoServer(t *testing.T) {
+func TestHTTPNoServer(t *testing.T) { forEachEngine(t, testHTTPNoServer) }
+
+func testHTTPNoServer(t *testing.T, engine string) {
 	be := htNamed(t, "x")
-	cfg := htConfig("", be.addr(), be.addr())
+	cfg := withEngine(htConfig("", be.addr(), be.addr()), engine)
 	cfg.Backends[0].Servers[0].State = StateDisabled
 	cfg.Backends[0].Servers[1].State = StateDisabled
 	d := htDataplane(t, cfg)
@@ -688,9 +735,11 @@ func TestHTTPNoServer(t *testing.T) {
 	}
 }
 
-func TestHTTPLimits(t *testing.T) {
+func TestHTTPLimits(t *testing.T) { forEachEngine(t, testHTTPLimits) }
+
+func testHTTPLimits(t *testing.T, engine string) {
 	be := htServe(t, htEcho)
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Frontends[0].MaxHeaderBytes = 4096
 	cfg.Frontends[0].MaxBodyBytes = 1000
 	d := htDataplane(t, cfg)
@@ -712,7 +761,9 @@ func TestHTTPLimits(t *testing.T) {
 	}
 }
 
-func TestHTTPAlgorithms(t *testing.T) {
+func TestHTTPAlgorithms(t *testing.T) { forEachEngine(t, testHTTPAlgorithms) }
+
+func testHTTPAlgorithms(t *testing.T, engine string) {
 	var addrs []string
 	for i := range 3 {
 		name := "s" + strconv.Itoa(i)
@@ -724,7 +775,7 @@ func TestHTTPAlgorithms(t *testing.T) {
 	}
 	for _, algo := range []string{BalanceRoundRobin, BalanceLeastConn, BalanceLeastTime, BalanceRandom, BalanceSource, BalanceConsistent} {
 		t.Run(algo, func(t *testing.T) {
-			cfg := htConfig(algo, addrs...)
+			cfg := withEngine(htConfig(algo, addrs...), engine)
 			if algo == BalanceConsistent {
 				cfg.Backends[0].HashKey = "uri"
 			}
@@ -763,9 +814,11 @@ func TestHTTPAlgorithms(t *testing.T) {
 	}
 }
 
-func TestHTTPDrain(t *testing.T) {
+func TestHTTPDrain(t *testing.T) { forEachEngine(t, testHTTPDrain) }
+
+func testHTTPDrain(t *testing.T, engine string) {
 	s0, s1 := htNamed(t, "s0"), htNamed(t, "s1")
-	cfg := htConfig(BalanceRoundRobin, s0.addr(), s1.addr())
+	cfg := withEngine(htConfig(BalanceRoundRobin, s0.addr(), s1.addr()), engine)
 	d := htDataplane(t, cfg)
 	url := htURL(t, d)
 	c := htClient(t)
@@ -790,7 +843,9 @@ func TestHTTPDrain(t *testing.T) {
 	}
 }
 
-func TestHTTPReloadInFlight(t *testing.T) {
+func TestHTTPReloadInFlight(t *testing.T) { forEachEngine(t, testHTTPReloadInFlight) }
+
+func testHTTPReloadInFlight(t *testing.T, engine string) {
 	for _, tt := range []struct {
 		name   string
 		change func(*Config)
@@ -813,7 +868,7 @@ func TestHTTPReloadInFlight(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 				io.WriteString(w, "done")
 			})
-			cfg := htConfig("", be.addr())
+			cfg := withEngine(htConfig("", be.addr()), engine)
 			d := htDataplane(t, cfg)
 			url := htURL(t, d)
 			c := htClient(t)
@@ -846,7 +901,7 @@ func TestHTTPReloadInFlight(t *testing.T) {
 			}
 			go send() // the old config still serves
 			htEventually(t, "a request after the failed Apply", func() bool { return entered.Load() == n+1 })
-			next := htConfig("", be.addr())
+			next := withEngine(htConfig("", be.addr()), engine)
 			tt.change(&next)
 			if err := d.Apply(next); err != nil {
 				t.Fatal(err)
@@ -864,7 +919,9 @@ func TestHTTPReloadInFlight(t *testing.T) {
 	}
 }
 
-func TestHTTPTrailersAndHTTP10(t *testing.T) {
+func TestHTTPTrailersAndHTTP10(t *testing.T) { forEachEngine(t, testHTTPTrailersAndHTTP10) }
+
+func testHTTPTrailersAndHTTP10(t *testing.T, engine string) {
 	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Sum")
 		io.WriteString(w, "hello ")
@@ -872,7 +929,7 @@ func TestHTTPTrailersAndHTTP10(t *testing.T) {
 		io.WriteString(w, "world")
 		w.Header().Set("X-Sum", "42")
 	})
-	d := htDataplane(t, htConfig("", be.addr()))
+	d := htDataplane(t, withEngine(htConfig("", be.addr()), engine))
 	resp, err := htClient(t).Get(htURL(t, d))
 	if err != nil {
 		t.Fatal(err)
@@ -889,7 +946,9 @@ func TestHTTPTrailersAndHTTP10(t *testing.T) {
 	}
 }
 
-func TestHTTPShutdownWaits(t *testing.T) {
+func TestHTTPShutdownWaits(t *testing.T) { forEachEngine(t, testHTTPShutdownWaits) }
+
+func testHTTPShutdownWaits(t *testing.T, engine string) {
 	var entered atomic.Int64
 	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
 		entered.Add(1)
@@ -897,7 +956,7 @@ func TestHTTPShutdownWaits(t *testing.T) {
 		io.WriteString(w, "late")
 	})
 	d := New(Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))})
-	if err := d.Apply(htConfig("", be.addr())); err != nil {
+	if err := d.Apply(withEngine(htConfig("", be.addr()), engine)); err != nil {
 		t.Fatal(err)
 	}
 	url := htURL(t, d)
@@ -971,10 +1030,16 @@ func htBench(b *testing.B, addr string, want []byte) {
 // BenchmarkHTTPProxy measures a small GET through lbd: client, lbd and server all in
 // this process, over loopback. Compare with BenchmarkHTTPDirect, the same without lbd:
 // the difference is lbd's share.
-func BenchmarkHTTPProxy(b *testing.B) {
+func BenchmarkHTTPProxy(b *testing.B) { htBenchProxy(b, EngineFastHTTP) }
+
+// BenchmarkHTTPProxyLoop is BenchmarkHTTPProxy on the loop engine.
+func BenchmarkHTTPProxyLoop(b *testing.B) { htBenchProxy(b, EngineLoop) }
+
+// htBenchProxy is BenchmarkHTTPProxy on engine.
+func htBenchProxy(b *testing.B, engine string) {
 	body := []byte("Hello, World!")
 	d := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := d.Apply(htConfig(BalanceRoundRobin, htFastBackend(b, body))); err != nil {
+	if err := d.Apply(withEngine(htConfig(BalanceRoundRobin, htFastBackend(b, body)), engine)); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { d.Close(context.Background()) })
@@ -986,7 +1051,9 @@ func BenchmarkHTTPDirect(b *testing.B) {
 	htBench(b, htFastBackend(b, body), body)
 }
 
-func TestHTTPClientStalls(t *testing.T) {
+func TestHTTPClientStalls(t *testing.T) { forEachEngine(t, testHTTPClientStalls) }
+
+func testHTTPClientStalls(t *testing.T, engine string) {
 	// A client that stops reading a streamed response is cut after client_idle, and the
 	// server connection goes with it.
 	var writing, gone atomic.Bool
@@ -1000,7 +1067,7 @@ func TestHTTPClientStalls(t *testing.T) {
 			}
 		}
 	})
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Frontends[0].Timeouts.ClientIdle = 200 * time.Millisecond
 	d := htDataplane(t, cfg)
 	c, err := net.Dial("tcp", d.Addr("fe").String())
@@ -1015,9 +1082,11 @@ func TestHTTPClientStalls(t *testing.T) {
 	htEventually(t, "the server released", func() bool { return srv.Active() == 0 })
 }
 
-func TestHTTPClientHeaderTimeout(t *testing.T) {
+func TestHTTPClientHeaderTimeout(t *testing.T) { forEachEngine(t, testHTTPClientHeaderTimeout) }
+
+func testHTTPClientHeaderTimeout(t *testing.T, engine string) {
 	be := htNamed(t, "x")
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Frontends[0].Timeouts.ClientHeader = 100 * time.Millisecond
 	d := htDataplane(t, cfg)
 	c, err := net.Dial("tcp", d.Addr("fe").String())
@@ -1036,9 +1105,11 @@ func TestHTTPClientHeaderTimeout(t *testing.T) {
 	}
 }
 
-func TestHTTPMaxConn(t *testing.T) {
+func TestHTTPMaxConn(t *testing.T) { forEachEngine(t, testHTTPMaxConn) }
+
+func testHTTPMaxConn(t *testing.T, engine string) {
 	be := htNamed(t, "x")
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Frontends[0].MaxConn = 1
 	d := htDataplane(t, cfg)
 	addr := d.Addr("fe").String()
@@ -1088,18 +1159,20 @@ func TestHTTPMaxConn(t *testing.T) {
 	}
 }
 
-func TestHTTPPoolRetired(t *testing.T) {
+func TestHTTPPoolRetired(t *testing.T) { forEachEngine(t, testHTTPPoolRetired) }
+
+func testHTTPPoolRetired(t *testing.T, engine string) {
 	be := htNamed(t, "a")
 	closed := &be.closed
 	other := htNamed(t, "b")
-	d := htDataplane(t, htConfig("", be.addr()))
+	d := htDataplane(t, withEngine(htConfig("", be.addr()), engine))
 	c := htClient(t)
 	htDo(t, c, "GET", htURL(t, d), nil)
 	if be.conns.Load() != 1 || closed.Load() != 0 {
 		t.Fatalf("server connections: %d opened, %d closed", be.conns.Load(), closed.Load())
 	}
 	// A reload that removes the server closes its idle connection.
-	if err := d.Apply(htConfig("", other.addr())); err != nil {
+	if err := d.Apply(withEngine(htConfig("", other.addr()), engine)); err != nil {
 		t.Fatal(err)
 	}
 	htEventually(t, "the idle connection closed", func() bool { return closed.Load() == 1 })

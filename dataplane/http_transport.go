@@ -64,6 +64,9 @@ type serverPool struct {
 	// retired is set when no generation uses the pool any more: connections coming back
 	// from requests still in flight are closed instead of kept.
 	retired atomic.Bool
+	// loopConns counts the connections the event loops hold to the server
+	// (httploop_linux.go), bounded by the pool size as the HostClient's are.
+	loopConns atomic.Int32
 }
 
 // poolKey is what a pool is built from; a pool is reused while its key stays the same.
@@ -119,7 +122,7 @@ func newServerPool(k poolKey, bt *backendTLS) *serverPool {
 			if err != nil {
 				return nil, &connectError{addr: addr, err: err}
 			}
-			return c, nil
+			return &pooledConn{Conn: c}, nil
 		},
 		MaxConns:            k.size,
 		MaxConnWaitTimeout:  k.connect,
@@ -155,6 +158,7 @@ func (t *httpTransport) retire(next *httpTransport) {
 		}
 		c.pool.retired.Store(true)
 		c.pool.hc.CloseIdleConnections()
+		c.pool.closeLoopIdle()
 	}
 }
 
@@ -212,6 +216,39 @@ var (
 // whole response, which would cut a long download at the response timeout, and it
 // either streams every response (several allocations each) or none.
 func (t *httpTransport) exchange(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x exchangeOpts) error {
+	for stale := 0; ; stale++ {
+		err := t.exchangeOnce(sc, req, resp, x)
+		// A pooled connection the server closed while it sat idle, as a server may at
+		// any time: an idempotent request goes again to the same server on another
+		// connection, and the server is not blamed (the loop engine does the same).
+		var se *staleConnError
+		if !errors.As(err, &se) {
+			return err
+		}
+		if !x.idem || stale >= maxStaleRetries {
+			return se.err
+		}
+	}
+}
+
+// maxStaleRetries bounds how often a request goes again to the same server after a
+// pooled connection turned out to be closed.
+const maxStaleRetries = 2
+
+// staleConnError is a failure of a pooled connection before the first byte of an
+// answer, which is what a connection the server has closed meanwhile gives.
+type staleConnError struct{ err error }
+
+func (e *staleConnError) Error() string { return e.err.Error() }
+
+// pooledConn is a server connection of a HostClient; used tells whether an exchange has
+// had it before.
+type pooledConn struct {
+	net.Conn
+	used bool
+}
+
+func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x exchangeOpts) error {
 	p := sc.pool
 	hc := p.hc
 	cc, err := hc.AcquireConn(0, false)
@@ -219,6 +256,10 @@ func (t *httpTransport) exchange(sc *serverClient, req *fasthttp.Request, resp *
 		return err
 	}
 	conn := cc.Conn()
+	reused := false
+	if pc, ok := conn.(*pooledConn); ok { // one exchange at a time has it
+		reused, pc.used = pc.used, true
+	}
 	// One deadline covers sending the request and receiving the response head. A large
 	// body gets extra time to be sent, at minUploadRate, and the wait for the head
 	// starts once it is.
@@ -244,6 +285,9 @@ func (t *httpTransport) exchange(sc *serverClient, req *fasthttp.Request, resp *
 	}
 	if err != nil {
 		hc.CloseConn(cc)
+		if reused && !isTimeout(err) {
+			return &staleConnError{&sendError{err}}
+		}
 		return &sendError{err}
 	}
 
@@ -259,6 +303,9 @@ func (t *httpTransport) exchange(sc *serverClient, req *fasthttp.Request, resp *
 	}
 	if err := readHead(resp, br); err != nil {
 		done(false)
+		if reused && err == io.EOF {
+			return &staleConnError{err}
+		}
 		return err
 	}
 	reuse := !resp.ConnectionClose()
@@ -325,6 +372,7 @@ func (t *httpTransport) exchange(sc *serverClient, req *fasthttp.Request, resp *
 // exchangeOpts are the facts about the client's request that exchange needs.
 type exchangeOpts struct {
 	head     bool // a HEAD request: the response has no body whatever it says
+	idem     bool // the request may be sent again after a server may have seen it
 	http11   bool // the client speaks HTTP/1.1 and can take chunked encoding
 	bytesOut interface{ Add(float64) }
 	client   clientConn

@@ -3,7 +3,7 @@ package dataplane
 // Incremental HTTP/1.1 framing for the event-loop http path (docs/design-http-loop.md).
 // A loop reads whatever a socket holds and must know, without blocking and without
 // looking at a byte twice, where a head ends and where a body ends. Nothing here does I/O
-// or allocates per call; nothing routes traffic here yet.
+// or allocates per call; httploop_linux.go drives it.
 
 import "errors"
 
@@ -295,19 +295,4 @@ func (f *bodyFramer) eof() error {
 		return nil
 	}
 	return errUnexpectedClose
-}
-
-// parseContentLength parses a Content-Length value: digits only, no sign, no overflow.
-func parseContentLength(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }

@@ -61,8 +61,11 @@ func ptLBDSRV(resp *http.Response) string {
 	return ""
 }
 
-func TestCookiePersistenceHTTP(t *testing.T) {
+func TestCookiePersistenceHTTP(t *testing.T) { forEachEngine(t, testCookiePersistenceHTTP) }
+
+func testCookiePersistenceHTTP(t *testing.T, engine string) {
 	cfg, _ := ptCookieConfig(t)
+	cfg = withEngine(cfg, engine)
 	d := htDataplane(t, cfg)
 	url := htURL(t, d)
 	c := htClient(t)
@@ -109,9 +112,11 @@ func TestCookiePersistenceHTTP(t *testing.T) {
 	}
 }
 
-func TestCookieIndirect(t *testing.T) {
+func TestCookieIndirect(t *testing.T) { forEachEngine(t, testCookieIndirect) }
+
+func testCookieIndirect(t *testing.T, engine string) {
 	echo := htServe(t, htEcho)
-	cfg := htConfig(BalanceRoundRobin, echo.addr())
+	cfg := withEngine(htConfig(BalanceRoundRobin, echo.addr()), engine)
 	cfg.Backends[0].Persistence = &Persistence{Type: PersistCookie, Cookie: PersistenceCookie{Key: ptKey, Name: "srv"}}
 	d := htDataplane(t, cfg)
 	c := htClient(t)
@@ -128,7 +133,9 @@ func TestCookieIndirect(t *testing.T) {
 	}
 }
 
-func TestCookieResponseHeaders(t *testing.T) {
+func TestCookieResponseHeaders(t *testing.T) { forEachEngine(t, testCookieResponseHeaders) }
+
+func testCookieResponseHeaders(t *testing.T, engine string) {
 	// The server sets the persistence cookie itself and has its own Cache-Control: lbd's
 	// cookie replaces the server's, and the Cache-Control is extended.
 	srv := htServe(t, func(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +144,7 @@ func TestCookieResponseHeaders(t *testing.T) {
 		w.Header().Set("Cache-Control", "public, max-age=60")
 		w.Write([]byte("ok"))
 	})
-	cfg := htConfig(BalanceRoundRobin, srv.addr())
+	cfg := withEngine(htConfig(BalanceRoundRobin, srv.addr()), engine)
 	cfg.Backends[0].Persistence = &Persistence{Type: PersistCookie, Cookie: PersistenceCookie{Key: ptKey}}
 	d := htDataplane(t, cfg)
 	c := htClient(t)
@@ -178,8 +185,11 @@ func ptReload(t *testing.T, d *Dataplane, cfg Config, name, state string) Config
 	return cfg
 }
 
-func TestCookieServerStates(t *testing.T) {
+func TestCookieServerStates(t *testing.T) { forEachEngine(t, testCookieServerStates) }
+
+func testCookieServerStates(t *testing.T, engine string) {
 	cfg, _ := ptCookieConfig(t)
+	cfg = withEngine(cfg, engine)
 	d := htDataplane(t, cfg)
 	url := htURL(t, d)
 	c := htClient(t)
@@ -217,9 +227,11 @@ func TestCookieServerStates(t *testing.T) {
 	}
 }
 
-func TestCookieRandomKey(t *testing.T) {
+func TestCookieRandomKey(t *testing.T) { forEachEngine(t, testCookieRandomKey) }
+
+func testCookieRandomKey(t *testing.T, engine string) {
 	bs := []*htBackend{htNamed(t, "s0")}
-	cfg := htConfig(BalanceRoundRobin, bs[0].addr())
+	cfg := withEngine(htConfig(BalanceRoundRobin, bs[0].addr()), engine)
 	cfg.Backends[0].Persistence = &Persistence{Type: PersistCookie}
 	d := htDataplane(t, cfg)
 	_, resp := ptGet(t, htClient(t), htURL(t, d), "")
@@ -228,9 +240,11 @@ func TestCookieRandomKey(t *testing.T) {
 	}
 }
 
-func TestTablePersistenceHTTP(t *testing.T) {
+func TestTablePersistenceHTTP(t *testing.T) { forEachEngine(t, testTablePersistenceHTTP) }
+
+func testTablePersistenceHTTP(t *testing.T, engine string) {
 	bs := []*htBackend{htNamed(t, "s0"), htNamed(t, "s1"), htNamed(t, "s2")}
-	cfg := htConfig(BalanceRoundRobin, bs[0].addr(), bs[1].addr(), bs[2].addr())
+	cfg := withEngine(htConfig(BalanceRoundRobin, bs[0].addr(), bs[1].addr(), bs[2].addr()), engine)
 	cfg.Backends[0].Persistence = &Persistence{Type: PersistTable, Table: PersistenceTable{Key: "header:X-User"}}
 	d := htDataplane(t, cfg)
 	url := htURL(t, d)

@@ -583,9 +583,11 @@ func TestProxySplice(t *testing.T) {
 }
 
 // TestProxyAcceptHTTP: X-Forwarded-For and X-Real-IP carry the address of the header.
-func TestProxyAcceptHTTP(t *testing.T) {
+func TestProxyAcceptHTTP(t *testing.T) { forEachEngine(t, testProxyAcceptHTTP) }
+
+func testProxyAcceptHTTP(t *testing.T, engine string) {
 	be := htServe(t, htEcho)
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Frontends[0].AcceptProxy = loopbackTrusted
 	d := htDataplane(t, cfg)
 	const req = "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n"
@@ -626,9 +628,11 @@ func TestProxyAcceptHTTP(t *testing.T) {
 }
 
 // TestProxyUntrustedHTTP: outside the trusted prefixes, a header line is the request line.
-func TestProxyUntrustedHTTP(t *testing.T) {
+func TestProxyUntrustedHTTP(t *testing.T) { forEachEngine(t, testProxyUntrustedHTTP) }
+
+func testProxyUntrustedHTTP(t *testing.T, engine string) {
 	be := htServe(t, htEcho)
-	cfg := htConfig("", be.addr())
+	cfg := withEngine(htConfig("", be.addr()), engine)
 	cfg.Frontends[0].AcceptProxy = []string{"10.0.0.0/8"}
 	d := htDataplane(t, cfg)
 	resp, _ := htRaw(t, d, "PROXY TCP4 10.1.2.3 198.51.100.1 4444 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -309,9 +309,11 @@ func TestRateLimitConfig(t *testing.T) {
 	}
 }
 
-func TestHTTPRateLimit(t *testing.T) {
+func TestHTTPRateLimit(t *testing.T) { forEachEngine(t, testHTTPRateLimit) }
+
+func testHTTPRateLimit(t *testing.T, engine string) {
 	be := htNamed(t, "s0")
-	cfg := htConfig(BalanceRoundRobin, be.addr())
+	cfg := withEngine(htConfig(BalanceRoundRobin, be.addr()), engine)
 	cfg.Frontends[0].RateLimit = &RateLimit{Rate: "2r/s", Burst: 1}
 	d := htDataplane(t, cfg)
 	c := htClient(t)

@@ -417,23 +417,10 @@ func (l *eventLoop) update(s *tcpSession) {
 		if s.dir[1-i].pending() {
 			want |= unix.EPOLLOUT
 		}
-		if want == x.reg {
-			continue
-		}
-		// Level-triggered epoll reports a hang-up even for no events, so a socket that
-		// waits for nothing leaves the set.
-		op := unix.EPOLL_CTL_MOD
-		switch {
-		case x.reg == 0:
-			op = unix.EPOLL_CTL_ADD
-		case want == 0:
-			op = unix.EPOLL_CTL_DEL
-		}
-		if e := epollCtl(l.ep, op, x.fd, want); e != 0 {
+		if e := l.register(x.fd, &x.reg, want); e != 0 {
 			l.end(s, "epoll_ctl", e)
 			return
 		}
-		x.reg = want
 	}
 }
 

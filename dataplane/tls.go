@@ -520,8 +520,12 @@ func (p *certPoller) run(done <-chan struct{}) {
 // frontend, else to a goroutine that runs deliverTLS. It returns false when the frontend
 // stops.
 func (f *httpFrontend) dispatch(c *net.TCPConn) bool {
-	g := f.gen.Load().g
+	hg := f.gen.Load()
+	g := hg.g
 	if g.tls == nil && !g.cfg.H2C {
+		if hg.loop && f.toLoop(c, hg) {
+			return true
+		}
 		return f.deliver(c)
 	}
 	f.wg.Add(1)

@@ -401,8 +401,10 @@ func TestTLSReloadOnFileChange(t *testing.T) {
 	}
 }
 
-func TestRedirectToHTTPS(t *testing.T) {
-	cfg := htConfig("roundrobin", "127.0.0.1:1")
+func TestRedirectToHTTPS(t *testing.T) { forEachEngine(t, testRedirectToHTTPS) }
+
+func testRedirectToHTTPS(t *testing.T, engine string) {
+	cfg := withEngine(htConfig("roundrobin", "127.0.0.1:1"), engine)
 	cfg.Frontends[0].RedirectToHTTPS = true
 	d := htDataplane(t, cfg)
 	resp, _ := htRaw(t, d, "GET /a/b?c=d HTTP/1.1\r\nHost: www.example.com:8080\r\n\r\n")
@@ -411,9 +413,11 @@ func TestRedirectToHTTPS(t *testing.T) {
 	}
 }
 
-func TestH2C(t *testing.T) {
+func TestH2C(t *testing.T) { forEachEngine(t, testH2C) }
+
+func testH2C(t *testing.T, engine string) {
 	be := htServe(t, htEcho)
-	cfg := htConfig("roundrobin", be.addr())
+	cfg := withEngine(htConfig("roundrobin", be.addr()), engine)
 	cfg.Frontends[0].H2C = true
 	d := htDataplane(t, cfg)
 	var p http.Protocols
@@ -463,27 +467,33 @@ func TestBackendTLS(t *testing.T) {
 	defer be.Close()
 	beAddr := strings.TrimPrefix(be.URL, "https://")
 
-	t.Run("http", func(t *testing.T) {
-		cfg := htConfig("roundrobin", beAddr)
-		cfg.Backends[0].TLS = &BackendTLS{Enabled: true, CAFile: filepath.Join(dir, "ca.pem"), ServerName: "backend.internal",
-			CertFile: clientCert.CertFile, KeyFile: clientCert.KeyFile}
-		d := htDataplane(t, cfg)
-		for range 3 {
-			if code, body := htDo(t, htClient(t), "GET", htURL(t, d)+"/", nil); code != 200 || body != "tls backend.internal" {
-				t.Fatalf("%d %q", code, body)
+	// A backend with tls: the loop engine hands its requests over to fasthttp.
+	forEachEngine(t, func(t *testing.T, engine string) {
+		t.Run("http", func(t *testing.T) {
+			for len(sawClientCert) > 0 { // what the other engine's run left
+				<-sawClientCert
 			}
-		}
-		if got := <-sawClientCert; got != "lbd.internal" {
-			t.Errorf("server saw client certificate %q", got)
-		}
-	})
-	t.Run("untrusted", func(t *testing.T) {
-		cfg := htConfig("roundrobin", beAddr)
-		cfg.Backends[0].TLS = &BackendTLS{Enabled: true} // system roots: the test CA is not one
-		d := htDataplane(t, cfg)
-		if code, _ := htDo(t, htClient(t), "GET", htURL(t, d)+"/", nil); code != 502 {
-			t.Errorf("status %d, want 502 for an untrusted server certificate", code)
-		}
+			cfg := withEngine(htConfig("roundrobin", beAddr), engine)
+			cfg.Backends[0].TLS = &BackendTLS{Enabled: true, CAFile: filepath.Join(dir, "ca.pem"), ServerName: "backend.internal",
+				CertFile: clientCert.CertFile, KeyFile: clientCert.KeyFile}
+			d := htDataplane(t, cfg)
+			for range 3 {
+				if code, body := htDo(t, htClient(t), "GET", htURL(t, d)+"/", nil); code != 200 || body != "tls backend.internal" {
+					t.Fatalf("%d %q", code, body)
+				}
+			}
+			if got := <-sawClientCert; got != "lbd.internal" {
+				t.Errorf("server saw client certificate %q", got)
+			}
+		})
+		t.Run("untrusted", func(t *testing.T) {
+			cfg := withEngine(htConfig("roundrobin", beAddr), engine)
+			cfg.Backends[0].TLS = &BackendTLS{Enabled: true} // system roots: the test CA is not one
+			d := htDataplane(t, cfg)
+			if code, _ := htDo(t, htClient(t), "GET", htURL(t, d)+"/", nil); code != 502 {
+				t.Errorf("status %d, want 502 for an untrusted server certificate", code)
+			}
+		})
 	})
 	t.Run("tcp", func(t *testing.T) {
 		cfg := htConfig("roundrobin", beAddr)

@@ -12,6 +12,7 @@
 #   BENCH_RUNS       rounds; each row reports the median over rounds    [1]
 #   BENCH_GOGC       GOGC for the lbd rows                              [400]
 #   BENCH_LBD_DEFAULT_GOGC  1: add a row lbd-http with the default GOGC [1]
+#   BENCH_HTTP_ENGINE  engine of lbd's http frontends: loop or fasthttp [lbd's default]
 #   BENCH_ONLY       comma-separated rows to run                        [all]
 #                    direct,haproxy-http,lbd-http,lbd-http-gogc-default,
 #                    haproxy-tcp,lbd-tcp,nginx-proxy,haproxy-https,lbd-https
@@ -44,6 +45,7 @@ THREADS="${BENCH_THREADS:-2}"
 RUNS="${BENCH_RUNS:-1}"
 GOGC_LBD="${BENCH_GOGC:-400}"
 LBD_DEFAULT_GOGC="${BENCH_LBD_DEFAULT_GOGC:-1}"
+HTTP_ENGINE="${BENCH_HTTP_ENGINE:-}"
 ONLY="${BENCH_ONLY:-}"
 IDLE_WAIT="${BENCH_IDLE_WAIT:-1}"
 KEEP="${BENCH_KEEP:-0}"
@@ -377,7 +379,8 @@ frontends:
   - name: web
     mode: http
     bind: 127.0.0.1:$PORT_LBD_HTTP
-    backend: app
+    backend: app${HTTP_ENGINE:+
+    engine: $HTTP_ENGINE}
   - name: l4
     mode: tcp
     bind: 127.0.0.1:$PORT_LBD_TCP

@@ -1,0 +1,1415 @@
+//go:build linux
+
+package dataplane
+
+// The "loop" engine of http mode (docs/design-http-loop.md): plain HTTP/1.1 served on
+// the event loops (eventloop_linux.go), as tcp sessions are. Per request that is a read
+// of the client, a write and a read of a pooled server connection and a write to the
+// client, with no goroutine parked or woken, which is what kept the fasthttp engine's
+// p99 latency at 1.8× HAProxy's on a busy host (docs/benchmarks.md).
+//
+// The loop serves the common case and hands the rest to the fasthttp engine, whole, at a
+// request boundary, with the bytes it has read replayed in front of the connection:
+//
+//   - per frontend generation (httpGen.loop): the engine is "loop", the frontend is plain
+//     (no tls, no h2c, no redirect_to_https), has no rate limit, and every backend it
+//     routes to has no backend TLS, no persistence, no server maxconn (so no queue) and
+//     servers given by IP address; PROXY-protocol sources are read by the fasthttp path;
+//   - per request: HTTP/1.1, a head fasthttp parses with a Host, not CONNECT, no Upgrade
+//     and no Expect, and a body (by Content-Length or chunked) that is complete within
+//     maxBufferedBody once the head is read; malformed and oversized requests go to
+//     fasthttp too, so that every answer to a client error is the same on both engines.
+//
+// The head is parsed, rewritten and serialised with the same fasthttp types and the same
+// functions as the fasthttp engine (rewriteRequest, fixResponse), so the headers a
+// server and a client see cannot drift between the engines. The request, head and body,
+// is held until its answer starts, so that a retry can send it again; a response body is
+// streamed: Content-Length and chunked bodies verbatim, a body delimited by the server's
+// close re-framed as chunked so that the client connection stays open.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+)
+
+// httpLoopCounters count what the http event-loop engine did, for tests.
+var httpLoopCounters struct {
+	served     atomic.Int64 // requests answered on a loop
+	handedOver atomic.Int64 // connections handed to the fasthttp engine
+}
+
+const (
+	// loopReadSize is what one read of a socket takes at most.
+	loopReadSize = 16 << 10
+	// loopHeadBuf is the size of a loop's head parsing buffer; a frontend with a larger
+	// max_header_bytes grows it.
+	loopHeadBuf = 32 << 10
+	// loopKeepBuf is the largest buffer a connection keeps between requests: idle
+	// keep-alive connections hold no more than this.
+	loopKeepBuf = 4 << 10
+)
+
+// loopHTTP is the http engine's state of one loop: scratch space that only the loop's
+// goroutine uses, between two events.
+type loopHTTP struct {
+	req    fasthttp.Request
+	uri    fasthttp.URI
+	resp   fasthttp.ResponseHeader
+	answer fasthttp.Response
+	rd     bytes.Reader
+	br     *bufio.Reader
+	brSize int
+	// buf receives every read; what must outlive the event is copied out of it.
+	buf []byte
+	// wbuf holds what the current event writes to staged, the client it serves: one
+	// write(2) at the event's end (commit) sends the head and the body bytes read with
+	// it; hbuf is where lbd's own answers are rendered.
+	wbuf, hbuf []byte
+	staged     *httpConn
+	// pools holds the idle server connections of this loop, by pool.
+	pools map[*serverPool][]*srvConn
+}
+
+func (l *eventLoop) httpState() *loopHTTP {
+	if l.http == nil {
+		h := &loopHTTP{buf: make([]byte, loopReadSize), pools: map[*serverPool][]*srvConn{}}
+		h.req.Header.DisableNormalizing()
+		h.req.Header.SetNoDefaultContentType(true)
+		h.resp.DisableNormalizing()
+		h.resp.SetNoDefaultContentType(true)
+		h.answer.Header.DisableNormalizing()
+		h.answer.Header.SetNoDefaultContentType(true)
+		l.http = h
+	}
+	return l.http
+}
+
+// reader returns a bufio.Reader over b with room for a head of size bytes.
+func (h *loopHTTP) reader(b []byte, size int) *bufio.Reader {
+	h.rd.Reset(b)
+	if h.br == nil || h.brSize < size {
+		h.brSize = max(size, loopHeadBuf)
+		h.br = bufio.NewReaderSize(&h.rd, h.brSize)
+	} else {
+		h.br.Reset(&h.rd)
+	}
+	return h.br
+}
+
+// loopable reports whether requests of g may be served on the loops (see the top).
+func loopable(g *frontendGen) bool {
+	cfg := &g.cfg
+	if cfg.Engine != EngineLoop || g.tls != nil || cfg.H2C || cfg.RedirectToHTTPS || g.limit != nil {
+		return false
+	}
+	ok := loopableBackend(g.backend)
+	for _, r := range g.routes {
+		ok = ok && loopableBackend(r.backend)
+	}
+	return ok
+}
+
+func loopableBackend(b *backend) bool {
+	if b.tls != nil || b.persist != nil || b.limited {
+		return false
+	}
+	for _, s := range b.servers {
+		if _, err := netip.ParseAddrPort(s.Addr); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// loopConns are the connections of a frontend on the loops, for shutdown.
+type loopConns struct {
+	mu       sync.Mutex
+	conns    map[*httpConn]struct{}
+	draining bool
+	empty    chan struct{} // closed when draining and conns is empty
+}
+
+func (lc *loopConns) add(c *httpConn) bool {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.draining {
+		return false
+	}
+	if lc.conns == nil {
+		lc.conns = map[*httpConn]struct{}{}
+	}
+	lc.conns[c] = struct{}{}
+	return true
+}
+
+func (lc *loopConns) remove(c *httpConn) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	delete(lc.conns, c)
+	if lc.draining && len(lc.conns) == 0 && lc.empty != nil {
+		close(lc.empty)
+		lc.empty = nil
+	}
+}
+
+// drain makes the loop connections close once their request in flight is answered,
+// waits until ctx is done for them to, and then closes those left.
+func (lc *loopConns) drain(ctx interface {
+	Done() <-chan struct{}
+}) {
+	lc.mu.Lock()
+	lc.draining = true
+	done := make(chan struct{})
+	if len(lc.conns) == 0 {
+		close(done)
+	} else {
+		lc.empty = done
+	}
+	for c := range lc.conns {
+		c.l.post(func() { c.drain() })
+	}
+	lc.mu.Unlock()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	lc.mu.Lock()
+	for c := range lc.conns {
+		c.l.post(func() { c.cut() })
+	}
+	lc.mu.Unlock()
+	<-done
+}
+
+// toLoop moves a new plain connection to an event loop; false when it cannot (the
+// caller serves it on the fasthttp engine).
+func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen) bool {
+	l, err := nextEventLoop()
+	if err != nil {
+		return false
+	}
+	fd, err := dupConn(c)
+	if err != nil {
+		return false
+	}
+	m := &hg.g.m
+	hc := &httpConn{f: f, l: l, fd: fd, ip: tcpAddrPort(c.RemoteAddr()).Addr(), gauge: m.connsActive}
+	if !f.loops.add(hc) {
+		unix.Close(fd)
+		return false // shutting down: the fasthttp engine closes it
+	}
+	c.Close()
+	m.connsTotal.Inc()
+	m.connsActive.Inc()
+	if !l.post(hc.start) {
+		unix.Close(fd)
+		hc.release()
+	}
+	return true
+}
+
+// Client connection states.
+const (
+	hcIdle       = iota // keep-alive, waiting for a request (client_idle)
+	hcHead              // reading a request (client_header, then client_idle for a body)
+	hcServer            // the request is with a server: connecting, sending or waiting
+	hcResponding        // the answer is being written
+	hcClosed
+)
+
+// httpConn is a client connection on a loop; only the loop touches it once started.
+type httpConn struct {
+	f     *httpFrontend
+	l     *eventLoop
+	fd    int
+	reg   uint32
+	ip    netip.Addr
+	gauge prometheus.Gauge
+
+	state int
+	// in holds bytes read and not yet taken by a request (only when a read left some).
+	in []byte
+	// headAt is when the first byte of the current request arrived.
+	headAt int64
+	scan   headScanner
+	// headStart and headEnd locate a complete head in the input while its body is
+	// still arriving; 0, 0 otherwise.
+	headStart, headEnd int
+	// out holds bytes for the client that a write did not take; nothing is read from
+	// the server meanwhile.
+	out      []byte
+	eof      bool // the client has shut down its side
+	closing  bool // the answer said Connection: close
+	draining bool // close once the request in flight is answered
+	timer    loopTimer
+	due      int64 // when the current wait times out; 0: it does not
+	dueWhat  int   // what the wait is (hcIdle, hcHead, hcServer, hcResponding)
+
+	x exchange
+}
+
+// exchange is the request in flight on a client connection.
+type exchange struct {
+	hg     *httpGen
+	bs     *backendStats
+	st     *proxyState
+	send   []byte // the rewritten request, head and body, as sent to each server tried
+	head   bool   // a HEAD request
+	idem   bool   // may be sent again after a server may have seen it
+	close  bool   // the client asked to close after the answer
+	start  int64  // when the head was complete
+	sent   int64  // when the current attempt started
+	try    int    // attempts made
+	s      *Server
+	ss     *serverStats
+	pool   *serverPool
+	stale  int // attempts again on another connection to s, after a stale one
+	srv    *srvConn
+	failed *Server
+	fail   failure
+	// the response
+	code     int
+	body     bodyFramer
+	chunkify bool // close-delimited from the server, chunked to the client
+	answered bool // the response head went to the client
+	bytesOut int
+}
+
+// free gives the exchange's scratch space back.
+func (x *exchange) free() {
+	if st := x.st; st != nil {
+		x.st = nil
+		clear(st.tried[:])
+		st.pick = Pick{}
+		proxyStatePool.Put(st)
+	}
+}
+
+func (c *httpConn) start() {
+	l := c.l
+	l.httpState()
+	l.setFD(c.fd, c)
+	// A new connection has client_header for its first request, as on the fasthttp
+	// engine, where client_idle is for waits between requests.
+	c.state = hcIdle
+	c.arm(hcIdle, c.f.gen.Load().g.cfg.Timeouts.ClientHeader)
+	c.want(unix.EPOLLIN)
+}
+
+// want sets what epoll reports for the client's socket.
+func (c *httpConn) want(ev uint32) {
+	if c.state == hcClosed {
+		return
+	}
+	if e := c.l.register(c.fd, &c.reg, ev); e != 0 {
+		c.close("epoll_ctl", e)
+	}
+}
+
+// arm sets the deadline of the current wait.
+func (c *httpConn) arm(what int, d time.Duration) {
+	c.dueWhat = what
+	if d <= 0 {
+		c.due = 0
+		return
+	}
+	c.due = c.l.now + int64(d)
+	t := &c.timer
+	if t.i > 0 && t.at <= c.due {
+		return // fires first and finds the later deadline
+	}
+	c.l.timers.remove(t)
+	if t.fire == nil {
+		t.fire = c.fire
+	}
+	c.l.timers.add(t, c.due)
+}
+
+func (c *httpConn) fire(now int64) int64 {
+	if c.state == hcClosed || c.due == 0 {
+		return 0
+	}
+	if c.due > now {
+		return c.due
+	}
+	c.due = 0
+	c.timeout()
+	c.l.http.commit()
+	return 0
+}
+
+func (c *httpConn) idle() {
+	c.state = hcIdle
+	c.arm(hcIdle, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
+}
+
+// timeout handles the passing of the current deadline.
+func (c *httpConn) timeout() {
+	switch c.dueWhat {
+	case hcIdle:
+		c.close("", nil)
+	case hcHead:
+		hg := c.f.gen.Load()
+		c.answerClose(hg, nil, fasthttp.StatusRequestTimeout, "request not received in time")
+	case hcServer:
+		if srv := c.x.srv; srv != nil && srv.connecting {
+			c.serverFailed(&connectError{addr: srv.pool.key.addr, err: os.ErrDeadlineExceeded})
+			return
+		}
+		c.serverFailed(fasthttp.ErrTimeout)
+	case hcResponding:
+		if c.x.srv != nil && c.x.answered && len(c.out) == 0 {
+			c.serverBodyFailed(errors.New("server stalled sending the body"))
+			return
+		}
+		c.close("client stalled reading the answer", os.ErrDeadlineExceeded)
+	}
+}
+
+// event handles the readiness of the client's socket.
+func (c *httpConn) event(l *eventLoop, ev uint32) {
+	c.ready(ev)
+	l.http.commit()
+}
+
+func (c *httpConn) ready(ev uint32) {
+	if ev&unix.EPOLLOUT != 0 || (ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 && len(c.out) > 0) {
+		c.flush()
+		if c.state == hcClosed {
+			return
+		}
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.reg&unix.EPOLLIN != 0 {
+		c.readable()
+	}
+}
+
+// stop closes the connection because the loop quits.
+func (c *httpConn) stop(l *eventLoop) { c.close("", nil) }
+
+// drain closes an idle connection and marks a busy one to close after its answer.
+func (c *httpConn) drain() {
+	if c.state == hcClosed {
+		return
+	}
+	c.draining = true
+	if c.state == hcIdle {
+		c.close("", nil)
+	}
+}
+
+// cut closes the connection whatever it is doing.
+func (c *httpConn) cut() { c.close("", nil) }
+
+// readable reads what the client sent and handles the requests it completes.
+func (c *httpConn) readable() {
+	h := c.l.httpState()
+	buf := h.buf
+	if len(c.in) > 0 {
+		// Append to what is held; the buffer grows up to the head and body limits.
+		if cap(c.in)-len(c.in) < loopReadSize {
+			grown := make([]byte, len(c.in), 2*cap(c.in)+loopReadSize)
+			copy(grown, c.in)
+			c.in = grown
+		}
+		buf = c.in[len(c.in):cap(c.in)]
+	}
+	n, e := rawIO(unix.SYS_READ, c.fd, buf)
+	switch {
+	case e == unix.EAGAIN || e == unix.EINTR:
+		return
+	case e != 0:
+		c.close("reading the request", e)
+		return
+	case n == 0:
+		c.clientEOF()
+		return
+	}
+	if len(c.in) > 0 {
+		c.in = c.in[:len(c.in)+n]
+		c.process(c.in)
+	} else {
+		c.process(buf[:n])
+	}
+}
+
+// clientEOF handles the client's FIN: an idle connection closes; a request in flight is
+// answered first (a client may shut down its side after sending).
+func (c *httpConn) clientEOF() {
+	c.eof = true
+	switch {
+	case c.state == hcIdle:
+		c.close("", nil)
+	case c.state == hcHead:
+		c.close("client closed before its request was complete", nil)
+	default:
+		c.want(c.reg &^ unix.EPOLLIN)
+	}
+}
+
+// process handles the input b: the bytes held plus the new ones, or the new ones alone.
+// What it does not take is kept in c.in.
+func (c *httpConn) process(b []byte) {
+	if c.state != hcIdle && c.state != hcHead {
+		c.keep(b) // pipelined behind the request in flight
+		c.want(c.reg &^ unix.EPOLLIN)
+		return
+	}
+	hg := c.f.gen.Load()
+	cfg := &hg.g.cfg
+	if c.state == hcIdle {
+		c.state = hcHead
+		c.headAt = c.l.now
+		c.scan = newHeadScanner(cfg.MaxHeaderBytes)
+		c.arm(hcHead, cfg.Timeouts.ClientHeader)
+	}
+	if !hg.loop {
+		c.handOver(b)
+		return
+	}
+	start, end := c.headStart, c.headEnd
+	if end == 0 {
+		var err error
+		if start, end, err = c.scan.scan(b); err != nil {
+			c.handOver(b) // too large: fasthttp answers 431
+			return
+		}
+		if end == 0 {
+			c.keep(b)
+			return
+		}
+		c.headStart, c.headEnd = start, end
+	}
+	h := c.l.httpState()
+	req := &h.req
+	if err := req.Header.Read(h.reader(b[start:end], cfg.MaxHeaderBytes)); err != nil || h.br.Buffered() != 0 {
+		c.handOver(b) // fasthttp answers it
+		return
+	}
+	rh := &req.Header
+	if !rh.IsHTTP11() || rh.IsConnect() || len(rh.Host()) == 0 ||
+		peekHeader(rh, "Upgrade") != nil || peekHeader(rh, "Expect") != nil {
+		c.handOver(b)
+		return
+	}
+	// The body must be here, whole, within maxBufferedBody.
+	var bodyLen int
+	switch cl := rh.ContentLength(); {
+	case cl >= 0:
+		if cl > maxBufferedBody || cl > cfg.MaxBodyBytes {
+			c.handOver(b)
+			return
+		}
+		if len(b)-end < cl {
+			if c.keep(b) {
+				c.arm(hcHead, cfg.Timeouts.ClientIdle)
+			}
+			return
+		}
+		bodyLen = cl
+	case cl == -1:
+		f := newBodyFramer(bodyChunked, 0, int64(min(cfg.MaxBodyBytes, maxBufferedBody)))
+		n, done, err := f.scan(b[end:])
+		if err != nil || (!done && len(b)-end >= maxBufferedBody) {
+			c.handOver(b)
+			return
+		}
+		if !done {
+			if c.keep(b) {
+				c.arm(hcHead, cfg.Timeouts.ClientIdle)
+			}
+			return
+		}
+		bodyLen = n
+	}
+	c.request(hg, b[start:end], b[end:end+bodyLen])
+	c.state = hcServer
+	c.headStart, c.headEnd = 0, 0
+	c.take(b, end+bodyLen)
+	if c.state == hcServer {
+		c.route()
+	}
+}
+
+// keep holds b as c.in, if it is not c.in already; false when it is too much to hold
+// (the connection has been handed over).
+func (c *httpConn) keep(b []byte) bool {
+	if len(c.in) > 0 && &b[0] == &c.in[0] {
+		return true
+	}
+	c.in = append(make([]byte, 0, max(2*len(b), loopReadSize)), b...)
+	return true
+}
+
+// take drops the first n bytes of the input b, keeping the rest in c.in.
+func (c *httpConn) take(b []byte, n int) {
+	rest := b[n:]
+	switch {
+	case len(rest) == 0:
+		c.in = nil
+	case len(c.in) > 0 && &b[0] == &c.in[0]:
+		c.in = c.in[:copy(c.in, rest)]
+	default:
+		c.in = append([]byte(nil), rest...)
+	}
+}
+
+// request sets up the exchange of the request whose head was just parsed into the
+// loop's fasthttp.Request, with its raw bytes and body.
+func (c *httpConn) request(hg *httpGen, raw, body []byte) {
+	h := c.l.httpState()
+	req := &h.req
+	rh := &req.Header
+	hg.g.m.bytesIn.Add(float64(len(raw) + len(body)))
+	// Routes match the normalized path, as on the fasthttp engine (handle).
+	h.uri.Parse(rh.Host(), rh.RequestURI())
+	b := hg.g.selectBackend(rh.Host(), h.uri.Path(), func(name string) []byte { return peekHeader(rh, name) })
+	bs := hg.stats(b)
+	st := proxyStatePool.Get().(*proxyState)
+	st.pick = Pick{ClientIP: c.ip, Exclude: st.tried[:0]}
+	if k := requestKey(bs.hashKey, &b.key, req); k != nil {
+		st.key = append(st.key[:0], k...)
+		st.pick.Key = st.key
+	}
+	st.proto = nil
+	x := &c.x
+	*x = exchange{hg: hg, bs: bs, st: st, start: c.l.now, send: x.send[:0]}
+	x.head = rh.IsHead()
+	x.idem = x.head || idempotent(rh)
+	x.close = rh.ConnectionClose()
+	rewriteRequest(req, c.ip, st)
+	x.send = rh.AppendBytes(x.send)
+	x.send = append(x.send, body...)
+}
+
+// route picks a server for the request (again, after a failure) and starts the attempt.
+func (c *httpConn) route() {
+	x := &c.x
+	b := x.bs.b
+	s, _ := b.acquire(&x.st.pick, nil) // b is not limited: this does not wait
+	if s == nil {
+		if x.failed == nil {
+			x.bs.noServer.Inc()
+			c.answer(x.bs, fasthttp.StatusServiceUnavailable, "no server available for backend "+b.cfg.Name)
+			return
+		}
+		c.answer(x.bs, x.fail.status, x.fail.describe(x.failed, b))
+		return
+	}
+	sc := b.http.client(s)
+	x.s, x.ss, x.pool = s, &x.bs.servers[sc.idx], sc.pool
+	if x.try > 0 {
+		x.bs.retries.Inc()
+	}
+	x.try++
+	x.ss.sessions.inc2(x.hg.g.metrics.sessions, b.cfg.Name, s.Name)
+	x.sent = c.l.now
+	c.attempt()
+}
+
+// attempt sends the request to x.s, on a pooled connection or a new one.
+func (c *httpConn) attempt() {
+	x := &c.x
+	b := x.bs.b
+	c.arm(hcServer, b.cfg.Timeouts.Response)
+	srv, err := c.l.serverConn(x.pool, x.s)
+	if err != nil {
+		c.serverFailed(err)
+		return
+	}
+	x.srv = srv
+	srv.c = c
+	if srv.connecting {
+		c.arm(hcServer, min(b.cfg.Timeouts.Connect, b.cfg.Timeouts.Response))
+		return
+	}
+	srv.sendRequest()
+}
+
+// staleError reports whether err is how a pooled connection that the server has closed
+// fails: the write is refused, or the read ends, before the first byte of an answer.
+func staleError(err error) bool {
+	var se *sendError
+	return err == io.EOF || errors.As(err, &se)
+}
+
+// serverFailed ends the current attempt with err and retries or answers.
+func (c *httpConn) serverFailed(err error) {
+	x := &c.x
+	s, b := x.s, x.bs.b
+	if srv := x.srv; srv != nil && srv.reused && !srv.gotByte && x.idem && x.stale < maxStaleRetries && staleError(err) {
+		// A pooled connection the server closed while it sat idle, as a server may at
+		// any time: the request goes again to the same server on another connection, and
+		// the server is not blamed.
+		x.stale++
+		x.srv = nil
+		srv.close()
+		c.attempt()
+		return
+	}
+	if srv := x.srv; srv != nil {
+		x.srv = nil
+		srv.close()
+	}
+	fl := classify(err, x.idem)
+	elapsed := time.Duration(c.l.now - x.sent)
+	if fl.reason == reasonTimeout {
+		s.Release(elapsed)
+	} else {
+		s.Release(0)
+	}
+	c.f.attemptFailed(x.hg, x.bs, x.ss, s, fl, x.try, err)
+	x.failed, x.fail = s, fl
+	x.s = nil
+	if x.try > b.retries || !fl.retry {
+		c.answer(x.bs, fl.status, fl.describe(s, b))
+		return
+	}
+	x.st.pick.Exclude = append(x.st.pick.Exclude, s)
+	c.route()
+}
+
+// answer writes lbd's own answer to the request in flight.
+func (c *httpConn) answer(bs *backendStats, code int, what string) {
+	x := &c.x
+	n := c.writeAnswer(code, what, x.close || c.draining || c.eof)
+	x.hg.answered(bs, code, time.Duration(c.l.now-x.start), n)
+	httpLoopCounters.served.Add(1)
+	c.state = hcResponding
+	c.exchangeDone()
+}
+
+// answerClose answers a request the loop could not read, and closes.
+func (c *httpConn) answerClose(hg *httpGen, bs *backendStats, code int, what string) {
+	n := c.writeAnswer(code, what, true)
+	hg.answered(bs, code, 0, n)
+	c.state = hcResponding // closes once the answer is out (commit, flush)
+}
+
+// writeAnswer writes lbd's answer as the fasthttp engine's writeAnswer makes it.
+func (c *httpConn) writeAnswer(code int, what string, close bool) int {
+	h := c.l.httpState()
+	resp := &h.answer
+	writeAnswer(resp, code, what)
+	resp.Header.SetContentLength(len(resp.Body()))
+	if close {
+		resp.Header.SetConnectionClose()
+		c.closing = true
+	}
+	h.hbuf = resp.Header.AppendBytes(h.hbuf[:0])
+	c.write(h.hbuf)
+	c.write(resp.Body())
+	return len(resp.Body())
+}
+
+// respond forwards the response head the server srv sent: fixResponse, then as the
+// fasthttp engine's server writes it.
+func (c *httpConn) respond(rh *fasthttp.ResponseHeader) {
+	x := &c.x
+	x.code = rh.StatusCode()
+	switch cl := rh.ContentLength(); {
+	case x.head || x.code < 200 || x.code == fasthttp.StatusNoContent || x.code == fasthttp.StatusNotModified:
+		x.body = newBodyFramer(bodyNone, 0, 0)
+	case cl >= 0:
+		x.body = newBodyFramer(bodyLength, int64(cl), 0)
+	case cl == -1:
+		x.body = newBodyFramer(bodyChunked, 0, 0)
+	default:
+		x.body = newBodyFramer(bodyClose, 0, 0)
+		x.chunkify = true
+		rh.SetContentLength(-1) // chunked to the client
+	}
+	fixResponse(rh, x.st)
+	if x.close || c.draining || c.eof {
+		rh.SetConnectionClose()
+		c.closing = true
+	}
+	x.answered = true
+	c.state = hcResponding
+	c.arm(hcResponding, x.bs.b.cfg.Timeouts.Response)
+	h := c.stage()
+	n := len(h.wbuf)
+	h.wbuf = rh.AppendBytes(h.wbuf)
+	x.bytesOut += len(h.wbuf) - n
+}
+
+// forward writes body bytes of the response; done when it is complete.
+func (c *httpConn) forward(p []byte) {
+	x := &c.x
+	if x.chunkify {
+		if len(p) == 0 {
+			return
+		}
+		var hdr [20]byte
+		h := appendHex(hdr[:0], len(p))
+		h = append(h, '\r', '\n')
+		c.write(h)
+		c.write(p)
+		c.write(crlf)
+		x.bytesOut += len(h) + len(p) + 2
+		return
+	}
+	x.bytesOut += len(p)
+	c.write(p)
+}
+
+var (
+	crlf      = []byte("\r\n")
+	lastChunk = []byte("0\r\n\r\n")
+)
+
+func appendHex(b []byte, n int) []byte {
+	const digits = "0123456789abcdef"
+	var tmp [16]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = digits[n&15]
+		n >>= 4
+		if n == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}
+
+// responseDone ends an exchange whose response went whole to the client (or is in
+// c.out); reuse tells whether the server connection may serve another request.
+func (c *httpConn) responseDone(reuse bool) {
+	x := &c.x
+	if x.chunkify {
+		c.write(lastChunk)
+		x.bytesOut += len(lastChunk)
+	}
+	elapsed := time.Duration(c.l.now - x.sent)
+	x.s.Release(elapsed)
+	x.hg.served(x.bs, x.ss, x.s, x.code, time.Duration(c.l.now-x.start))
+	x.hg.g.m.bytesOut.Add(float64(x.bytesOut))
+	if srv := x.srv; srv != nil {
+		x.srv = nil
+		srv.c = nil
+		if reuse {
+			c.l.putServerConn(srv)
+		} else {
+			srv.close()
+		}
+	}
+	httpLoopCounters.served.Add(1)
+	c.exchangeDone()
+}
+
+// exchangeDone frees the exchange; the connection goes on once the answer is written.
+func (c *httpConn) exchangeDone() {
+	x := &c.x
+	x.free()
+	send := x.send[:0]
+	if cap(send) > loopKeepBuf {
+		send = nil
+	}
+	*x = exchange{send: send}
+	if !c.pending() {
+		c.next()
+	}
+}
+
+// next starts on the next request once an answer is written whole.
+func (c *httpConn) next() {
+	if c.x.hg != nil || c.state == hcClosed {
+		return
+	}
+	if c.eof || c.draining || c.closeAfter() {
+		c.close("", nil)
+		return
+	}
+	c.idle()
+	c.want(unix.EPOLLIN)
+	if len(c.in) > 0 && c.state != hcClosed {
+		c.process(c.in)
+	}
+}
+
+// closeAfter reports whether the answer just written said Connection: close.
+func (c *httpConn) closeAfter() bool { return c.closing }
+
+// write sends p to the client, keeping in c.out what the socket does not take.
+func (c *httpConn) write(p []byte) {
+	if c.state == hcClosed || len(p) == 0 {
+		return
+	}
+	h := c.stage()
+	h.wbuf = append(h.wbuf, p...)
+}
+
+// stage makes c the client that the loop's write buffer is for.
+func (c *httpConn) stage() *loopHTTP {
+	h := c.l.http
+	if h.staged != c {
+		h.commit()
+		h.staged = c
+	}
+	return h
+}
+
+// commit writes what the event that ends queued for a client, in one write(2), and
+// starts on the client's next request once its answer is out.
+func (h *loopHTTP) commit() {
+	for h.staged != nil {
+		c := h.staged
+		h.staged = nil
+		if c.state != hcClosed {
+			c.writeNow(h.wbuf)
+		}
+		h.wbuf = h.wbuf[:0]
+		if c.state == hcResponding && c.x.hg == nil && len(c.out) == 0 {
+			c.next()
+		}
+	}
+	if cap(h.wbuf) > 4*loopReadSize {
+		h.wbuf = nil
+	}
+}
+
+// pending reports whether bytes of an answer wait to be written to the client.
+func (c *httpConn) pending() bool { return len(c.out) > 0 || c.l.http.staged == c }
+
+// writeNow writes p to the client, keeping in c.out what the socket does not take.
+func (c *httpConn) writeNow(p []byte) {
+	if len(c.out) > 0 {
+		c.out = append(c.out, p...)
+		return
+	}
+	n, e := rawIO(unix.SYS_WRITE, c.fd, p)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		n, e = 0, 0
+	}
+	if e != 0 {
+		c.close("writing the answer", e)
+		return
+	}
+	if n < len(p) {
+		c.out = append(c.out, p[n:]...)
+		c.want(c.reg | unix.EPOLLOUT)
+		if srv := c.x.srv; srv != nil {
+			srv.want(srv.reg &^ unix.EPOLLIN) // backpressure
+		}
+		c.arm(hcResponding, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
+	}
+}
+
+// flush writes what c.out holds.
+func (c *httpConn) flush() {
+	if len(c.out) == 0 {
+		c.want(c.reg &^ unix.EPOLLOUT)
+		return
+	}
+	n, e := rawIO(unix.SYS_WRITE, c.fd, c.out)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return
+	}
+	if e != 0 {
+		c.close("writing the answer", e)
+		return
+	}
+	c.arm(hcResponding, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
+	if n < len(c.out) {
+		c.out = c.out[:copy(c.out, c.out[n:])]
+		return
+	}
+	c.out = c.out[:0]
+	if cap(c.out) > loopKeepBuf {
+		c.out = nil
+	}
+	c.want(c.reg &^ unix.EPOLLOUT)
+	if srv := c.x.srv; srv != nil && !srv.connecting {
+		srv.want(srv.reg | unix.EPOLLIN)
+		c.arm(hcResponding, c.x.bs.b.cfg.Timeouts.Response)
+		return
+	}
+	if c.x.hg == nil {
+		c.next()
+	}
+}
+
+// handOver gives the connection to the fasthttp engine, replaying b, the bytes read
+// and not yet answered.
+func (c *httpConn) handOver(b []byte) {
+	prefix := append([]byte(nil), b...)
+	c.in = nil
+	c.detach()
+	file := os.NewFile(uintptr(c.fd), "")
+	nc, err := net.FileConn(file)
+	file.Close()
+	if err != nil {
+		c.f.d.log.Debug("http connection could not be handed to the fasthttp engine", "err", err)
+		c.release()
+		return
+	}
+	httpLoopCounters.handedOver.Add(1)
+	hc := &handedConn{prefixConn: prefixConn{Conn: nc, prefix: prefix}, gauge: c.gauge}
+	f := c.f
+	f.wg.Add(1)
+	c.f.loops.remove(c)
+	go func() {
+		defer f.wg.Done()
+		if !f.deliver(hc) {
+			hc.Close()
+			hc.gauge.Dec()
+			f.open.Add(-1)
+			f.wake()
+		}
+	}()
+}
+
+// detach takes the client's descriptor out of the loop without closing it.
+func (c *httpConn) detach() {
+	if c.reg != 0 {
+		epollCtl(c.l.ep, unix.EPOLL_CTL_DEL, c.fd, 0)
+		c.reg = 0
+	}
+	c.l.fds[c.fd] = nil
+	c.l.timers.remove(&c.timer)
+	c.state = hcClosed
+	if srv := c.x.srv; srv != nil {
+		c.x.srv = nil
+		srv.close()
+	}
+}
+
+// close closes the connection at once; why and err say why when it failed.
+func (c *httpConn) close(why string, err error) {
+	if c.state == hcClosed {
+		return
+	}
+	x := &c.x
+	if x.s != nil { // the request in flight is abandoned
+		x.s.Release(0)
+		x.s = nil
+	}
+	x.free()
+	c.detach()
+	unix.Close(c.fd)
+	if err != nil {
+		c.f.d.log.Debug("http connection failed", "op", why, "err", err)
+	}
+	c.f.loops.remove(c)
+	c.release()
+}
+
+// release counts a connection the loop is done with.
+func (c *httpConn) release() {
+	c.state = hcClosed
+	c.gauge.Dec()
+	c.f.open.Add(-1)
+	c.f.wake()
+}
+
+// handedConn is a connection the loop gave to the fasthttp engine; it was counted when
+// accepted.
+type handedConn struct {
+	prefixConn
+	gauge prometheus.Gauge
+}
+
+// srvConn is a connection to a server on a loop: in use by one client connection, or
+// idle in the loop's pool.
+type srvConn struct {
+	l    *eventLoop
+	fd   int
+	reg  uint32
+	pool *serverPool
+	s    *Server
+	c    *httpConn // nil while idle
+
+	connecting bool
+	reused     bool // it came from the pool: the server may have closed it meanwhile
+	sendOff    int
+	in         []byte // a response head that came in pieces
+	scan       headScanner
+	interim    int
+	headDone   bool
+	gotByte    bool
+	reuse      bool
+	used       int64 // when it went idle
+	timer      loopTimer
+}
+
+// serverConn returns an idle connection of p's pool on this loop, or a new one, which
+// is connecting.
+func (l *eventLoop) serverConn(p *serverPool, s *Server) (*srvConn, error) {
+	h := l.httpState()
+	if idle := h.pools[p]; len(idle) > 0 {
+		srv := idle[len(idle)-1]
+		idle[len(idle)-1] = nil
+		h.pools[p] = idle[:len(idle)-1]
+		l.timers.remove(&srv.timer)
+		srv.reset()
+		srv.reused = true
+		return srv, nil
+	}
+	if n := p.loopConns.Add(1); int(n) > p.key.size {
+		p.loopConns.Add(-1)
+		return nil, fasthttp.ErrNoFreeConns
+	}
+	ap, err := netip.ParseAddrPort(p.key.addr)
+	if err != nil {
+		p.loopConns.Add(-1)
+		return nil, &connectError{addr: p.key.addr, err: err}
+	}
+	fd, err := connectNonblock(ap)
+	if err != nil {
+		p.loopConns.Add(-1)
+		return nil, &connectError{addr: p.key.addr, err: err}
+	}
+	srv := &srvConn{l: l, fd: fd, pool: p, s: s, connecting: true}
+	srv.reset()
+	l.setFD(fd, srv)
+	srv.want(unix.EPOLLOUT)
+	return srv, nil
+}
+
+func (srv *srvConn) reset() {
+	srv.sendOff, srv.in, srv.interim, srv.headDone, srv.gotByte, srv.reuse = 0, nil, 0, false, false, true
+	srv.scan = newHeadScanner(serverBufferSize)
+}
+
+// connectNonblock starts a TCP connection to ap.
+func connectNonblock(ap netip.AddrPort) (int, error) {
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if ap.Addr().Is4() || ap.Addr().Is4In6() {
+		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
+	} else {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("connect", err)
+	}
+	return fd, nil
+}
+
+// putServerConn keeps srv for another request, unless its pool is retired or this
+// loop's share of it is full.
+func (l *eventLoop) putServerConn(srv *srvConn) {
+	p := srv.pool
+	h := l.httpState()
+	if p.retired.Load() || len(h.pools[p]) >= p.key.size || len(srv.in) > 0 {
+		srv.close()
+		return
+	}
+	h.pools[p] = append(h.pools[p], srv)
+	srv.used = l.now
+	srv.want(unix.EPOLLIN) // a close or anything else from an idle server ends it
+	if srv.timer.fire == nil {
+		srv.timer.fire = srv.idleFire
+	}
+	l.timers.add(&srv.timer, l.now+int64(poolIdleTimeout))
+}
+
+func (srv *srvConn) idleFire(now int64) int64 {
+	if srv.c == nil && srv.fd >= 0 {
+		srv.close()
+	}
+	return 0
+}
+
+func (srv *srvConn) want(ev uint32) {
+	if srv.fd < 0 {
+		return
+	}
+	if e := srv.l.register(srv.fd, &srv.reg, ev); e != 0 {
+		srv.fail(&net.OpError{Op: "epoll_ctl", Err: e})
+	}
+}
+
+// close closes the connection and takes it out of its pool.
+func (srv *srvConn) close() {
+	if srv.fd < 0 {
+		return
+	}
+	l := srv.l
+	if srv.c == nil {
+		h := l.httpState()
+		idle := h.pools[srv.pool]
+		for i, x := range idle {
+			if x == srv {
+				idle = append(idle[:i], idle[i+1:]...)
+				break
+			}
+		}
+		if len(idle) == 0 {
+			delete(h.pools, srv.pool)
+		} else {
+			h.pools[srv.pool] = idle
+		}
+	}
+	if srv.reg != 0 {
+		epollCtl(l.ep, unix.EPOLL_CTL_DEL, srv.fd, 0)
+		srv.reg = 0
+	}
+	l.fds[srv.fd] = nil
+	l.timers.remove(&srv.timer)
+	unix.Close(srv.fd)
+	srv.fd = -1
+	srv.pool.loopConns.Add(-1)
+}
+
+// fail ends the attempt on srv with err: the client retries or answers.
+func (srv *srvConn) fail(err error) {
+	c := srv.c
+	if c == nil {
+		srv.close()
+		return
+	}
+	if c.x.answered {
+		c.serverBodyFailed(err)
+		return
+	}
+	c.serverFailed(err)
+}
+
+// serverBodyFailed handles a server connection that failed after the answer started:
+// the client connection cannot be given a complete answer and closes.
+func (c *httpConn) serverBodyFailed(err error) {
+	x := &c.x
+	if x.s != nil {
+		x.s.Release(time.Duration(c.l.now - x.sent))
+		x.ss.errors[reasonReset].inc3(x.hg.g.metrics.errors, x.bs.b.cfg.Name, x.s.Name, reasonNames[reasonReset])
+		x.s = nil
+	}
+	c.close("server connection failed during the answer", err)
+}
+
+func (srv *srvConn) stop(l *eventLoop) {
+	if srv.c != nil {
+		srv.c.close("", nil)
+	}
+	srv.close()
+}
+
+// event handles the readiness of a server connection.
+func (srv *srvConn) event(l *eventLoop, ev uint32) {
+	srv.ready(ev)
+	l.http.commit()
+}
+
+func (srv *srvConn) ready(ev uint32) {
+	if srv.c == nil { // idle: the server closed it, or sent what it must not
+		srv.close()
+		return
+	}
+	if srv.connecting {
+		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return
+		}
+		srv.connecting = false
+		if e, _ := unix.GetsockoptInt(srv.fd, unix.SOL_SOCKET, unix.SO_ERROR); e != 0 {
+			srv.fail(&connectError{addr: srv.pool.key.addr, err: os.NewSyscallError("connect", syscall.Errno(e))})
+			return
+		}
+		srv.sendRequest()
+		return
+	}
+	if ev&unix.EPOLLOUT != 0 && srv.sendOff < len(srv.c.x.send) {
+		srv.sendRequest()
+		if srv.c == nil || srv.fd < 0 {
+			return
+		}
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0 && srv.reg&unix.EPOLLIN != 0 {
+		srv.readable()
+	}
+}
+
+// sendRequest writes (the rest of) the request.
+func (srv *srvConn) sendRequest() {
+	c := srv.c
+	send := c.x.send
+	if srv.sendOff == 0 {
+		c.arm(hcServer, c.x.bs.b.cfg.Timeouts.Response)
+	}
+	for srv.sendOff < len(send) {
+		n, e := rawIO(unix.SYS_WRITE, srv.fd, send[srv.sendOff:])
+		if e == unix.EAGAIN {
+			srv.want(unix.EPOLLOUT | unix.EPOLLIN)
+			return
+		}
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			srv.fail(&sendError{os.NewSyscallError("write", e)})
+			return
+		}
+		srv.sendOff += n
+	}
+	srv.want(unix.EPOLLIN)
+}
+
+// readable reads the server's response: its head, then body bytes for the client.
+func (srv *srvConn) readable() {
+	h := srv.l.httpState()
+	n, e := rawIO(unix.SYS_READ, srv.fd, h.buf)
+	switch {
+	case e == unix.EAGAIN || e == unix.EINTR:
+		return
+	case e != 0:
+		if !srv.gotByte {
+			srv.fail(io.EOF) // as fasthttp's Header.Read sees any error before the first byte
+			return
+		}
+		srv.fail(os.NewSyscallError("read", e))
+		return
+	case n == 0:
+		srv.eof()
+		return
+	}
+	srv.gotByte = true
+	p := h.buf[:n]
+	if !srv.headDone {
+		srv.head(p)
+		return
+	}
+	c := srv.c
+	c.arm(hcResponding, c.x.bs.b.cfg.Timeouts.Response) // a stall, not the whole body
+	srv.body(p)
+}
+
+// eof handles the server's FIN.
+func (srv *srvConn) eof() {
+	c := srv.c
+	switch {
+	case !srv.headDone && !srv.gotByte:
+		srv.fail(io.EOF)
+	case !srv.headDone:
+		srv.fail(errUnexpectedClose)
+	default:
+		if err := c.x.body.eof(); err != nil {
+			srv.fail(err)
+			return
+		}
+		c.responseDone(false)
+	}
+}
+
+// head takes bytes of a response head.
+func (srv *srvConn) head(p []byte) {
+	c := srv.c
+	b := p
+	if len(srv.in) > 0 {
+		srv.in = append(srv.in, p...)
+		b = srv.in
+	}
+	for {
+		start, end, err := srv.scan.scan(b)
+		if err != nil {
+			srv.fail(&fasthttp.ErrSmallBuffer{})
+			return
+		}
+		if end == 0 {
+			if len(srv.in) == 0 {
+				srv.in = append([]byte(nil), b...)
+			}
+			return
+		}
+		h := srv.l.httpState()
+		rh := &h.resp
+		if err := rh.Read(h.reader(b[start:end], serverBufferSize)); err != nil || h.br.Buffered() != 0 {
+			if err == nil {
+				err = errors.New("malformed response head")
+			}
+			srv.fail(err)
+			return
+		}
+		code := rh.StatusCode()
+		if code == fasthttp.StatusSwitchingProtocols {
+			srv.fail(errUpgrade)
+			return
+		}
+		if code < 200 {
+			srv.interim++
+			if srv.interim >= maxInterim {
+				srv.fail(errTooManyInterim)
+				return
+			}
+			b = b[end:]
+			srv.scan = newHeadScanner(serverBufferSize)
+			if len(b) == 0 {
+				srv.in = nil
+				return
+			}
+			continue
+		}
+		srv.headDone = true
+		srv.reuse = !rh.ConnectionClose()
+		rest := b[end:]
+		srv.in = nil
+		c.respond(rh)
+		if c.state == hcClosed {
+			return
+		}
+		srv.body(rest)
+		return
+	}
+}
+
+// body forwards response body bytes to the client.
+func (srv *srvConn) body(p []byte) {
+	c := srv.c
+	x := &c.x
+	n, done, err := x.body.scan(p)
+	if err != nil {
+		srv.fail(err)
+		return
+	}
+	c.forward(p[:n])
+	if c.state == hcClosed {
+		return
+	}
+	if done {
+		// A server that answered before it had the whole request (a 413, say) may
+		// not expect the rest as a next request: its connection is not reused.
+		reuse := srv.reuse && n == len(p) && x.body.kind != bodyClose && srv.sendOff == len(x.send)
+		c.responseDone(reuse)
+	}
+}
+
+// closeLoopIdle closes the idle connections of p that the event loops hold, as
+// HostClient.CloseIdleConnections does for the fasthttp engine's.
+func (p *serverPool) closeLoopIdle() {
+	list := eventLoops.list.Load()
+	if list == nil {
+		return
+	}
+	for _, l := range *list {
+		l.post(func() {
+			if l.http == nil {
+				return
+			}
+			for _, srv := range slices.Clone(l.http.pools[p]) {
+				srv.close()
+			}
+		})
+	}
+}

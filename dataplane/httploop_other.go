@@ -1,0 +1,30 @@
+//go:build !linux
+
+package dataplane
+
+import (
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// toLoop is the loop engine's entry (httploop_linux.go); without event loops every
+// connection is served by the fasthttp engine.
+func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen) bool { return false }
+
+// loopConns are the connections of a frontend on the loops: none here.
+type loopConns struct{}
+
+func (lc *loopConns) drain(ctx interface{ Done() <-chan struct{} }) {}
+
+// handedConn is a connection the loop engine gave to the fasthttp engine: none here.
+type handedConn struct {
+	prefixConn
+	gauge prometheus.Gauge
+}
+
+// loopable: no generation is served on loops here.
+func loopable(g *frontendGen) bool { return false }
+
+// closeLoopIdle: no event loop holds connections here.
+func (p *serverPool) closeLoopIdle() {}
