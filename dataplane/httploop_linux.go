@@ -197,8 +197,9 @@ func (lc *loopConns) drain(ctx interface {
 }
 
 // toLoop moves a new plain connection to an event loop; false when it cannot (the
-// caller serves it on the fasthttp engine).
-func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen) bool {
+// caller serves it on the fasthttp engine). pc is the connection with the addresses of
+// its PROXY header, nil for none.
+func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool {
 	l, err := nextEventLoop()
 	if err != nil {
 		return false
@@ -209,6 +210,9 @@ func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen) bool {
 	}
 	m := &hg.g.m
 	hc := &httpConn{f: f, l: l, fd: fd, ip: tcpAddrPort(c.RemoteAddr()).Addr(), gauge: m.connsActive}
+	if pc != nil {
+		hc.ip, hc.remote, hc.local = tcpAddrPort(pc.remote).Addr(), pc.remote, pc.local
+	}
 	if !f.loops.add(hc) {
 		unix.Close(fd)
 		return false // shutting down: the fasthttp engine closes it
@@ -240,6 +244,8 @@ type httpConn struct {
 	reg   uint32
 	ip    netip.Addr
 	gauge prometheus.Gauge
+	// remote and local are the addresses of the connection's PROXY header, nil for none.
+	remote, local net.Addr
 
 	state int
 	// in holds bytes read and not yet taken by a request (only when a read left some).
@@ -960,7 +966,11 @@ func (c *httpConn) handOver(b []byte) {
 		return
 	}
 	httpLoopCounters.handedOver.Add(1)
-	hc := &handedConn{prefixConn: prefixConn{Conn: nc, prefix: prefix}, gauge: c.gauge}
+	var conn net.Conn = nc
+	if tc, ok := nc.(*net.TCPConn); ok && c.remote != nil {
+		conn = &proxiedConn{TCPConn: tc, remote: c.remote, local: c.local}
+	}
+	hc := &handedConn{prefixConn: prefixConn{Conn: conn, prefix: prefix}, gauge: c.gauge}
 	f := c.f
 	f.wg.Add(1)
 	c.f.loops.remove(c)

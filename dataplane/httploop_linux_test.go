@@ -1157,7 +1157,7 @@ func testHTTPLoopServerErrors(t *testing.T, engine string) {
 
 // Requests the loop engine leaves to fasthttp: their connection is handed over, and the
 // answer is fasthttp's. Frontends whose config needs fasthttp for every request (rate
-// limit, persistence, PROXY protocol) may also be kept off the loops from the accept,
+// limit, persistence) may also be kept off the loops from the accept,
 // which is not counted as a hand-over: for those, the loop must just serve nothing.
 func TestHTTPLoopHandOver(t *testing.T) {
 	one := func(method, req string) func(c *hlConn) []*hlResp {
@@ -1171,6 +1171,8 @@ func TestHTTPLoopHandOver(t *testing.T) {
 		// atAccept: the config keeps the frontend's connections from being served on
 		// the loops; the engine may decide so at accept (not counted as a hand-over).
 		atAccept bool
+		// onLoop: the request is served on the loop, not handed over.
+		onLoop bool
 	}{{
 		name:   "HTTP/1.0",
 		script: one("GET", "GET /ten HTTP/1.0\r\nHost: a\r\n\r\n"),
@@ -1239,7 +1241,17 @@ func TestHTTPLoopHandOver(t *testing.T) {
 				t.Errorf("got %d %q", r[0].status, r[0].body)
 			}
 		},
-		atAccept: true,
+		onLoop: true, // the header is read off the loop, the requests are served on it
+	}, {
+		name:   "PROXY protocol, then HTTP/1.0",
+		config: func(cfg *Config) { cfg.Frontends[0].AcceptProxy = loopbackTrusted },
+		script: one("GET", "PROXY TCP4 203.0.113.7 198.51.100.1 4444 80\r\nGET /pp HTTP/1.0\r\nHost: a\r\n\r\n"),
+		check: func(t *testing.T, r []*hlResp) {
+			// Handed over: fasthttp sees the header's client as the connection's.
+			if r[0].status != 200 || !strings.Contains(r[0].body, "\nX-Real-IP: 203.0.113.7\n") {
+				t.Errorf("got %d %q", r[0].status, r[0].body)
+			}
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			be := hlEcho(t)
@@ -1250,9 +1262,12 @@ func TestHTTPLoopHandOver(t *testing.T) {
 			p := hlStart(t, cfg)
 			before := hlCountsNow()
 			tc.check(t, p.run(t, tc.script))
-			if tc.atAccept {
+			switch {
+			case tc.atAccept:
 				hlExpectNotServed(t, before, 1)
-			} else {
+			case tc.onLoop:
+				hlExpect(t, EngineLoop, before, 1, 0)
+			default:
 				hlExpect(t, EngineLoop, before, 0, 1)
 			}
 		})

@@ -10,7 +10,7 @@ import (
 
 // toLoop is the loop engine's entry (httploop_linux.go); without event loops every
 // connection is served by the fasthttp engine.
-func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen) bool { return false }
+func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool { return false }
 
 // loopConns are the connections of a frontend on the loops: none here.
 type loopConns struct{}

@@ -557,6 +557,12 @@ func (f *httpFrontend) deliverProxied(c *net.TCPConn, g *frontendGen) {
 	case !h.Local:
 		conn = &proxiedConn{TCPConn: c, remote: net.TCPAddrFromAddrPort(h.Src), local: net.TCPAddrFromAddrPort(h.Dst)}
 	}
+	if conn != nil && g.tls == nil && !g.cfg.H2C {
+		pc, _ := conn.(*proxiedConn)
+		if hg := f.gen.Load(); hg.loop && f.toLoop(c, hg, pc) {
+			return
+		}
+	}
 	// deliverTLS runs the TLS handshake or the h2c sniffing the frontend asks for, or
 	// else just delivers (tls.go).
 	if conn == nil || !f.deliverTLS(conn, g) {

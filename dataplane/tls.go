@@ -523,7 +523,7 @@ func (f *httpFrontend) dispatch(c *net.TCPConn) bool {
 	hg := f.gen.Load()
 	g := hg.g
 	if g.tls == nil && !g.cfg.H2C {
-		if hg.loop && f.toLoop(c, hg) {
+		if hg.loop && f.toLoop(c, hg, nil) {
 			return true
 		}
 		return f.deliver(c)
