@@ -487,7 +487,7 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 			}
 			fixResponse(&resp.Header, st)
 			if b.persist != nil {
-				b.persist.record(resp, s, &st.persist)
+				b.persist.record(&resp.Header, s, &st.persist)
 			}
 			hg.served(bs, ss, s, resp.StatusCode(), t1.Sub(ctx.Time()))
 			if !resp.IsBodyStream() {

@@ -36,6 +36,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -113,7 +114,7 @@ func (h *loopHTTP) reader(b []byte, size int) *bufio.Reader {
 // loopable reports whether requests of g may be served on the loops (see the top).
 func loopable(g *frontendGen) bool {
 	cfg := &g.cfg
-	if cfg.Engine != EngineLoop || g.tls != nil || cfg.H2C || cfg.RedirectToHTTPS || g.limit != nil {
+	if cfg.Engine != EngineLoop || g.tls != nil || cfg.H2C || cfg.RedirectToHTTPS {
 		return false
 	}
 	ok := loopableBackend(g.backend)
@@ -124,7 +125,7 @@ func loopable(g *frontendGen) bool {
 }
 
 func loopableBackend(b *backend) bool {
-	if b.tls != nil || b.persist != nil || b.limited {
+	if b.tls != nil || b.limited {
 		return false
 	}
 	for _, s := range b.servers {
@@ -233,6 +234,7 @@ const (
 	hcHead              // reading a request (client_header, then client_idle for a body)
 	hcServer            // the request is with a server: connecting, sending or waiting
 	hcResponding        // the answer is being written
+	hcDelayed           // the request waits for its turn under the rate limit
 	hcClosed
 )
 
@@ -284,7 +286,8 @@ type exchange struct {
 	s      *Server
 	ss     *serverStats
 	pool   *serverPool
-	stale  int // attempts again on another connection to s, after a stale one
+	stale  int     // attempts again on another connection to s, after a stale one
+	sticky *Server // the server persistence chose, nil for none
 	srv    *srvConn
 	failed *Server
 	fail   failure
@@ -372,6 +375,9 @@ func (c *httpConn) timeout() {
 	case hcHead:
 		hg := c.f.gen.Load()
 		c.answerClose(hg, nil, fasthttp.StatusRequestTimeout, "request not received in time")
+	case hcDelayed:
+		c.state = hcServer
+		c.route()
 	case hcServer:
 		if srv := c.x.srv; srv != nil && srv.connecting {
 			c.serverFailed(&connectError{addr: srv.pool.key.addr, err: os.ErrDeadlineExceeded})
@@ -414,8 +420,12 @@ func (c *httpConn) drain() {
 		return
 	}
 	c.draining = true
-	if c.state == hcIdle {
+	switch c.state {
+	case hcIdle:
 		c.close("", nil)
+	case hcDelayed: // as limitWait gives up on the fasthttp engine
+		c.answer(nil, fasthttp.StatusServiceUnavailable, "server shutting down")
+		c.l.http.commit()
 	}
 }
 
@@ -543,13 +553,39 @@ func (c *httpConn) process(b []byte) {
 		}
 		bodyLen = n
 	}
+	var delay time.Duration
+	if lim := hg.g.limit; lim != nil { // as limitHTTP does on the fasthttp engine
+		var v limitVerdict
+		if lim.key.header != "" {
+			v = lim.take(peekHeader(&req.Header, lim.key.header))
+		} else {
+			var a [16]byte
+			v = lim.take(ipKey(c.ip, &a))
+		}
+		if !v.ok {
+			hg.g.m.bytesIn.Add(float64(end - start + bodyLen))
+			close := rh.ConnectionClose()
+			c.headStart, c.headEnd = 0, 0
+			c.take(b, end+bodyLen)
+			c.state = hcResponding
+			n := c.writeAnswer(fasthttp.StatusTooManyRequests, "rate limit of "+lim.cfg.Rate+" exceeded", close || c.draining || c.eof,
+				"Retry-After", strconv.FormatInt(retryAfterSeconds(v.retryAfter), 10))
+			hg.answered(nil, fasthttp.StatusTooManyRequests, 0, n)
+			httpLoopCounters.served.Add(1)
+			return
+		}
+		delay = v.delay
+	}
 	c.request(hg, b[start:end], b[end:end+bodyLen])
-	c.state = hcServer
 	c.headStart, c.headEnd = 0, 0
 	c.take(b, end+bodyLen)
-	if c.state == hcServer {
-		c.route()
+	if delay > 0 {
+		c.state = hcDelayed
+		c.arm(hcDelayed, delay)
+		return
 	}
+	c.state = hcServer
+	c.route()
 }
 
 // keep holds b as c.in, if it is not c.in already; false when it is too much to hold
@@ -599,6 +635,9 @@ func (c *httpConn) request(hg *httpGen, raw, body []byte) {
 	x.idem = x.head || idempotent(rh)
 	x.close = rh.ConnectionClose()
 	rewriteRequest(req, c.ip, st)
+	if b.persist != nil { // before the head is rendered: it takes its cookie out
+		x.sticky = b.persist.choose(req, c.ip, &st.persist)
+	}
 	x.send = rh.AppendBytes(x.send)
 	x.send = append(x.send, body...)
 }
@@ -607,7 +646,13 @@ func (c *httpConn) request(hg *httpGen, raw, body []byte) {
 func (c *httpConn) route() {
 	x := &c.x
 	b := x.bs.b
-	s, _ := b.acquire(&x.st.pick, nil) // b is not limited: this does not wait
+	var s *Server
+	if x.try == 0 && x.sticky != nil && x.sticky.TryAcquire() {
+		s = x.sticky
+	}
+	if s == nil {
+		s, _ = b.acquire(&x.st.pick, nil) // b is not limited: this does not wait
+	}
 	if s == nil {
 		if x.failed == nil {
 			x.bs.noServer.Inc()
@@ -708,10 +753,13 @@ func (c *httpConn) answerClose(hg *httpGen, bs *backendStats, code int, what str
 }
 
 // writeAnswer writes lbd's answer as the fasthttp engine's writeAnswer makes it.
-func (c *httpConn) writeAnswer(code int, what string, close bool) int {
+func (c *httpConn) writeAnswer(code int, what string, close bool, header ...string) int {
 	h := c.l.httpState()
 	resp := &h.answer
 	writeAnswer(resp, code, what)
+	for i := 0; i+1 < len(header); i += 2 {
+		resp.Header.Set(header[i], header[i+1])
+	}
 	resp.Header.SetContentLength(len(resp.Body()))
 	if close {
 		resp.Header.SetConnectionClose()
@@ -741,6 +789,9 @@ func (c *httpConn) respond(rh *fasthttp.ResponseHeader) {
 		rh.SetContentLength(-1) // chunked to the client
 	}
 	fixResponse(rh, x.st)
+	if p := x.bs.b.persist; p != nil {
+		p.record(rh, x.s, &x.st.persist)
+	}
 	if x.close || c.draining || c.eof {
 		rh.SetConnectionClose()
 		c.closing = true

@@ -85,19 +85,6 @@ func hlExpectEither(t testing.TB, engine string, before hlCounts, n int64) {
 	}
 }
 
-// hlExpectNotServed checks that the loop engine served none of the requests on conns
-// connections: it handed them over, or kept them off the loops from the start (which is
-// not counted).
-func hlExpectNotServed(t testing.TB, before hlCounts, conns int64) {
-	t.Helper()
-	time.Sleep(50 * time.Millisecond) // a count a moment late would be missed
-	c := hlCountsNow()
-	if served, handed := c.served-before.served, c.handedOver-before.handedOver; served != 0 || handed < 0 || handed > conns {
-		t.Errorf("httpLoopCounters moved by served %+d, handedOver %+d; want 0 served and at most %d handed over",
-			served, handed, conns)
-	}
-}
-
 // hlField is a header field as it was on the wire.
 type hlField struct{ name, value string }
 
@@ -1156,9 +1143,8 @@ func testHTTPLoopServerErrors(t *testing.T, engine string) {
 }
 
 // Requests the loop engine leaves to fasthttp: their connection is handed over, and the
-// answer is fasthttp's. Frontends whose config needs fasthttp for every request (rate
-// limit, persistence) may also be kept off the loops from the accept,
-// which is not counted as a hand-over: for those, the loop must just serve nothing.
+// answer is fasthttp's. Beside them, features the loop serves itself (rate limits,
+// cookie persistence, the PROXY protocol), with the answers the fasthttp engine gives.
 func TestHTTPLoopHandOver(t *testing.T) {
 	one := func(method, req string) func(c *hlConn) []*hlResp {
 		return func(c *hlConn) []*hlResp { return []*hlResp{c.roundTrip(method, req)} }
@@ -1168,11 +1154,8 @@ func TestHTTPLoopHandOver(t *testing.T) {
 		config func(cfg *Config)
 		script func(c *hlConn) []*hlResp
 		check  func(t *testing.T, r []*hlResp)
-		// atAccept: the config keeps the frontend's connections from being served on
-		// the loops; the engine may decide so at accept (not counted as a hand-over).
-		atAccept bool
-		// onLoop: the request is served on the loop, not handed over.
-		onLoop bool
+		// served: the requests are served on the loop, not handed over.
+		served int64
 	}{{
 		name:   "HTTP/1.0",
 		script: one("GET", "GET /ten HTTP/1.0\r\nHost: a\r\n\r\n"),
@@ -1218,7 +1201,7 @@ func TestHTTPLoopHandOver(t *testing.T) {
 				t.Errorf("second: %d %q", r[1].status, r[1].body)
 			}
 		},
-		atAccept: true,
+		served: 2,
 	}, {
 		name: "cookie persistence",
 		config: func(cfg *Config) {
@@ -1231,7 +1214,7 @@ func TestHTTPLoopHandOver(t *testing.T) {
 				t.Errorf("got %d, Set-Cookie %q; want %q", r[0].status, r[0].header.get("Set-Cookie"), want)
 			}
 		},
-		atAccept: true,
+		served: 1,
 	}, {
 		name:   "PROXY protocol",
 		config: func(cfg *Config) { cfg.Frontends[0].AcceptProxy = loopbackTrusted },
@@ -1241,7 +1224,7 @@ func TestHTTPLoopHandOver(t *testing.T) {
 				t.Errorf("got %d %q", r[0].status, r[0].body)
 			}
 		},
-		onLoop: true, // the header is read off the loop, the requests are served on it
+		served: 1, // the header is read off the loop, the request is served on it
 	}, {
 		name:   "PROXY protocol, then HTTP/1.0",
 		config: func(cfg *Config) { cfg.Frontends[0].AcceptProxy = loopbackTrusted },
@@ -1263,10 +1246,8 @@ func TestHTTPLoopHandOver(t *testing.T) {
 			before := hlCountsNow()
 			tc.check(t, p.run(t, tc.script))
 			switch {
-			case tc.atAccept:
-				hlExpectNotServed(t, before, 1)
-			case tc.onLoop:
-				hlExpect(t, EngineLoop, before, 1, 0)
+			case tc.served > 0:
+				hlExpect(t, EngineLoop, before, tc.served, 0)
 			default:
 				hlExpect(t, EngineLoop, before, 0, 1)
 			}
@@ -1513,4 +1494,53 @@ func testHTTPLoopIdleServerConnsClosed(t *testing.T, engine string) {
 		c.eof()
 	}
 	hlExpect(t, engine, before, 2*int64(len(conns)), 0)
+}
+
+func TestHTTPLoopRateLimitDelayShutdown(t *testing.T) {
+	forEachEngine(t, testHTTPLoopRateLimitDelayShutdown)
+}
+
+// A request waiting for its turn under the rate limit when the frontend shuts down gets
+// 503 at once, on both engines, instead of holding the shutdown for its delay.
+func testHTTPLoopRateLimitDelayShutdown(t *testing.T, engine string) {
+	be := htNamed(t, "x")
+	cfg := withEngine(htConfig("", be.addr()), engine)
+	cfg.Frontends[0].RateLimit = &RateLimit{Rate: "1r/m", Burst: 5} // the second waits a minute
+	d := New(Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))})
+	if err := d.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", d.Addr("fe").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first request: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	io.WriteString(c, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+	m := d.metrics.ctl.rateLimited
+	htEventually(t, "second request delayed", func() bool { return htValue(t, m.WithLabelValues("fe", "delayed")) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := d.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Close took %v with a delayed request", took)
+	}
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("delayed request: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 503 || string(body) != "503 Service Unavailable: server shutting down\n" {
+		t.Errorf("delayed request got %d %q", resp.StatusCode, body)
+	}
 }

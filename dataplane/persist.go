@@ -357,10 +357,11 @@ func (p *persistence) count(result int) {
 }
 
 // record notes that s answered the request choose was asked about: it sets the cookie
-// on resp, or the table entry, unless s is the server the client already had.
-func (p *persistence) record(resp *fasthttp.Response, s *Server, ps *persistScratch) {
+// on the response head h, or the table entry, unless s is the server the client already
+// had.
+func (p *persistence) record(h *fasthttp.ResponseHeader, s *Server, ps *persistScratch) {
 	if p.cookie != nil {
-		p.recordCookie(resp, s, ps)
+		p.recordCookie(h, s, ps)
 		return
 	}
 	p.recordConn(s, ps)

@@ -141,8 +141,7 @@ var (
 // recordCookie sets the persistence cookie on resp when s, which answered, is not the
 // server the request's cookie named. A cookie of that name the server set is removed
 // either way: lbd owns it.
-func (p *persistence) recordCookie(resp *fasthttp.Response, s *Server, ps *persistScratch) {
-	h := &resp.Header
+func (p *persistence) recordCookie(h *fasthttp.ResponseHeader, s *Server, ps *persistScratch) {
 	h.DelCookie(p.cookie.name)
 	if ps.chosen == s {
 		return
