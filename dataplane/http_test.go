@@ -187,6 +187,11 @@ func htRawServer(t testing.TB, handle func(c net.Conn)) (string, *atomic.Int64) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return htServeRaw(t, ln, handle)
+}
+
+// htServeRaw is htRawServer on the listener ln.
+func htServeRaw(t testing.TB, ln net.Listener, handle func(c net.Conn)) (string, *atomic.Int64) {
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	t.Cleanup(func() {

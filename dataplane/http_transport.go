@@ -65,7 +65,8 @@ type serverPool struct {
 	// from requests still in flight are closed instead of kept.
 	retired atomic.Bool
 	// loopConns counts the connections the event loops hold to the server
-	// (httploop_linux.go), bounded by the pool size as the HostClient's are.
+	// (httploop_linux.go). Unlike the HostClient's, they are not bounded: pool_size
+	// bounds the idle ones (idleShare per loop), as nginx's keepalive does.
 	loopConns atomic.Int32
 }
 

@@ -68,8 +68,9 @@ const (
 // goroutine uses, between two events.
 type loopHTTP struct {
 	req    fasthttp.Request
-	uri    fasthttp.URI
 	resp   fasthttp.ResponseHeader
+	out    appendWriter
+	bw     *bufio.Writer
 	answer fasthttp.Response
 	rd     bytes.Reader
 	br     *bufio.Reader
@@ -88,8 +89,7 @@ type loopHTTP struct {
 func (l *eventLoop) httpState() *loopHTTP {
 	if l.http == nil {
 		h := &loopHTTP{buf: make([]byte, loopReadSize), pools: map[*serverPool][]*srvConn{}}
-		h.req.Header.DisableNormalizing()
-		h.req.Header.SetNoDefaultContentType(true)
+		h.bw = bufio.NewWriterSize(&h.out, loopReadSize)
 		h.resp.DisableNormalizing()
 		h.resp.SetNoDefaultContentType(true)
 		h.answer.Header.DisableNormalizing()
@@ -97,6 +97,15 @@ func (l *eventLoop) httpState() *loopHTTP {
 		l.http = h
 	}
 	return l.http
+}
+
+// request returns the loop's Request, reset, with the fasthttp engine server's settings.
+func (h *loopHTTP) request() *fasthttp.Request {
+	req := &h.req
+	req.Reset()
+	req.Header.DisableNormalizing()
+	req.Header.SetNoDefaultContentType(true)
+	return req
 }
 
 // reader returns a bufio.Reader over b with room for a head of size bytes.
@@ -230,7 +239,8 @@ func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool
 
 // Client connection states.
 const (
-	hcIdle       = iota // keep-alive, waiting for a request (client_idle)
+	hcNew        = iota // posted to its loop, not started yet
+	hcIdle              // keep-alive, waiting for a request (client_idle)
 	hcHead              // reading a request (client_header, then client_idle for a body)
 	hcServer            // the request is with a server: connecting, sending or waiting
 	hcResponding        // the answer is being written
@@ -256,8 +266,11 @@ type httpConn struct {
 	headAt int64
 	scan   headScanner
 	// headStart and headEnd locate a complete head in the input while its body is
-	// still arriving; 0, 0 otherwise.
-	headStart, headEnd int
+	// still arriving; 0, 0 otherwise. bodyAt is how far a chunked body has been
+	// scanned (chunks), and bodyWait whether the body's deadline is set.
+	headStart, headEnd, bodyAt int
+	chunks                     bodyFramer
+	bodyWait                   bool
 	// out holds bytes for the client that a write did not take; nothing is read from
 	// the server meanwhile.
 	out      []byte
@@ -311,6 +324,11 @@ func (x *exchange) free() {
 
 func (c *httpConn) start() {
 	l := c.l
+	if c.draining { // the frontend shut down before the loop got to it
+		unix.Close(c.fd)
+		c.release()
+		return
+	}
 	l.httpState()
 	l.setFD(c.fd, c)
 	// A new connection has client_header for its first request, as on the fasthttp
@@ -421,6 +439,7 @@ func (c *httpConn) drain() {
 	}
 	c.draining = true
 	switch c.state {
+	case hcNew: // start closes it
 	case hcIdle:
 		c.close("", nil)
 	case hcDelayed: // as limitWait gives up on the fasthttp engine
@@ -430,7 +449,13 @@ func (c *httpConn) drain() {
 }
 
 // cut closes the connection whatever it is doing.
-func (c *httpConn) cut() { c.close("", nil) }
+func (c *httpConn) cut() {
+	if c.state == hcNew {
+		c.draining = true // start closes it
+		return
+	}
+	c.close("", nil)
+}
 
 // readable reads what the client sent and handles the requests it completes.
 func (c *httpConn) readable() {
@@ -443,7 +468,7 @@ func (c *httpConn) readable() {
 			copy(grown, c.in)
 			c.in = grown
 		}
-		buf = c.in[len(c.in):cap(c.in)]
+		buf = c.in[len(c.in) : len(c.in)+loopReadSize]
 	}
 	n, e := rawIO(unix.SYS_READ, c.fd, buf)
 	switch {
@@ -509,10 +534,12 @@ func (c *httpConn) process(b []byte) {
 			c.keep(b)
 			return
 		}
-		c.headStart, c.headEnd = start, end
+		c.headStart, c.headEnd, c.bodyAt = start, end, end
 	}
+	// The head is parsed again on every call while its body arrives: the loop's Request
+	// serves all its connections.
 	h := c.l.httpState()
-	req := &h.req
+	req := h.request()
 	if err := req.Header.Read(h.reader(b[start:end], cfg.MaxHeaderBytes)); err != nil || h.br.Buffered() != 0 {
 		c.handOver(b) // fasthttp answers it
 		return
@@ -523,35 +550,47 @@ func (c *httpConn) process(b []byte) {
 		c.handOver(b)
 		return
 	}
-	// The body must be here, whole, within maxBufferedBody.
+	// The body must be here, whole, within maxBufferedBody; it then has client_idle to
+	// arrive, once, as on the fasthttp engine (headerReceived).
+	bodyMax := min(cfg.MaxBodyBytes, maxBufferedBody)
 	var bodyLen int
 	switch cl := rh.ContentLength(); {
 	case cl >= 0:
-		if cl > maxBufferedBody || cl > cfg.MaxBodyBytes {
+		if cl > bodyMax {
 			c.handOver(b)
 			return
 		}
 		if len(b)-end < cl {
-			if c.keep(b) {
-				c.arm(hcHead, cfg.Timeouts.ClientIdle)
-			}
+			c.waitBody(b, cfg.Timeouts.ClientIdle)
 			return
 		}
 		bodyLen = cl
 	case cl == -1:
-		f := newBodyFramer(bodyChunked, 0, int64(min(cfg.MaxBodyBytes, maxBufferedBody)))
-		n, done, err := f.scan(b[end:])
-		if err != nil || (!done && len(b)-end >= maxBufferedBody) {
+		if c.bodyAt == end { // the first look at this body
+			c.chunks = newBodyFramer(bodyChunked, 0, int64(bodyMax))
+		}
+		n, done, err := c.chunks.scan(b[c.bodyAt:]) // the bytes not looked at yet
+		c.bodyAt += n
+		if err != nil || (!done && c.bodyAt-end >= maxBufferedBody) {
 			c.handOver(b)
 			return
 		}
 		if !done {
-			if c.keep(b) {
-				c.arm(hcHead, cfg.Timeouts.ClientIdle)
-			}
+			c.waitBody(b, cfg.Timeouts.ClientIdle)
 			return
 		}
-		bodyLen = n
+		bodyLen = c.bodyAt - end
+	}
+	if bodyLen > 0 || rh.ContentLength() == -1 {
+		// fasthttp's reader takes the body, as on the fasthttp engine: a body it would
+		// refuse (a malformed chunk, say) is handed over for it to answer, and what goes
+		// to the server is its rendering, never the client's framing.
+		h.rd.Reset(b[end : end+bodyLen])
+		h.br.Reset(&h.rd)
+		if err := req.ContinueReadBody(h.br, bodyMax); err != nil || h.br.Buffered() != 0 || h.rd.Len() != 0 {
+			c.handOver(b)
+			return
+		}
 	}
 	var delay time.Duration
 	if lim := hg.g.limit; lim != nil { // as limitHTTP does on the fasthttp engine
@@ -565,7 +604,6 @@ func (c *httpConn) process(b []byte) {
 		if !v.ok {
 			hg.g.m.bytesIn.Add(float64(end - start + bodyLen))
 			close := rh.ConnectionClose()
-			c.headStart, c.headEnd = 0, 0
 			c.take(b, end+bodyLen)
 			c.state = hcResponding
 			n := c.writeAnswer(fasthttp.StatusTooManyRequests, "rate limit of "+lim.cfg.Rate+" exceeded", close || c.draining || c.eof,
@@ -576,9 +614,12 @@ func (c *httpConn) process(b []byte) {
 		}
 		delay = v.delay
 	}
-	c.request(hg, b[start:end], b[end:end+bodyLen])
-	c.headStart, c.headEnd = 0, 0
+	if !c.request(hg, end-start+bodyLen) {
+		c.handOver(b)
+		return
+	}
 	c.take(b, end+bodyLen)
+	c.readIfRoom()
 	if delay > 0 {
 		c.state = hcDelayed
 		c.arm(hcDelayed, delay)
@@ -598,8 +639,20 @@ func (c *httpConn) keep(b []byte) bool {
 	return true
 }
 
-// take drops the first n bytes of the input b, keeping the rest in c.in.
+// waitBody keeps b, a head whose body has not all arrived, and gives the body
+// client_idle from the first time.
+func (c *httpConn) waitBody(b []byte, idle time.Duration) {
+	c.keep(b)
+	if !c.bodyWait {
+		c.bodyWait = true
+		c.arm(hcHead, idle)
+	}
+}
+
+// take drops the first n bytes of the input b, the request just taken, keeping the rest
+// in c.in.
 func (c *httpConn) take(b []byte, n int) {
+	c.headStart, c.headEnd, c.bodyAt, c.bodyWait = 0, 0, 0, false
 	rest := b[n:]
 	switch {
 	case len(rest) == 0:
@@ -611,16 +664,15 @@ func (c *httpConn) take(b []byte, n int) {
 	}
 }
 
-// request sets up the exchange of the request whose head was just parsed into the
-// loop's fasthttp.Request, with its raw bytes and body.
-func (c *httpConn) request(hg *httpGen, raw, body []byte) {
+// request sets up the exchange of the request just read into the loop's
+// fasthttp.Request, n bytes on the wire; false when fasthttp cannot render it.
+func (c *httpConn) request(hg *httpGen, n int) bool {
 	h := c.l.httpState()
 	req := &h.req
 	rh := &req.Header
-	hg.g.m.bytesIn.Add(float64(len(raw) + len(body)))
+	hg.g.m.bytesIn.Add(float64(n))
 	// Routes match the normalized path, as on the fasthttp engine (handle).
-	h.uri.Parse(rh.Host(), rh.RequestURI())
-	b := hg.g.selectBackend(rh.Host(), h.uri.Path(), func(name string) []byte { return peekHeader(rh, name) })
+	b := hg.g.selectBackend(rh.Host(), req.URI().Path(), func(name string) []byte { return peekHeader(rh, name) })
 	bs := hg.stats(b)
 	st := proxyStatePool.Get().(*proxyState)
 	st.pick = Pick{ClientIP: c.ip, Exclude: st.tried[:0]}
@@ -638,8 +690,29 @@ func (c *httpConn) request(hg *httpGen, raw, body []byte) {
 	if b.persist != nil { // before the head is rendered: it takes its cookie out
 		x.sticky = b.persist.choose(req, c.ip, &st.persist)
 	}
-	x.send = rh.AppendBytes(x.send)
-	x.send = append(x.send, body...)
+	// Rendered as the fasthttp engine's exchange writes it.
+	h.out.b = x.send[:0]
+	h.bw.Reset(&h.out)
+	err := req.Write(h.bw)
+	if err == nil {
+		err = h.bw.Flush()
+	}
+	x.send = h.out.b
+	h.out.b = nil
+	if err != nil {
+		x.free()
+		*x = exchange{send: x.send[:0]}
+		return false
+	}
+	return true
+}
+
+// appendWriter appends what is written to b.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 // route picks a server for the request (again, after a failure) and starts the attempt.
@@ -894,9 +967,22 @@ func (c *httpConn) next() {
 		return
 	}
 	c.idle()
-	c.want(unix.EPOLLIN)
-	if len(c.in) > 0 && c.state != hcClosed {
+	if len(c.in) > 0 {
 		c.process(c.in)
+	}
+	c.readIfRoom()
+}
+
+// readIfRoom reads the client while it may send what the loop will take: always
+// between requests and within one, and during a request only while nothing of the
+// next is held (pipelined requests wait in the client's socket, not in lbd).
+func (c *httpConn) readIfRoom() {
+	switch {
+	case c.state == hcClosed:
+	case c.state == hcIdle, c.state == hcHead, len(c.in) == 0 && !c.eof:
+		c.want(c.reg | unix.EPOLLIN)
+	default:
+		c.want(c.reg &^ unix.EPOLLIN)
 	}
 }
 
@@ -1067,13 +1153,13 @@ func (c *httpConn) close(why string, err error) {
 	if err != nil {
 		c.f.d.log.Debug("http connection failed", "op", why, "err", err)
 	}
-	c.f.loops.remove(c)
 	c.release()
 }
 
 // release counts a connection the loop is done with.
 func (c *httpConn) release() {
 	c.state = hcClosed
+	c.f.loops.remove(c)
 	c.gauge.Dec()
 	c.f.open.Add(-1)
 	c.f.wake()
@@ -1122,10 +1208,7 @@ func (l *eventLoop) serverConn(p *serverPool, s *Server) (*srvConn, error) {
 		srv.reused = true
 		return srv, nil
 	}
-	if n := p.loopConns.Add(1); int(n) > p.key.size {
-		p.loopConns.Add(-1)
-		return nil, fasthttp.ErrNoFreeConns
-	}
+	p.loopConns.Add(1)
 	ap, err := netip.ParseAddrPort(p.key.addr)
 	if err != nil {
 		p.loopConns.Add(-1)
@@ -1170,12 +1253,22 @@ func connectNonblock(ap netip.AddrPort) (int, error) {
 	return fd, nil
 }
 
+// idleShare is the part of a pool's size, the most idle connections kept to a server,
+// that each loop may keep.
+func idleShare(size int) int {
+	n := 1
+	if list := eventLoops.list.Load(); list != nil {
+		n = len(*list)
+	}
+	return max(1, (size+n-1)/n)
+}
+
 // putServerConn keeps srv for another request, unless its pool is retired or this
 // loop's share of it is full.
 func (l *eventLoop) putServerConn(srv *srvConn) {
 	p := srv.pool
 	h := l.httpState()
-	if p.retired.Load() || len(h.pools[p]) >= p.key.size || len(srv.in) > 0 {
+	if p.retired.Load() || len(h.pools[p]) >= idleShare(p.key.size) || len(srv.in) > 0 {
 		srv.close()
 		return
 	}
@@ -1310,10 +1403,16 @@ func (srv *srvConn) sendRequest() {
 	if srv.sendOff == 0 {
 		c.arm(hcServer, c.x.bs.b.cfg.Timeouts.Response)
 	}
+	// The server is read unless the client has bytes pending (backpressure): it may
+	// answer before it has the whole request.
+	var in uint32
+	if len(c.out) == 0 {
+		in = unix.EPOLLIN
+	}
 	for srv.sendOff < len(send) {
 		n, e := rawIO(unix.SYS_WRITE, srv.fd, send[srv.sendOff:])
 		if e == unix.EAGAIN {
-			srv.want(unix.EPOLLOUT | unix.EPOLLIN)
+			srv.want(unix.EPOLLOUT | in)
 			return
 		}
 		if e == unix.EINTR {
@@ -1325,7 +1424,7 @@ func (srv *srvConn) sendRequest() {
 		}
 		srv.sendOff += n
 	}
-	srv.want(unix.EPOLLIN)
+	srv.want(in)
 }
 
 // readable reads the server's response: its head, then body bytes for the client.
@@ -1414,12 +1513,13 @@ func (srv *srvConn) head(p []byte) {
 				srv.fail(errTooManyInterim)
 				return
 			}
-			b = b[end:]
 			srv.scan = newHeadScanner(serverBufferSize)
-			if len(b) == 0 {
+			if len(b) == end {
 				srv.in = nil
 				return
 			}
+			srv.in = append([]byte(nil), b[end:]...) // the scanner's offsets start here
+			b = srv.in
 			continue
 		}
 		srv.headDone = true
