@@ -30,6 +30,7 @@ package dataplane
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"errors"
 	"io"
 	"net"
@@ -134,7 +135,7 @@ func loopable(g *frontendGen) bool {
 }
 
 func loopableBackend(b *backend) bool {
-	if b.tls != nil || b.limited {
+	if b.tls != nil {
 		return false
 	}
 	for _, s := range b.servers {
@@ -245,6 +246,7 @@ const (
 	hcServer            // the request is with a server: connecting, sending or waiting
 	hcResponding        // the answer is being written
 	hcDelayed           // the request waits for its turn under the rate limit
+	hcQueued            // the request waits in its backend's queue for a server slot
 	hcClosed
 )
 
@@ -286,24 +288,29 @@ type httpConn struct {
 
 // exchange is the request in flight on a client connection.
 type exchange struct {
-	hg     *httpGen
-	bs     *backendStats
-	st     *proxyState
-	send   []byte // the rewritten request, head and body, as sent to each server tried
-	head   bool   // a HEAD request
-	idem   bool   // may be sent again after a server may have seen it
-	close  bool   // the client asked to close after the answer
-	start  int64  // when the head was complete
-	sent   int64  // when the current attempt started
-	try    int    // attempts made
-	s      *Server
-	ss     *serverStats
-	pool   *serverPool
-	stale  int     // attempts again on another connection to s, after a stale one
-	sticky *Server // the server persistence chose, nil for none
-	srv    *srvConn
-	failed *Server
-	fail   failure
+	hg    *httpGen
+	bs    *backendStats
+	st    *proxyState
+	send  []byte // the rewritten request, head and body, as sent to each server tried
+	head  bool   // a HEAD request
+	idem  bool   // may be sent again after a server may have seen it
+	close bool   // the client asked to close after the answer
+	start int64  // when the head was complete
+	sent  int64  // when the current attempt started
+	try   int    // attempts made
+	s     *Server
+	ss    *serverStats
+	pool  *serverPool
+	stale int // attempts again on another connection to s, after a stale one
+	// queue and queued are the backend queue and the request's place in it while it
+	// waits for a server slot; queueTimeout is what it gets when the wait times out.
+	queue        *queue
+	queued       *list.Element
+	queueTimeout *queueError
+	sticky       *Server // the server persistence chose, nil for none
+	srv          *srvConn
+	failed       *Server
+	fail         failure
 	// the response
 	code     int
 	body     bodyFramer
@@ -396,6 +403,12 @@ func (c *httpConn) timeout() {
 	case hcDelayed:
 		c.state = hcServer
 		c.route()
+	case hcQueued:
+		x := &c.x
+		qerr := x.queueTimeout
+		x.queue.timedOut(x.queued)
+		x.queue, x.queued, x.queueTimeout = nil, nil, nil
+		c.answer(x.bs, fasthttp.StatusServiceUnavailable, qerr.Error())
 	case hcServer:
 		if srv := c.x.srv; srv != nil && srv.connecting {
 			c.serverFailed(&connectError{addr: srv.pool.key.addr, err: os.ErrDeadlineExceeded})
@@ -444,6 +457,10 @@ func (c *httpConn) drain() {
 		c.close("", nil)
 	case hcDelayed: // as limitWait gives up on the fasthttp engine
 		c.answer(nil, fasthttp.StatusServiceUnavailable, "server shutting down")
+		c.l.http.commit()
+	case hcQueued: // as queue.wait gives up
+		c.leaveQueue()
+		c.answer(c.x.bs, fasthttp.StatusServiceUnavailable, (&queueError{err: errQueueStopped}).Error())
 		c.l.http.commit()
 	}
 }
@@ -723,9 +740,68 @@ func (c *httpConn) route() {
 	if x.try == 0 && x.sticky != nil && x.sticky.TryAcquire() {
 		s = x.sticky
 	}
-	if s == nil {
+	if s == nil && !b.limited {
 		s, _ = b.acquire(&x.st.pick, nil) // b is not limited: this does not wait
+	} else if s == nil {
+		// backend.acquire without the wait: the request queues as a loop deadline.
+		q := b.queue
+		if q.n.Load() == 0 {
+			s = b.tryPick(&x.st.pick)
+		}
+		if s == nil && (q.n.Load() > 0 || b.anyFull(&x.st.pick)) {
+			c.enqueue(q)
+			return
+		}
 	}
+	c.use(s)
+}
+
+// enqueue makes the request wait in q, the backend's queue, for a server slot.
+func (c *httpConn) enqueue(q *queue) {
+	x := &c.x
+	l := c.l
+	e, timeout, qerr := q.joinLoop(func() { l.post(c.dequeue) })
+	if qerr != nil {
+		c.answer(x.bs, fasthttp.StatusServiceUnavailable, qerr.Error())
+		return
+	}
+	x.queue, x.queued, x.queueTimeout = q, e, timeout
+	c.state = hcQueued
+	c.arm(hcQueued, timeout.timeout)
+	c.dequeue()
+}
+
+// dequeue tries for a server slot when the request is at the head of its queue.
+func (c *httpConn) dequeue() {
+	x := &c.x
+	if c.state != hcQueued || x.queued == nil || !x.queue.isHead(x.queued) {
+		return
+	}
+	b := x.bs.b
+	s := b.tryPick(&x.st.pick)
+	if s == nil && b.anyFull(&x.st.pick) {
+		return // waits for a slot
+	}
+	c.leaveQueue()
+	c.state = hcServer
+	c.use(s)
+	c.l.http.commit()
+}
+
+// leaveQueue takes the request out of its queue.
+func (c *httpConn) leaveQueue() {
+	x := &c.x
+	if x.queued != nil {
+		x.queue.leave(x.queued)
+		x.queue, x.queued, x.queueTimeout = nil, nil, nil
+	}
+}
+
+// use starts an attempt on s, which has been acquired; nil answers that no server is
+// available, or the last failure.
+func (c *httpConn) use(s *Server) {
+	x := &c.x
+	b := x.bs.b
 	if s == nil {
 		if x.failed == nil {
 			x.bs.noServer.Inc()
@@ -1147,6 +1223,7 @@ func (c *httpConn) close(why string, err error) {
 		x.s.Release(0)
 		x.s = nil
 	}
+	c.leaveQueue()
 	x.free()
 	c.detach()
 	unix.Close(c.fd)

@@ -1299,11 +1299,11 @@ func testHTTPLoopHandOverMidConnection(t *testing.T, engine string) {
 	})
 }
 
-func TestHTTPLoopQueueHandOver(t *testing.T) { forEachEngine(t, testHTTPLoopQueueHandOver) }
+func TestHTTPLoopQueue(t *testing.T) { forEachEngine(t, testHTTPLoopQueue) }
 
-// A request for a backend whose servers are all at their maxconn waits in the queue:
-// on the loop engine, on fasthttp's side.
-func testHTTPLoopQueueHandOver(t *testing.T, engine string) {
+// A request for a backend whose servers are all at their maxconn waits in the queue,
+// on the loop as on the fasthttp engine, and is served when the slot frees.
+func testHTTPLoopQueue(t *testing.T, engine string) {
 	var entered atomic.Int64
 	release := make(chan struct{})
 	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
@@ -1330,18 +1330,54 @@ func testHTTPLoopQueueHandOver(t *testing.T, engine string) {
 	if r := second.read("GET"); r.status != 200 || r.body != "/second" {
 		t.Errorf("second: %d %q", r.status, r.body)
 	}
-	if engine != EngineLoop {
-		hlExpect(t, engine, before, 0, 0)
-		return
+	hlExpect(t, engine, before, 2, 0)
+}
+
+func TestHTTPLoopQueueTimeoutAndShutdown(t *testing.T) {
+	forEachEngine(t, testHTTPLoopQueueTimeoutAndShutdown)
+}
+
+// A queued request gets 503 when its wait times out, and when the frontend shuts down
+// while it waits, with the same text on both engines.
+func testHTTPLoopQueueTimeoutAndShutdown(t *testing.T, engine string) {
+	release := make(chan struct{})
+	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	t.Cleanup(func() { close(release) }) // before the server's cleanup, which waits for it
+	cfg := withEngine(hlOneConfig(be.addr()), engine)
+	cfg.Backends[0].Servers[0].MaxConn = 1
+	cfg.Backends[0].Queue.Timeout = 200 * time.Millisecond
+	d := New(Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))})
+	if err := d.Apply(cfg); err != nil {
+		t.Fatal(err)
 	}
-	// The first may be served on the loop, and the second handed over to wait in the
-	// queue; or the servers' maxconn keeps the frontend's connections off the loops from
-	// the start. The queued request is never served on a loop.
-	time.Sleep(50 * time.Millisecond)
-	c := hlCountsNow()
-	if served, handed := c.served-before.served, c.handedOver-before.handedOver; !(served == 0 && handed <= 2 || served == 1 && handed == 1) {
-		t.Errorf("httpLoopCounters moved by served %+d, handedOver %+d; want +1, +1 or no request served", served, handed)
+	holder := hlDial(t, d)
+	holder.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+	htEventually(t, "the server slot taken", func() bool { return d.snapshot().byName["be"].servers[0].Active() == 1 })
+	c := hlDial(t, d)
+	r := c.roundTrip("GET", "GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+	want := "503 Service Unavailable: queue timeout: no server of backend be had a free slot within 200ms\n"
+	if r.status != 503 || r.body != want {
+		t.Errorf("after the queue timeout: %d %q, want 503 %q", r.status, r.body, want)
 	}
+	c.send("GET /stopping HTTP/1.1\r\nHost: a\r\n\r\n")
+	htEventually(t, "a request queued", func() bool { return d.snapshot().byName["be"].queue.Len() == 1 })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		d.Close(ctx)
+	}()
+	r = c.read("GET")
+	if r.status != 503 || r.body != "503 Service Unavailable: frontend stopping\n" {
+		t.Errorf("queued at shutdown: %d %q", r.status, r.body)
+	}
+	<-done
 }
 
 func TestHTTPLoopReloadInFlight(t *testing.T) { forEachEngine(t, testHTTPLoopReloadInFlight) }

@@ -169,8 +169,12 @@ type queue struct {
 }
 
 // qwaiter is one queued request; ready is signalled (buffered, never blocking) when it
-// should try for a slot.
-type qwaiter struct{ ready chan struct{} }
+// should try for a slot, or, for a request on an event loop, wake is called (it must
+// not block: it posts to the loop).
+type qwaiter struct {
+	ready chan struct{}
+	wake  func()
+}
 
 func newQueue(backend string, cfg QueueConfig, clk timerClock, timeouts, full prometheus.Counter) *queue {
 	q := &queue{clock: clk, timeouts: timeouts, full: full}
@@ -202,8 +206,13 @@ func (q *queue) kick() {
 // signalHead signals the first waiter; q.mu is held.
 func (q *queue) signalHead() {
 	if e := q.waiters.Front(); e != nil {
+		w := e.Value.(*qwaiter)
+		if w.wake != nil {
+			w.wake()
+			return
+		}
 		select {
-		case e.Value.(*qwaiter).ready <- struct{}{}:
+		case w.ready <- struct{}{}:
 		default:
 		}
 	}
@@ -211,14 +220,42 @@ func (q *queue) signalHead() {
 
 // join adds a waiter at the tail; it fails with errQueueFull when size are waiting.
 func (q *queue) join() (*list.Element, *queueError) {
+	return q.joinWaiter(&qwaiter{ready: make(chan struct{}, 1)})
+}
+
+func (q *queue) joinWaiter(w *qwaiter) (*list.Element, *queueError) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.waiters.Len() >= q.size {
 		return nil, &queueError{err: errQueueFull, backend: q.backend, size: q.size, timeout: q.timeout}
 	}
-	e := q.waiters.PushBack(&qwaiter{ready: make(chan struct{}, 1)})
+	e := q.waiters.PushBack(w)
 	q.n.Add(1)
 	return e, nil
+}
+
+// joinLoop is join for a request on an event loop, which wait cannot block: wake is
+// called when it should try for a slot (as head), and the loop times the wait out with
+// the error it returns. It counts a full queue.
+func (q *queue) joinLoop(wake func()) (*list.Element, *queueError, *queueError) {
+	e, qerr := q.joinWaiter(&qwaiter{wake: wake})
+	if qerr != nil {
+		if q.full != nil {
+			q.full.Inc()
+		}
+		return nil, nil, qerr
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return e, &queueError{err: errQueueTimeout, backend: q.backend, size: q.size, timeout: q.timeout}, nil
+}
+
+// timedOut removes e, a loop's waiter whose wait has timed out, and counts it.
+func (q *queue) timedOut(e *list.Element) {
+	q.leave(e)
+	if q.timeouts != nil {
+		q.timeouts.Inc()
+	}
 }
 
 // leave removes waiter e and lets the next one try: a slot e did not take, or one freed
