@@ -36,8 +36,9 @@ package dataplane
 // client_idle to arrive. client_idle also bounds an idle keep-alive connection, and each
 // stall writing a streamed response to the client. On the server side, connect bounds
 // dialing (and waiting for a free pooled connection), and response bounds the wait from
-// sending the request to the response head, then each stall in a streamed body; a
-// request body over 64 KiB gets extra time to be sent, at 64 KiB/s.
+// sending the request to the response head, then each stall in the body (pooledConn
+// pushes the read deadline on every read); a request body over 64 KiB gets extra time
+// to be sent, at 64 KiB/s.
 //
 // Retries. A request that could not be sent (connect failure, pool exhausted) goes to
 // another server, whatever its method. One that timed out or got no answer at all (the
@@ -482,6 +483,9 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 		if err == nil {
 			if body, ok := resp.BodyStream().(*bodyStream); ok {
 				body.srv, body.elapsed = s, t1.Sub(t0) // released when the body is done
+				body.errs = func() {                   // allocates; streamed responses only
+					ss.errors[reasonReset].inc3(m.errors, b.cfg.Name, s.Name, reasonNames[reasonReset])
+				}
 			} else {
 				s.Release(t1.Sub(t0))
 			}

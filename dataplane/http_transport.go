@@ -243,10 +243,19 @@ type staleConnError struct{ err error }
 func (e *staleConnError) Error() string { return e.err.Error() }
 
 // pooledConn is a server connection of a HostClient; used tells whether an exchange has
-// had it before.
+// had it before. While idle is set, every read has idle to return (the response timeout
+// bounds each wait for the server, not the whole answer, as HAProxy's timeout server).
 type pooledConn struct {
 	net.Conn
 	used bool
+	idle time.Duration
+}
+
+func (c *pooledConn) Read(p []byte) (int, error) {
+	if c.idle > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(p)
 }
 
 func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x exchangeOpts) error {
@@ -258,8 +267,22 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 	}
 	conn := cc.Conn()
 	reused := false
-	if pc, ok := conn.(*pooledConn); ok { // one exchange at a time has it
-		reused, pc.used = pc.used, true
+	for tries := 0; ; tries++ {
+		pc, ok := conn.(*pooledConn) // one exchange at a time has it
+		if !ok {
+			break
+		}
+		reused, pc.used, pc.idle = pc.used, true, t.timeout
+		// A pooled connection with something to read (the server closed it, or sent
+		// bytes after its last answer) is not used; nginx's keepalive checks the same.
+		if !reused || tries >= maxStaleRetries || connQuiet(pc.Conn) {
+			break
+		}
+		hc.CloseConn(cc)
+		if cc, err = hc.AcquireConn(0, false); err != nil {
+			return err
+		}
+		conn = cc.Conn()
 	}
 	// One deadline covers sending the request and receiving the response head. A large
 	// body gets extra time to be sent, at minUploadRate, and the wait for the head
@@ -293,8 +316,10 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 	}
 
 	br := hc.AcquireReader(conn)
-	// done gives the reader and connection back; reuse keeps the connection open.
+	// done gives the reader and connection back; reuse keeps the connection open, unless
+	// the reader holds bytes past the answer.
 	done := func(reuse bool) {
+		reuse = reuse && br.Buffered() == 0
 		hc.ReleaseReader(br)
 		if reuse && !p.retired.Load() {
 			hc.ReleaseConn(cc)
@@ -352,6 +377,7 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 		untilEOF: cl == -2,
 		reuse:    reuse && cl != -2,
 		done: func(reuse bool) { // allocates; streamed responses only
+			reuse = reuse && br.Buffered() == 0
 			hc.ReleaseReader(br)
 			if reuse && !p.retired.Load() {
 				hc.ReleaseConn(cc)
@@ -437,9 +463,11 @@ type bodyStream struct {
 	done     func(reuse bool)
 	bytesOut interface{ Add(float64) }
 	// srv, when set, is released with elapsed once the body is done, so that it counts
-	// as busy while it streams.
+	// as busy while it streams; a body that fails counts a reset in errs (proxy sets
+	// them).
 	srv     *Server
 	elapsed time.Duration
+	errs    func()
 }
 
 func (s *bodyStream) Read(p []byte) (int, error) {
@@ -525,6 +553,9 @@ func (s *bodyStream) CloseWithError(err error) error {
 		return nil
 	}
 	s.closed = true
+	if s.failed && s.errs != nil {
+		s.errs()
+	}
 	s.done(s.reuse && s.eof && !s.failed && err == nil)
 	if s.srv != nil {
 		s.srv.Release(s.elapsed)

@@ -78,6 +78,11 @@ type chunkScanner struct {
 	trailer  int
 	maxLine  int // bound of a size line (extensions included) and of each trailer line
 	maxTrail int // bound of the trailer section
+	// inTrailer is set once the last chunk's size line has passed; trailerAt is then
+	// where the trailer section starts in the input of the scan call it started in, and
+	// -1 after that call.
+	inTrailer bool
+	trailerAt int
 }
 
 type chunkState uint8
@@ -110,6 +115,7 @@ func newChunkScanner() chunkScanner {
 // until the body ends; then done is true and p[n:] is the next message.
 func (c *chunkScanner) scan(p []byte) (n int, done bool, err error) {
 	i := 0
+	c.trailerAt = -1
 	if c.state == chunkDone {
 		return 0, true, nil
 	}
@@ -202,6 +208,9 @@ func (c *chunkScanner) scan(p []byte) (n int, done bool, err error) {
 				return i, false, errChunkLine
 			}
 			continue
+		}
+		if c.state == chunkTrailer && !c.inTrailer {
+			c.inTrailer, c.trailerAt = true, i
 		}
 		if c.state <= chunkSizeCR && c.state != chunkSize {
 			c.line++

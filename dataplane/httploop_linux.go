@@ -69,7 +69,9 @@ const (
 // goroutine uses, between two events.
 type loopHTTP struct {
 	req    fasthttp.Request
+	uri    fasthttp.URI
 	resp   fasthttp.ResponseHeader
+	trail  fasthttp.ResponseHeader
 	out    appendWriter
 	bw     *bufio.Writer
 	answer fasthttp.Response
@@ -107,6 +109,15 @@ func (h *loopHTTP) request() *fasthttp.Request {
 	req.Header.DisableNormalizing()
 	req.Header.SetNoDefaultContentType(true)
 	return req
+}
+
+// checkTrailer parses t, the trailer section of a chunked response, final empty line
+// included, as the fasthttp engine's ReadTrailer does, and returns its error.
+func (h *loopHTTP) checkTrailer(t []byte) error {
+	tr := &h.trail
+	tr.Reset()
+	tr.DisableNormalizing()
+	return tr.ReadTrailer(h.reader(t, len(t)))
 }
 
 // reader returns a bufio.Reader over b with room for a head of size bytes.
@@ -277,6 +288,7 @@ type httpConn struct {
 	// the server meanwhile.
 	out      []byte
 	eof      bool // the client has shut down its side
+	requests int  // requests taken on the connection
 	closing  bool // the answer said Connection: close
 	draining bool // close once the request in flight is answered
 	timer    loopTimer
@@ -513,9 +525,9 @@ func (c *httpConn) clientEOF() {
 	switch {
 	case c.state == hcIdle:
 		c.close("", nil)
-	case c.state == hcHead:
-		c.close("client closed before its request was complete", nil)
-	default:
+	case c.state == hcHead: // cut short: fasthttp answers it (400), as it would have
+		c.handOver(c.in)
+	default: // answered first, and the complete requests held after it too
 		c.want(c.reg &^ unix.EPOLLIN)
 	}
 }
@@ -534,7 +546,11 @@ func (c *httpConn) process(b []byte) {
 		c.state = hcHead
 		c.headAt = c.l.now
 		c.scan = newHeadScanner(cfg.MaxHeaderBytes)
-		c.arm(hcHead, cfg.Timeouts.ClientHeader)
+		if c.requests > 0 { // the first request's client_header runs from the accept
+			c.arm(hcHead, cfg.Timeouts.ClientHeader)
+		} else {
+			c.dueWhat = hcHead
+		}
 	}
 	if !hg.loop {
 		c.handOver(b)
@@ -548,6 +564,10 @@ func (c *httpConn) process(b []byte) {
 			return
 		}
 		if end == 0 {
+			if !plausibleHead(b[c.scan.start:]) {
+				c.handOver(b) // fasthttp answers 400 without waiting for the rest
+				return
+			}
 			c.keep(b)
 			return
 		}
@@ -563,7 +583,8 @@ func (c *httpConn) process(b []byte) {
 	}
 	rh := &req.Header
 	if !rh.IsHTTP11() || rh.IsConnect() || len(rh.Host()) == 0 ||
-		peekHeader(rh, "Upgrade") != nil || peekHeader(rh, "Expect") != nil {
+		peekHeader(rh, "Upgrade") != nil || peekHeader(rh, "Expect") != nil ||
+		h.uri.Parse(rh.Host(), rh.RequestURI()) != nil { // the fasthttp server's parseURI check
 		c.handOver(b)
 		return
 	}
@@ -623,7 +644,7 @@ func (c *httpConn) process(b []byte) {
 			close := rh.ConnectionClose()
 			c.take(b, end+bodyLen)
 			c.state = hcResponding
-			n := c.writeAnswer(fasthttp.StatusTooManyRequests, "rate limit of "+lim.cfg.Rate+" exceeded", close || c.draining || c.eof,
+			n := c.writeAnswer(fasthttp.StatusTooManyRequests, "rate limit of "+lim.cfg.Rate+" exceeded", rh.IsHead(), close || c.draining,
 				"Retry-After", strconv.FormatInt(retryAfterSeconds(v.retryAfter), 10))
 			hg.answered(nil, fasthttp.StatusTooManyRequests, 0, n)
 			httpLoopCounters.served.Add(1)
@@ -635,6 +656,7 @@ func (c *httpConn) process(b []byte) {
 		c.handOver(b)
 		return
 	}
+	c.requests++
 	c.take(b, end+bodyLen)
 	c.readIfRoom()
 	if delay > 0 {
@@ -654,6 +676,51 @@ func (c *httpConn) keep(b []byte) bool {
 	}
 	c.in = append(make([]byte, 0, max(2*len(b), loopReadSize)), b...)
 	return true
+}
+
+// plausibleHead reports whether b, the start of an incomplete head, may still become one
+// that fasthttp accepts: no CR but before an LF, and a request line, once complete, of
+// the form "METHOD SP TARGET SP HTTP/1.x" with an upper-case token method. The loop
+// hands a request over at once when it is false, so that the client gets fasthttp's 400
+// now, as fasthttp answers as soon as it sees the fault, instead of a 408 after
+// client_header.
+func plausibleHead(b []byte) bool {
+	for i := bytes.IndexByte(b, '\r'); i >= 0 && i+1 < len(b); {
+		if b[i+1] != '\n' {
+			return false
+		}
+		j := bytes.IndexByte(b[i+1:], '\r')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return true
+	}
+	line := bytes.TrimSuffix(b[:i], []byte("\r"))
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || sp > 32 {
+		return false
+	}
+	for _, ch := range line[:sp] {
+		if ch < 'A' || ch > 'Z' {
+			return false
+		}
+	}
+	rest := line[sp+1:]
+	sp = bytes.LastIndexByte(rest, ' ')
+	if sp <= 0 {
+		return false
+	}
+	for _, ch := range rest[:sp] {
+		if ch <= ' ' || ch == 0x7f {
+			return false
+		}
+	}
+	v := rest[sp+1:]
+	return len(v) == 8 && string(v[:7]) == "HTTP/1." && (v[7] == '0' || v[7] == '1')
 }
 
 // waitBody keeps b, a head whose body has not all arrived, and gives the body
@@ -835,7 +902,7 @@ func (c *httpConn) attempt() {
 	x.srv = srv
 	srv.c = c
 	if srv.connecting {
-		c.arm(hcServer, min(b.cfg.Timeouts.Connect, b.cfg.Timeouts.Response))
+		c.arm(hcServer, b.cfg.Timeouts.Connect) // sendRequest arms the response timeout
 		return
 	}
 	srv.sendRequest()
@@ -887,7 +954,7 @@ func (c *httpConn) serverFailed(err error) {
 // answer writes lbd's own answer to the request in flight.
 func (c *httpConn) answer(bs *backendStats, code int, what string) {
 	x := &c.x
-	n := c.writeAnswer(code, what, x.close || c.draining || c.eof)
+	n := c.writeAnswer(code, what, x.head, x.close || c.draining)
 	x.hg.answered(bs, code, time.Duration(c.l.now-x.start), n)
 	httpLoopCounters.served.Add(1)
 	c.state = hcResponding
@@ -896,13 +963,14 @@ func (c *httpConn) answer(bs *backendStats, code int, what string) {
 
 // answerClose answers a request the loop could not read, and closes.
 func (c *httpConn) answerClose(hg *httpGen, bs *backendStats, code int, what string) {
-	n := c.writeAnswer(code, what, true)
+	n := c.writeAnswer(code, what, false, true)
 	hg.answered(bs, code, 0, n)
 	c.state = hcResponding // closes once the answer is out (commit, flush)
 }
 
 // writeAnswer writes lbd's answer as the fasthttp engine's writeAnswer makes it.
-func (c *httpConn) writeAnswer(code int, what string, close bool, header ...string) int {
+// A HEAD request gets the head alone.
+func (c *httpConn) writeAnswer(code int, what string, head, close bool, header ...string) int {
 	h := c.l.httpState()
 	resp := &h.answer
 	writeAnswer(resp, code, what)
@@ -916,6 +984,9 @@ func (c *httpConn) writeAnswer(code int, what string, close bool, header ...stri
 	}
 	h.hbuf = resp.Header.AppendBytes(h.hbuf[:0])
 	c.write(h.hbuf)
+	if head {
+		return 0
+	}
 	c.write(resp.Body())
 	return len(resp.Body())
 }
@@ -941,7 +1012,7 @@ func (c *httpConn) respond(rh *fasthttp.ResponseHeader) {
 	if p := x.bs.b.persist; p != nil {
 		p.record(rh, x.s, &x.st.persist)
 	}
-	if x.close || c.draining || c.eof {
+	if x.close || c.draining {
 		rh.SetConnectionClose()
 		c.closing = true
 	}
@@ -949,9 +1020,7 @@ func (c *httpConn) respond(rh *fasthttp.ResponseHeader) {
 	c.state = hcResponding
 	c.arm(hcResponding, x.bs.b.cfg.Timeouts.Response)
 	h := c.stage()
-	n := len(h.wbuf)
 	h.wbuf = rh.AppendBytes(h.wbuf)
-	x.bytesOut += len(h.wbuf) - n
 }
 
 // forward writes body bytes of the response; done when it is complete.
@@ -967,7 +1036,7 @@ func (c *httpConn) forward(p []byte) {
 		c.write(h)
 		c.write(p)
 		c.write(crlf)
-		x.bytesOut += len(h) + len(p) + 2
+		x.bytesOut += len(p) // the body, as the fasthttp engine counts it
 		return
 	}
 	x.bytesOut += len(p)
@@ -1038,13 +1107,17 @@ func (c *httpConn) next() {
 	if c.x.hg != nil || c.state == hcClosed {
 		return
 	}
-	if c.eof || c.draining || c.closeAfter() {
+	if c.draining || c.closeAfter() || c.eof && len(c.in) == 0 {
 		c.close("", nil)
 		return
 	}
 	c.idle()
 	if len(c.in) > 0 {
 		c.process(c.in)
+	}
+	if c.eof && (c.state == hcIdle || c.state == hcHead) {
+		c.handOver(c.in) // a request cut short by the client's end: fasthttp answers it
+		return
 	}
 	c.readIfRoom()
 }
@@ -1218,6 +1291,15 @@ func (c *httpConn) close(why string, err error) {
 	if c.state == hcClosed {
 		return
 	}
+	if h := c.l.http; h != nil && h.staged == c {
+		// What this event wrote goes out first, best effort: a client whose answer is
+		// cut gets as much of it as lbd had.
+		h.staged = nil
+		if len(c.out) == 0 {
+			rawIO(unix.SYS_WRITE, c.fd, h.wbuf)
+		}
+		h.wbuf = h.wbuf[:0]
+	}
 	x := &c.x
 	if x.s != nil { // the request in flight is abandoned
 		x.s.Release(0)
@@ -1263,6 +1345,7 @@ type srvConn struct {
 	reused     bool // it came from the pool: the server may have closed it meanwhile
 	sendOff    int
 	in         []byte // a response head that came in pieces
+	trailer    []byte // the trailer section of a chunked response, until it is whole
 	scan       headScanner
 	interim    int
 	headDone   bool
@@ -1304,7 +1387,7 @@ func (l *eventLoop) serverConn(p *serverPool, s *Server) (*srvConn, error) {
 }
 
 func (srv *srvConn) reset() {
-	srv.sendOff, srv.in, srv.interim, srv.headDone, srv.gotByte, srv.reuse = 0, nil, 0, false, false, true
+	srv.sendOff, srv.in, srv.trailer, srv.interim, srv.headDone, srv.gotByte, srv.reuse = 0, nil, nil, 0, false, false, true
 	srv.scan = newHeadScanner(serverBufferSize)
 }
 
@@ -1330,6 +1413,31 @@ func connectNonblock(ap netip.AddrPort) (int, error) {
 	return fd, nil
 }
 
+// quiet reports whether a server connection has nothing to read: bytes after a complete
+// response, or its close, mean it must not carry another request (nginx's keepalive
+// checks the same before it keeps a connection).
+func quiet(fd int) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == unix.EAGAIN
+}
+
+// connQuiet is quiet for a pooled connection of the fasthttp engine; true for a
+// connection that is not plain TCP (TLS: its bytes cannot be peeked at).
+func connQuiet(c net.Conn) bool {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return true
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	q := true
+	rc.Control(func(fd uintptr) { q = quiet(int(fd)) })
+	return q
+}
+
 // idleShare is the part of a pool's size, the most idle connections kept to a server,
 // that each loop may keep.
 func idleShare(size int) int {
@@ -1345,7 +1453,7 @@ func idleShare(size int) int {
 func (l *eventLoop) putServerConn(srv *srvConn) {
 	p := srv.pool
 	h := l.httpState()
-	if p.retired.Load() || len(h.pools[p]) >= idleShare(p.key.size) || len(srv.in) > 0 {
+	if p.retired.Load() || len(h.pools[p]) >= idleShare(p.key.size) || len(srv.in) > 0 || !quiet(srv.fd) {
 		srv.close()
 		return
 	}
@@ -1425,7 +1533,11 @@ func (srv *srvConn) fail(err error) {
 func (c *httpConn) serverBodyFailed(err error) {
 	x := &c.x
 	if x.s != nil {
+		// Counted by its status, as the answer started, and as a server error, as
+		// HAProxy counts a server abort.
 		x.s.Release(time.Duration(c.l.now - x.sent))
+		x.hg.served(x.bs, x.ss, x.s, x.code, time.Duration(c.l.now-x.start))
+		x.hg.g.m.bytesOut.Add(float64(x.bytesOut))
 		x.ss.errors[reasonReset].inc3(x.hg.g.metrics.errors, x.bs.b.cfg.Name, x.s.Name, reasonNames[reasonReset])
 		x.s = nil
 	}
@@ -1621,9 +1733,29 @@ func (srv *srvConn) body(p []byte) {
 		srv.fail(err)
 		return
 	}
-	c.forward(p[:n])
+	fwd := p[:n]
+	if ch := &x.body.chunks; x.body.kind == bodyChunked && ch.inTrailer {
+		// The trailer section is held until it is whole and checked, as the fasthttp
+		// engine's ReadTrailer checks it (no framing or routing fields).
+		at := 0
+		if ch.trailerAt >= 0 {
+			at = ch.trailerAt
+		}
+		srv.trailer = append(srv.trailer, p[at:n]...)
+		fwd = p[:at]
+	}
+	c.forward(fwd)
 	if c.state == hcClosed {
 		return
+	}
+	if done && len(srv.trailer) > 0 {
+		t := srv.trailer
+		srv.trailer = nil
+		if err := c.l.httpState().checkTrailer(t); err != nil {
+			srv.fail(err)
+			return
+		}
+		c.forward(t)
 	}
 	if done {
 		// A server that answered before it had the whole request (a 413, say) may
