@@ -42,6 +42,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -1418,8 +1419,10 @@ func connectNonblock(ap netip.AddrPort) (int, error) {
 // checks the same before it keeps a connection).
 func quiet(fd int) bool {
 	var b [1]byte
-	_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	return err == unix.EAGAIN
+	// A raw recvfrom(2): unix.Recvfrom allocates the peer's address on every call.
+	_, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	return e == unix.EAGAIN
 }
 
 // connQuiet is quiet for a pooled connection of the fasthttp engine; true for a
