@@ -12,20 +12,24 @@ package dataplane
 // request boundary, with the bytes it has read replayed in front of the connection:
 //
 //   - per frontend generation (httpGen.loop): the engine is "loop", the frontend is plain
-//     (no tls, no h2c, no redirect_to_https), has no rate limit, and every backend it
-//     routes to has no backend TLS, no persistence, no server maxconn (so no queue) and
-//     servers given by IP address; PROXY-protocol sources are read by the fasthttp path;
-//   - per request: HTTP/1.1, a head fasthttp parses with a Host, not CONNECT, no Upgrade
-//     and no Expect, and a body (by Content-Length or chunked) that is complete within
-//     maxBufferedBody once the head is read; malformed and oversized requests go to
-//     fasthttp too, so that every answer to a client error is the same on both engines.
+//     (no tls, no h2c, no redirect_to_https), and every backend it routes to has no
+//     backend TLS and servers given by IP address (PROXY-protocol headers are read off
+//     the loop, then the connection comes to it);
+//   - per request: HTTP/1.1, a head and target fasthttp accepts, with a Host, not
+//     CONNECT, no Upgrade and no Expect, and a body (by Content-Length or chunked) that
+//     fasthttp's reader accepts and that is complete within maxBufferedBody; malformed,
+//     oversized and cut-short requests go to fasthttp too, so that every answer to a
+//     client's error is the same on both engines.
 //
-// The head is parsed, rewritten and serialised with the same fasthttp types and the same
-// functions as the fasthttp engine (rewriteRequest, fixResponse), so the headers a
-// server and a client see cannot drift between the engines. The request, head and body,
-// is held until its answer starts, so that a retry can send it again; a response body is
-// streamed: Content-Length and chunked bodies verbatim, a body delimited by the server's
-// close re-framed as chunked so that the client connection stays open.
+// Rate limits, persistence and server maxconn with the backend queue are applied on the
+// loop, with the fasthttp engine's rules and answers. The head is parsed, rewritten and
+// rendered with the same fasthttp types and the same functions as the fasthttp engine
+// (rewriteRequest, fixResponse, Request.Write), so the requests a server sees and the
+// headers a client sees cannot drift between the engines. The request is held until its
+// answer starts, so that a retry can send it again; a response body is streamed:
+// Content-Length and chunked bodies verbatim (a chunked body's trailer section checked
+// first), a body delimited by the server's close re-framed as chunked so that the client
+// connection stays open.
 
 import (
 	"bufio"
