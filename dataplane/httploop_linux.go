@@ -279,10 +279,8 @@ type httpConn struct {
 
 	state int
 	// in holds bytes read and not yet taken by a request (only when a read left some).
-	in []byte
-	// headAt is when the first byte of the current request arrived.
-	headAt int64
-	scan   headScanner
+	in   []byte
+	scan headScanner
 	// headStart and headEnd locate a complete head in the input while its body is
 	// still arriving; 0, 0 otherwise. bodyAt is how far a chunked body has been
 	// scanned (chunks), and bodyWait whether the body's deadline is set.
@@ -549,7 +547,6 @@ func (c *httpConn) process(b []byte) {
 	cfg := &hg.g.cfg
 	if c.state == hcIdle {
 		c.state = hcHead
-		c.headAt = c.l.now
 		c.scan = newHeadScanner(cfg.MaxHeaderBytes)
 		if c.requests > 0 { // the first request's client_header runs from the accept
 			c.arm(hcHead, cfg.Timeouts.ClientHeader)
@@ -1112,7 +1109,7 @@ func (c *httpConn) next() {
 	if c.x.hg != nil || c.state == hcClosed {
 		return
 	}
-	if c.draining || c.closeAfter() || c.eof && len(c.in) == 0 {
+	if c.draining || c.closing || c.eof && len(c.in) == 0 {
 		c.close("", nil)
 		return
 	}
@@ -1139,9 +1136,6 @@ func (c *httpConn) readIfRoom() {
 		c.want(c.reg &^ unix.EPOLLIN)
 	}
 }
-
-// closeAfter reports whether the answer just written said Connection: close.
-func (c *httpConn) closeAfter() bool { return c.closing }
 
 // write sends p to the client, keeping in c.out what the socket does not take.
 func (c *httpConn) write(p []byte) {
@@ -1356,7 +1350,6 @@ type srvConn struct {
 	headDone   bool
 	gotByte    bool
 	reuse      bool
-	used       int64 // when it went idle
 	timer      loopTimer
 }
 
@@ -1465,7 +1458,6 @@ func (l *eventLoop) putServerConn(srv *srvConn) {
 		return
 	}
 	h.pools[p] = append(h.pools[p], srv)
-	srv.used = l.now
 	srv.want(unix.EPOLLIN) // a close or anything else from an idle server ends it
 	if srv.timer.fire == nil {
 		srv.timer.fire = srv.idleFire
