@@ -112,10 +112,13 @@ type httpServer struct {
 	ln   *chanListener
 	opts serverOpts
 
-	// mu guards conns.
+	// mu guards conns and fresh.
 	mu sync.Mutex
 	// conns maps each open connection to the gauge it was counted in.
 	conns map[net.Conn]prometheus.Gauge
+	// fresh holds the connections that have not sent a byte yet, which drain closes
+	// (fasthttp's Shutdown closes idle keep-alive connections but waits for these).
+	fresh map[net.Conn]struct{}
 }
 
 // serverOpts are the frontend settings that fasthttp fixes for a Server's lifetime.
@@ -172,7 +175,8 @@ func (f *httpFrontend) update(g *frontendGen) {
 
 // startServer starts a fasthttp.Server with opts, fed by the accept loop once it is cur.
 func (f *httpFrontend) startServer(opts serverOpts) *httpServer {
-	s := &httpServer{f: f, opts: opts, ln: newChanListener(f.ln.Addr()), conns: map[net.Conn]prometheus.Gauge{}}
+	s := &httpServer{f: f, opts: opts, ln: newChanListener(f.ln.Addr()), conns: map[net.Conn]prometheus.Gauge{},
+		fresh: map[net.Conn]struct{}{}}
 	s.srv = &fasthttp.Server{
 		Handler:        f.handle,
 		ErrorHandler:   f.handleError,
@@ -255,8 +259,8 @@ func (f *httpFrontend) deliver(c net.Conn) bool {
 	}
 }
 
-// connState counts connections; fasthttp calls it on every change of a connection's
-// state, twice per request, so it does nothing for the others.
+// connState counts connections, and notes which have not sent a byte yet; fasthttp calls
+// it on every change of a connection's state, twice per request.
 func (s *httpServer) connState(c net.Conn, st fasthttp.ConnState) {
 	switch st {
 	case fasthttp.StateNew:
@@ -271,11 +275,19 @@ func (s *httpServer) connState(c net.Conn, st fasthttp.ConnState) {
 		}
 		s.mu.Lock()
 		s.conns[c] = gauge
+		if !hasPrefix(c) { // bytes read already (a hand-over, h2c sniffing) are a request
+			s.fresh[c] = struct{}{}
+		}
+		s.mu.Unlock()
+	case fasthttp.StateActive:
+		s.mu.Lock()
+		delete(s.fresh, c)
 		s.mu.Unlock()
 	case fasthttp.StateClosed, fasthttp.StateHijacked:
 		s.mu.Lock()
 		g, ok := s.conns[c]
 		delete(s.conns, c)
+		delete(s.fresh, c)
 		s.mu.Unlock()
 		if ok {
 			g.Dec()
@@ -285,10 +297,26 @@ func (s *httpServer) connState(c net.Conn, st fasthttp.ConnState) {
 	}
 }
 
+// hasPrefix reports whether c comes with bytes read from it already.
+func hasPrefix(c net.Conn) bool {
+	switch pc := c.(type) {
+	case *handedConn:
+		return len(pc.prefix) > 0
+	case *prefixConn:
+		return len(pc.prefix) > 0
+	}
+	return false
+}
+
 // drain stops s taking connections and waits until ctx is done for the ones it has to
 // finish their requests; it closes those left.
 func (s *httpServer) drain(ctx context.Context) error {
 	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.fresh { // as the loop engine closes its connections with no request
+		c.Close()
+	}
+	s.mu.Unlock()
 	err := s.srv.ShutdownWithContext(ctx)
 	if err != nil {
 		s.mu.Lock()

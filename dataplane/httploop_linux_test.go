@@ -1460,11 +1460,7 @@ func testHTTPLoopShutdown(t *testing.T, engine string) {
 			t.Fatalf("idle %d: %d %q", i, r.status, r.body)
 		}
 	}
-	if engine == EngineLoop {
-		// Connected, and silent. (The fasthttp engine keeps such a connection until
-		// Close's deadline: it waits for a first request.)
-		idle = append(idle, hlDial(t, d))
-	}
+	idle = append(idle, hlDial(t, d)) // connected, and silent
 	busy := hlDial(t, d)
 	busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
 	htEventually(t, "the request in flight", func() bool { return entered.Load() == 1 })
