@@ -284,16 +284,13 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 		}
 		conn = cc.Conn()
 	}
-	// One deadline covers sending the request and receiving the response head. A large
-	// body gets extra time to be sent, at minUploadRate, and the wait for the head
-	// starts once it is.
-	start := time.Now()
-	deadline := start.Add(t.timeout)
-	big := len(req.Body()) > maxBufferedBody
-	if big {
-		deadline = deadline.Add(time.Duration(len(req.Body())/minUploadRate) * time.Second)
+	// Sending the request has the response timeout, and a large body extra time, at
+	// minUploadRate; reading has it for each wait (pooledConn.Read pushes the deadline).
+	deadline := time.Now().Add(t.timeout)
+	if n := len(req.Body()); n > maxBufferedBody {
+		deadline = deadline.Add(time.Duration(n/minUploadRate) * time.Second)
 	}
-	if err := conn.SetDeadline(deadline); err != nil {
+	if err := conn.SetWriteDeadline(deadline); err != nil {
 		hc.CloseConn(cc)
 		return &sendError{err}
 	}
@@ -303,10 +300,7 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 		err = bw.Flush()
 	}
 	hc.ReleaseWriter(bw)
-	if err == nil && big {
-		start = time.Now()
-		err = conn.SetReadDeadline(start.Add(t.timeout))
-	}
+	start := time.Now()
 	if err != nil {
 		hc.CloseConn(cc)
 		if reused && !isTimeout(err) {
@@ -366,11 +360,9 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 	s := bodyStreamPool.Get().(*bodyStream)
 	*s = bodyStream{
 		br:       br,
-		conn:     conn,
 		hdr:      &resp.Header,
-		idle:     t.timeout,
 		client:   x.client,
-		rearm:    min(t.timeout, x.client.idle) / 4,
+		rearm:    x.client.idle / 4,
 		armed:    start,
 		left:     int64(cl),
 		chunked:  cl == -1,
@@ -439,18 +431,16 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}
 
 // bodyStream is a response body read from a server connection while the fasthttp server
-// writes it to the client. It bounds stalls, not the whole transfer: reads push the
-// server connection's read deadline (by the response timeout) and the client
+// writes it to the client. It bounds stalls, not the whole transfer: each read of the
+// server has the response timeout (pooledConn.Read), and reads push the client
 // connection's write deadline (by client_idle) further, so a download may take any time
 // as long as bytes keep moving both ways.
 type bodyStream struct {
 	br     *bufio.Reader
-	conn   net.Conn
 	hdr    *fasthttp.ResponseHeader // receives trailers
-	idle   time.Duration
 	client clientConn
-	rearm  time.Duration // how often the deadlines are pushed
-	armed  time.Time     // when they were last pushed
+	rearm  time.Duration // how often the client's deadline is pushed
+	armed  time.Time     // when it was last pushed
 	// left is what remains of the body (by length) or of the current chunk (chunked).
 	left     int64
 	chunked  bool
@@ -477,8 +467,7 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 	if s.failed || s.closed {
 		return 0, io.ErrUnexpectedEOF
 	}
-	if now := time.Now(); now.Sub(s.armed) > s.rearm {
-		s.conn.SetReadDeadline(now.Add(s.idle))
+	if now := time.Now(); now.Sub(s.armed) > s.rearm { // the server side: pooledConn.Read
 		s.client.arm(now)
 		s.armed = now
 	}

@@ -310,11 +310,7 @@ func fzEchoAnswer(w io.Writer, r *hlReq) bool {
 	for _, f := range r.trailer {
 		fmt.Fprintf(&b, "trailer %s: %q\n", f.name, f.value)
 	}
-	fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Backend: echo\r\nContent-Length: %d\r\n\r\n", b.Len())
-	if r.method != "HEAD" {
-		io.WriteString(w, b.String())
-	}
-	return true
+	return hlWriteEcho(w, r, b.String())
 }
 
 // fzEnv is the echo server and the two dataplanes, one per engine, in front of it.

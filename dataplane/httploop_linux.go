@@ -414,7 +414,7 @@ func (c *httpConn) timeout() {
 		c.close("", nil)
 	case hcHead:
 		hg := c.f.gen.Load()
-		c.answerClose(hg, nil, fasthttp.StatusRequestTimeout, "request not received in time")
+		c.answerClose(hg, fasthttp.StatusRequestTimeout, "request not received in time")
 	case hcDelayed:
 		c.state = hcServer
 		c.route()
@@ -964,9 +964,9 @@ func (c *httpConn) answer(bs *backendStats, code int, what string) {
 }
 
 // answerClose answers a request the loop could not read, and closes.
-func (c *httpConn) answerClose(hg *httpGen, bs *backendStats, code int, what string) {
+func (c *httpConn) answerClose(hg *httpGen, code int, what string) {
 	n := c.writeAnswer(code, what, false, true)
-	hg.answered(bs, code, 0, n)
+	hg.answered(nil, code, 0, n)
 	c.state = hcResponding // closes once the answer is out (commit, flush)
 }
 

@@ -488,9 +488,14 @@ func hlEchoAnswer(w io.Writer, r *hlReq) bool {
 	for _, f := range r.trailer {
 		fmt.Fprintf(&b, "trailer %s: %s\n", f.name, f.value)
 	}
-	fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Backend: echo\r\nContent-Length: %d\r\n\r\n", b.Len())
+	return hlWriteEcho(w, r, b.String())
+}
+
+// hlWriteEcho answers r with body, the echo's text; HEAD gets its length alone.
+func hlWriteEcho(w io.Writer, r *hlReq, body string) bool {
+	fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Backend: echo\r\nContent-Length: %d\r\n\r\n", len(body))
 	if r.method != "HEAD" {
-		io.WriteString(w, b.String())
+		io.WriteString(w, body)
 	}
 	return true
 }
