@@ -50,3 +50,21 @@ func hasGoFiles(t *testing.T, dir string) bool {
 	}
 	return len(matches) > 0
 }
+
+// TestInternalStdlibOnly keeps the shared internal packages (internal/clock) free of
+// dependencies, so that every part can import them.
+func TestInternalStdlibOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	out, err := exec.Command("go", "list", "-deps", "lbd/internal/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list internal: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		first, _, _ := strings.Cut(dep, "/")
+		if strings.Contains(first, ".") || (first == "lbd" && !strings.HasPrefix(dep, "lbd/internal/")) {
+			t.Errorf("internal reaches %s: the shared internal packages import the standard library only", dep)
+		}
+	}
+}
