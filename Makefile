@@ -26,7 +26,7 @@ build: deps ## build bin/lbd and bin/lbctl
 test: deps ## run every test, with the race detector
 	$(GO) test -race -count=1 -timeout 18m ./...
 
-test-short: ## run the unit tests only, quickly
+test-short: ## unit tests only: no root, no namespaces, no large transfers (under a minute)
 	$(GO) test -short -count=1 ./...
 
 lint: ## gofmt, go vet and staticcheck
