@@ -52,7 +52,6 @@ package dataplane
 // streaming request bodies.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +69,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"lbd/dataplane/internal/h1"
 )
 
 // httpConcurrency is fasthttp's own connection limit, set out of the way: lbd applies
@@ -722,144 +723,12 @@ func peekHeader(h *fasthttp.RequestHeader, name string) []byte {
 	raw := h.RawHeaders()
 	for len(raw) > 0 {
 		var line []byte
-		line, raw = nextLine(raw)
-		if k, v, ok := splitHeader(line); ok && equalFold(k, name) {
+		line, raw = h1.NextLine(raw)
+		if k, v, ok := h1.SplitHeader(line); ok && h1.EqualFold(k, name) {
 			return v
 		}
 	}
 	return nil
-}
-
-// nextLine splits the first line, without its CRLF, off b.
-func nextLine(b []byte) (line, rest []byte) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		line, rest = b, nil
-	} else {
-		line, rest = b[:i], b[i+1:]
-	}
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, rest
-}
-
-// splitHeader splits a raw header line into name and value; ok is false for anything
-// else (the empty line, a folded continuation).
-func splitHeader(line []byte) (k, v []byte, ok bool) {
-	if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
-		return nil, nil, false
-	}
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return nil, nil, false
-	}
-	return line[:i], bytes.TrimSpace(line[i+1:]), true
-}
-
-// equalFold reports whether b equals s, ignoring ASCII case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c, d := b[i], s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if d >= 'A' && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
-}
-
-// What rewriting does with a header, by name.
-const (
-	hdrKeep       = iota
-	hdrHop        // connection-specific: removed
-	hdrConnection // removed, and so are the headers it names
-	hdrTE         // removed; "TE: trailers" is passed on
-	hdrXFF        // X-Forwarded-For: the client address is appended
-	hdrForwarded  // X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host: replaced
-	hdrDate       // Date (responses): the fasthttp server writes its own
-)
-
-// headerKind classifies a header name, ignoring case.
-func headerKind(k []byte) int {
-	switch len(k) {
-	case 2:
-		if equalFold(k, "te") {
-			return hdrTE
-		}
-	case 4:
-		if equalFold(k, "date") {
-			return hdrDate
-		}
-	case 6:
-		if equalFold(k, "expect") { // fasthttp has answered 100-continue already
-			return hdrHop
-		}
-	case 7:
-		if equalFold(k, "upgrade") {
-			return hdrHop
-		}
-	case 9:
-		if equalFold(k, "x-real-ip") {
-			return hdrForwarded
-		}
-	case 10:
-		switch {
-		case equalFold(k, "connection"):
-			return hdrConnection
-		case equalFold(k, "keep-alive"):
-			return hdrHop
-		}
-	case 15:
-		if equalFold(k, "x-forwarded-for") {
-			return hdrXFF
-		}
-	case 16:
-		switch {
-		case equalFold(k, "proxy-connection"):
-			return hdrHop
-		case equalFold(k, "x-forwarded-host"):
-			return hdrForwarded
-		}
-	case 17:
-		if equalFold(k, "x-forwarded-proto") {
-			return hdrForwarded
-		}
-	}
-	return hdrKeep
-}
-
-// appendTokens appends the comma-separated tokens of v to toks.
-func appendTokens(toks [][]byte, v []byte) [][]byte {
-	for len(v) > 0 {
-		var t []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			t, v = v[:i], v[i+1:]
-		} else {
-			t, v = v, nil
-		}
-		if t = bytes.TrimSpace(t); len(t) > 0 {
-			toks = append(toks, t)
-		}
-	}
-	return toks
-}
-
-func hasToken(toks [][]byte, k []byte) bool {
-	for _, t := range toks {
-		if bytes.EqualFold(t, k) {
-			return true
-		}
-	}
-	return false
 }
 
 var (
@@ -884,21 +753,21 @@ func rewriteRequest(req *fasthttp.Request, ip netip.Addr, st *proxyState) {
 	te := false
 	for r := raw; len(r) > 0; {
 		var line []byte
-		line, r = nextLine(r)
-		k, v, ok := splitHeader(line)
+		line, r = h1.NextLine(r)
+		k, v, ok := h1.SplitHeader(line)
 		if !ok {
 			continue
 		}
-		switch headerKind(k) {
-		case hdrHop, hdrForwarded:
+		switch h1.KindOf(k) {
+		case h1.Hop, h1.Forwarded:
 			st.del = append(st.del, k)
-		case hdrConnection:
+		case h1.Connection:
 			st.del = append(st.del, k)
-			st.toks = appendTokens(st.toks, v)
-		case hdrTE:
+			st.toks = h1.AppendTokens(st.toks, v)
+		case h1.TE:
 			st.del = append(st.del, k)
-			te = te || hasToken(appendTokens(nil, v), []byte("trailers"))
-		case hdrXFF:
+			te = te || h1.HasToken(h1.AppendTokens(nil, v), []byte("trailers"))
+		case h1.XForwardedFor:
 			st.del = append(st.del, k)
 			st.xff = append(st.xff, v)
 		}
@@ -906,9 +775,9 @@ func rewriteRequest(req *fasthttp.Request, ip netip.Addr, st *proxyState) {
 	if len(st.toks) > 0 {
 		for r := raw; len(r) > 0; {
 			var line []byte
-			line, r = nextLine(r)
-			if k, _, ok := splitHeader(line); ok && headerKind(k) == hdrKeep && hasToken(st.toks, k) &&
-				!equalFold(k, "host") && !equalFold(k, "content-length") {
+			line, r = h1.NextLine(r)
+			if k, _, ok := h1.SplitHeader(line); ok && h1.KindOf(k) == h1.Other && h1.HasToken(st.toks, k) &&
+				!h1.EqualFold(k, "host") && !h1.EqualFold(k, "content-length") {
 				st.del = append(st.del, k)
 			}
 		}
@@ -951,13 +820,13 @@ func rewriteRequest(req *fasthttp.Request, ip netip.Addr, st *proxyState) {
 func fixResponse(h *fasthttp.ResponseHeader, st *proxyState) {
 	st.del, st.toks = st.del[:0], st.toks[:0]
 	for k, v := range h.All() {
-		switch headerKind(k) {
-		case hdrHop, hdrTE:
+		switch h1.KindOf(k) {
+		case h1.Hop, h1.TE:
 			st.del = append(st.del, k)
-		case hdrConnection:
+		case h1.Connection:
 			st.del = append(st.del, k)
-			st.toks = appendTokens(st.toks, v)
-		case hdrDate:
+			st.toks = h1.AppendTokens(st.toks, v)
+		case h1.Date:
 			if string(k) != fasthttp.HeaderDate {
 				st.del = append(st.del, k)
 			}
@@ -965,8 +834,8 @@ func fixResponse(h *fasthttp.ResponseHeader, st *proxyState) {
 	}
 	if len(st.toks) > 0 {
 		for k := range h.All() {
-			if headerKind(k) == hdrKeep && hasToken(st.toks, k) && !equalFold(k, "content-length") &&
-				!equalFold(k, "transfer-encoding") {
+			if h1.KindOf(k) == h1.Other && h1.HasToken(st.toks, k) && !h1.EqualFold(k, "content-length") &&
+				!h1.EqualFold(k, "transfer-encoding") {
 				st.del = append(st.del, k)
 			}
 		}

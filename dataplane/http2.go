@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"lbd/dataplane/internal/h1"
 )
 
 // h2MaxStreams bounds the concurrent streams of one HTTP/2 client connection.
@@ -258,11 +260,11 @@ func (f *httpFrontend) writeH2(w http.ResponseWriter, ctx *fasthttp.RequestCtx, 
 func writeH2Response(w http.ResponseWriter, resp *fasthttp.Response, head bool) {
 	hdr := w.Header()
 	for k, v := range resp.Header.All() {
-		switch headerKind(k) {
-		case hdrHop, hdrConnection, hdrTE:
+		switch h1.KindOf(k) {
+		case h1.Hop, h1.Connection, h1.TE:
 			continue
 		}
-		if equalFold(k, "content-length") || equalFold(k, "transfer-encoding") || equalFold(k, "trailer") {
+		if h1.EqualFold(k, "content-length") || h1.EqualFold(k, "transfer-encoding") || h1.EqualFold(k, "trailer") {
 			continue
 		}
 		hdr.Add(string(k), string(v))

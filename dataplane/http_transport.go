@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"lbd/dataplane/internal/h1"
 )
 
 // HTTP transport tuning. See the comment at the top of http.go for the reasoning.
@@ -202,8 +204,6 @@ func (e *bodyError) Unwrap() error { return e.err }
 var (
 	errUpgrade         = errors.New("server switched protocols, which lbd did not ask for")
 	errTooManyInterim  = errors.New("too many 1xx responses")
-	errBadChunk        = errors.New("malformed chunked encoding")
-	errChunkTooLarge   = errors.New("chunk size too large")
 	errBodyTooLarge10  = fmt.Errorf("response of unknown length over %d bytes for an HTTP/1.0 client", maxHTTP10Body)
 	errUnexpectedClose = io.ErrUnexpectedEOF
 )
@@ -503,7 +503,7 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 
 func (s *bodyStream) readChunked(p []byte) (int, error) {
 	if s.left == 0 {
-		size, err := readChunkSize(s.br)
+		size, err := h1.ReadChunkSize(s.br)
 		if err != nil {
 			return 0, err
 		}
@@ -530,7 +530,7 @@ func (s *bodyStream) readChunked(p []byte) (int, error) {
 		return n, errUnexpectedClose
 	}
 	if err == nil && s.left == 0 {
-		err = readCRLF(s.br)
+		err = h1.ReadCRLF(s.br)
 	}
 	return n, err
 }
@@ -554,75 +554,5 @@ func (s *bodyStream) CloseWithError(err error) error {
 	}
 	*s = bodyStream{}
 	bodyStreamPool.Put(s)
-	return nil
-}
-
-// maxChunkSize bounds one chunk, to keep the arithmetic far from overflow.
-const maxChunkSize = 1 << 40
-
-// readChunkSize reads a chunk-size line, "1a2b[;ext]\r\n", and returns the size.
-func readChunkSize(br *bufio.Reader) (int64, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		if err == io.EOF {
-			err = errUnexpectedClose
-		} else if err == bufio.ErrBufferFull {
-			err = errBadChunk
-		}
-		return 0, err
-	}
-	line = line[:len(line)-1]
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
-	}
-	var size int64
-	i := 0
-	for ; i < len(line); i++ {
-		c := line[i]
-		var v byte
-		switch {
-		case c >= '0' && c <= '9':
-			v = c - '0'
-		case c >= 'a' && c <= 'f':
-			v = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			v = c - 'A' + 10
-		default:
-			goto rest
-		}
-		size = size<<4 | int64(v)
-		if size > maxChunkSize {
-			return 0, errChunkTooLarge
-		}
-	}
-rest:
-	if i == 0 {
-		return 0, errBadChunk
-	}
-	for ; i < len(line); i++ {
-		switch line[i] {
-		case ' ', '\t':
-			continue
-		case ';':
-			return size, nil // a chunk extension, ignored
-		}
-		return 0, errBadChunk
-	}
-	return size, nil
-}
-
-func readCRLF(br *bufio.Reader) error {
-	c, err := br.ReadByte()
-	if err == nil && c == '\r' {
-		c, err = br.ReadByte()
-	}
-	switch {
-	case err == io.EOF:
-		return errUnexpectedClose
-	case err != nil:
-		return err
-	case c != '\n':
-		return errBadChunk
-	}
 	return nil
 }

@@ -51,6 +51,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
+
+	"lbd/dataplane/internal/h1"
 )
 
 // httpLoopCounters count what the http event-loop engine did, for tests.
@@ -280,12 +282,12 @@ type httpConn struct {
 	state int
 	// in holds bytes read and not yet taken by a request (only when a read left some).
 	in   []byte
-	scan headScanner
+	scan h1.HeadScanner
 	// headStart and headEnd locate a complete head in the input while its body is
 	// still arriving; 0, 0 otherwise. bodyAt is how far a chunked body has been
 	// scanned (chunks), and bodyWait whether the body's deadline is set.
 	headStart, headEnd, bodyAt int
-	chunks                     bodyFramer
+	chunks                     h1.BodyFramer
 	bodyWait                   bool
 	// out holds bytes for the client that a write did not take; nothing is read from
 	// the server meanwhile.
@@ -328,7 +330,7 @@ type exchange struct {
 	fail         failure
 	// the response
 	code     int
-	body     bodyFramer
+	body     h1.BodyFramer
 	chunkify bool // close-delimited from the server, chunked to the client
 	answered bool // the response head went to the client
 	bytesOut int
@@ -547,7 +549,7 @@ func (c *httpConn) process(b []byte) {
 	cfg := &hg.g.cfg
 	if c.state == hcIdle {
 		c.state = hcHead
-		c.scan = newHeadScanner(cfg.MaxHeaderBytes)
+		c.scan = h1.NewHeadScanner(cfg.MaxHeaderBytes)
 		if c.requests > 0 { // the first request's client_header runs from the accept
 			c.arm(hcHead, cfg.Timeouts.ClientHeader)
 		} else {
@@ -561,12 +563,12 @@ func (c *httpConn) process(b []byte) {
 	start, end := c.headStart, c.headEnd
 	if end == 0 {
 		var err error
-		if start, end, err = c.scan.scan(b); err != nil {
+		if start, end, err = c.scan.Scan(b); err != nil {
 			c.handOver(b) // too large: fasthttp answers 431
 			return
 		}
 		if end == 0 {
-			if !plausibleHead(b[c.scan.start:]) {
+			if !h1.PlausibleHead(b[c.scan.Start():]) {
 				c.handOver(b) // fasthttp answers 400 without waiting for the rest
 				return
 			}
@@ -607,9 +609,9 @@ func (c *httpConn) process(b []byte) {
 		bodyLen = cl
 	case cl == -1:
 		if c.bodyAt == end { // the first look at this body
-			c.chunks = newBodyFramer(bodyChunked, 0, int64(bodyMax))
+			c.chunks = h1.NewBodyFramer(h1.BodyChunked, 0, int64(bodyMax))
 		}
-		n, done, err := c.chunks.scan(b[c.bodyAt:]) // the bytes not looked at yet
+		n, done, err := c.chunks.Scan(b[c.bodyAt:]) // the bytes not looked at yet
 		c.bodyAt += n
 		if err != nil || (!done && c.bodyAt-end >= maxBufferedBody) {
 			c.handOver(b)
@@ -678,51 +680,6 @@ func (c *httpConn) keep(b []byte) bool {
 	}
 	c.in = append(make([]byte, 0, max(2*len(b), loopReadSize)), b...)
 	return true
-}
-
-// plausibleHead reports whether b, the start of an incomplete head, may still become one
-// that fasthttp accepts: no CR but before an LF, and a request line, once complete, of
-// the form "METHOD SP TARGET SP HTTP/1.x" with an upper-case token method. The loop
-// hands a request over at once when it is false, so that the client gets fasthttp's 400
-// now, as fasthttp answers as soon as it sees the fault, instead of a 408 after
-// client_header.
-func plausibleHead(b []byte) bool {
-	for i := bytes.IndexByte(b, '\r'); i >= 0 && i+1 < len(b); {
-		if b[i+1] != '\n' {
-			return false
-		}
-		j := bytes.IndexByte(b[i+1:], '\r')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return true
-	}
-	line := bytes.TrimSuffix(b[:i], []byte("\r"))
-	sp := bytes.IndexByte(line, ' ')
-	if sp <= 0 || sp > 32 {
-		return false
-	}
-	for _, ch := range line[:sp] {
-		if ch < 'A' || ch > 'Z' {
-			return false
-		}
-	}
-	rest := line[sp+1:]
-	sp = bytes.LastIndexByte(rest, ' ')
-	if sp <= 0 {
-		return false
-	}
-	for _, ch := range rest[:sp] {
-		if ch <= ' ' || ch == 0x7f {
-			return false
-		}
-	}
-	v := rest[sp+1:]
-	return len(v) == 8 && string(v[:7]) == "HTTP/1." && (v[7] == '0' || v[7] == '1')
 }
 
 // waitBody keeps b, a head whose body has not all arrived, and gives the body
@@ -1000,13 +957,13 @@ func (c *httpConn) respond(rh *fasthttp.ResponseHeader) {
 	x.code = rh.StatusCode()
 	switch cl := rh.ContentLength(); {
 	case x.head || x.code < 200 || x.code == fasthttp.StatusNoContent || x.code == fasthttp.StatusNotModified:
-		x.body = newBodyFramer(bodyNone, 0, 0)
+		x.body = h1.NewBodyFramer(h1.BodyNone, 0, 0)
 	case cl >= 0:
-		x.body = newBodyFramer(bodyLength, int64(cl), 0)
+		x.body = h1.NewBodyFramer(h1.BodyLength, int64(cl), 0)
 	case cl == -1:
-		x.body = newBodyFramer(bodyChunked, 0, 0)
+		x.body = h1.NewBodyFramer(h1.BodyChunked, 0, 0)
 	default:
-		x.body = newBodyFramer(bodyClose, 0, 0)
+		x.body = h1.NewBodyFramer(h1.BodyClose, 0, 0)
 		x.chunkify = true
 		rh.SetContentLength(-1) // chunked to the client
 	}
@@ -1033,7 +990,7 @@ func (c *httpConn) forward(p []byte) {
 			return
 		}
 		var hdr [20]byte
-		h := appendHex(hdr[:0], len(p))
+		h := h1.AppendChunkSize(hdr[:0], len(p))
 		h = append(h, '\r', '\n')
 		c.write(h)
 		c.write(p)
@@ -1049,21 +1006,6 @@ var (
 	crlf      = []byte("\r\n")
 	lastChunk = []byte("0\r\n\r\n")
 )
-
-func appendHex(b []byte, n int) []byte {
-	const digits = "0123456789abcdef"
-	var tmp [16]byte
-	i := len(tmp)
-	for {
-		i--
-		tmp[i] = digits[n&15]
-		n >>= 4
-		if n == 0 {
-			break
-		}
-	}
-	return append(b, tmp[i:]...)
-}
 
 // responseDone ends an exchange whose response went whole to the client (or is in
 // c.out); reuse tells whether the server connection may serve another request.
@@ -1345,7 +1287,7 @@ type srvConn struct {
 	sendOff    int
 	in         []byte // a response head that came in pieces
 	trailer    []byte // the trailer section of a chunked response, until it is whole
-	scan       headScanner
+	scan       h1.HeadScanner
 	interim    int
 	headDone   bool
 	gotByte    bool
@@ -1386,7 +1328,7 @@ func (l *eventLoop) serverConn(p *serverPool, s *Server) (*srvConn, error) {
 
 func (srv *srvConn) reset() {
 	srv.sendOff, srv.in, srv.trailer, srv.interim, srv.headDone, srv.gotByte, srv.reuse = 0, nil, nil, 0, false, false, true
-	srv.scan = newHeadScanner(serverBufferSize)
+	srv.scan = h1.NewHeadScanner(serverBufferSize)
 }
 
 // connectNonblock starts a TCP connection to ap.
@@ -1653,7 +1595,7 @@ func (srv *srvConn) eof() {
 	case !srv.headDone:
 		srv.fail(errUnexpectedClose)
 	default:
-		if err := c.x.body.eof(); err != nil {
+		if err := c.x.body.EOF(); err != nil {
 			srv.fail(err)
 			return
 		}
@@ -1670,7 +1612,7 @@ func (srv *srvConn) head(p []byte) {
 		b = srv.in
 	}
 	for {
-		start, end, err := srv.scan.scan(b)
+		start, end, err := srv.scan.Scan(b)
 		if err != nil {
 			srv.fail(&fasthttp.ErrSmallBuffer{})
 			return
@@ -1701,7 +1643,7 @@ func (srv *srvConn) head(p []byte) {
 				srv.fail(errTooManyInterim)
 				return
 			}
-			srv.scan = newHeadScanner(serverBufferSize)
+			srv.scan = h1.NewHeadScanner(serverBufferSize)
 			if len(b) == end {
 				srv.in = nil
 				return
@@ -1727,19 +1669,15 @@ func (srv *srvConn) head(p []byte) {
 func (srv *srvConn) body(p []byte) {
 	c := srv.c
 	x := &c.x
-	n, done, err := x.body.scan(p)
+	n, done, err := x.body.Scan(p)
 	if err != nil {
 		srv.fail(err)
 		return
 	}
 	fwd := p[:n]
-	if ch := &x.body.chunks; x.body.kind == bodyChunked && ch.inTrailer {
+	if at, ok := x.body.TrailerAt(); ok {
 		// The trailer section is held until it is whole and checked, as the fasthttp
 		// engine's ReadTrailer checks it (no framing or routing fields).
-		at := 0
-		if ch.trailerAt >= 0 {
-			at = ch.trailerAt
-		}
 		srv.trailer = append(srv.trailer, p[at:n]...)
 		fwd = p[:at]
 	}
@@ -1759,7 +1697,7 @@ func (srv *srvConn) body(p []byte) {
 	if done {
 		// A server that answered before it had the whole request (a 413, say) may
 		// not expect the rest as a next request: its connection is not reused.
-		reuse := srv.reuse && n == len(p) && x.body.kind != bodyClose && srv.sendOff == len(x.send)
+		reuse := srv.reuse && n == len(p) && x.body.Kind() != h1.BodyClose && srv.sendOff == len(x.send)
 		c.responseDone(reuse)
 	}
 }

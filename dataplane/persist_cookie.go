@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/valyala/fasthttp"
+
+	"lbd/dataplane/internal/h1"
 )
 
 // Cookie persistence works as HAProxy's "cookie NAME insert indirect nocache": lbd
@@ -156,7 +158,7 @@ func (p *persistence) recordCookie(h *fasthttp.ResponseHeader, s *Server, ps *pe
 	var cc []byte
 	var keys []string
 	for k, v := range h.All() {
-		if equalFold(k, hdrCacheControl) {
+		if h1.EqualFold(k, hdrCacheControl) {
 			if len(cc) > 0 {
 				cc = append(cc, ", "...)
 			}
