@@ -6,30 +6,13 @@ import (
 	"net/http/pprof"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"lbd/dataplane"
+	"lbd/node/api"
 )
 
-// StatusResponse is the answer of GET /v1/status.
-type StatusResponse struct {
-	Node          string           `json:"node"`
-	ConfigPath    string           `json:"config_path"`
-	ConfigVersion string           `json:"config_version"`
-	LoadedAt      time.Time        `json:"loaded_at"`
-	Dataplane     dataplane.Status `json:"dataplane"`
-}
-
-// ReloadResponse is the answer of POST /v1/reload.
-type ReloadResponse struct {
-	OK            bool     `json:"ok"`
-	ConfigVersion string   `json:"config_version,omitempty"`
-	Errors        []string `json:"errors,omitempty"`
-}
-
-// adminHandler serves the admin API. The unix socket (full) allows changes; the TCP
+// adminHandler serves the admin API (its wire types and endpoints: node/api). The unix socket (full) allows changes; the TCP
 // listener, which has no authentication yet, serves only metrics and reads.
 func (n *Node) adminHandler(full bool) http.Handler {
 	mux := http.NewServeMux()
@@ -60,24 +43,24 @@ func pprofRoutes(mux *http.ServeMux) {
 
 func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	n.mu.Lock()
-	resp := StatusResponse{
+	resp := api.StatusResponse{
 		Node:          n.cfg.Node.Name,
 		ConfigPath:    n.path,
 		ConfigVersion: n.version,
 		LoadedAt:      n.loadedAt.UTC(),
 	}
 	n.mu.Unlock()
-	resp.Dataplane = n.dp.Status()
+	resp.Dataplane = apiDataplaneStatus(n.dp.Status())
 	writeJSON(w, http.StatusOK, resp)
 }
 
 func (n *Node) handleReload(w http.ResponseWriter, _ *http.Request) {
 	v, err := n.Reload()
 	if err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, ReloadResponse{Errors: strings.Split(err.Error(), "\n")})
+		writeJSON(w, http.StatusUnprocessableEntity, api.ReloadResponse{Errors: strings.Split(err.Error(), "\n")})
 		return
 	}
-	writeJSON(w, http.StatusOK, ReloadResponse{OK: true, ConfigVersion: v})
+	writeJSON(w, http.StatusOK, api.ReloadResponse{OK: true, ConfigVersion: v})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

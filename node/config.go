@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"lbd/dataplane"
+	"lbd/node/api"
 	"lbd/vip"
 )
 
@@ -58,7 +59,7 @@ type AdminConfig struct {
 
 // Defaults of the node: section, applied by SetDefaults.
 const (
-	DefaultAdminSocket = "/run/lbd/lbd.sock"
+	DefaultAdminSocket = api.DefaultSocket
 	DefaultAdminListen = "127.0.0.1:9180"
 	DefaultStateDir    = "/var/lib/lbd"
 )

@@ -12,57 +12,19 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"lbd/dataplane"
+	"lbd/node/api"
 )
-
-// DefaultDrainGrace is the grace period of a node drain when none is given.
-const DefaultDrainGrace = 30 * time.Second
-
-// maxDrainGrace bounds the grace period of a node drain.
-const maxDrainGrace = 24 * time.Hour
-
-// ServerChange is the body of PUT /v1/backends/{backend}/servers/{server}: the values to
-// change; those left out stay as they are.
-type ServerChange struct {
-	// State is enabled, drain or disabled.
-	State *string `json:"state,omitempty"`
-	// Weight is 0 to 256.
-	Weight *int `json:"weight,omitempty"`
-}
-
-// DrainRequest is the body of POST /v1/node/drain.
-type DrainRequest struct {
-	// Grace is how long the operator should wait before stopping the node, such as
-	// "30s". Default: 30s.
-	Grace string `json:"grace,omitempty"`
-}
-
-// DrainStatus is the answer of the node drain endpoints.
-type DrainStatus struct {
-	Draining bool `json:"draining"`
-	// Since is when the drain started; GraceEnds when the node may be stopped.
-	Since     *time.Time `json:"since,omitempty"`
-	Grace     string     `json:"grace,omitempty"`
-	GraceEnds *time.Time `json:"grace_ends,omitempty"`
-}
-
-// ErrorResponse is the answer of a refused admin request.
-type ErrorResponse struct {
-	Error string `json:"error"`
-}
 
 // drainState is the node's drain; its mutex guards every field.
 type drainState struct {
@@ -116,7 +78,7 @@ func (n *Node) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 
 func (n *Node) handleSetServer(w http.ResponseWriter, r *http.Request) {
 	backend, server := r.PathValue("backend"), r.PathValue("server")
-	var ch ServerChange
+	var ch api.ServerChange
 	if err := decodeBody(r, &ch); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -151,7 +113,7 @@ func (n *Node) handleSetServer(w http.ResponseWriter, r *http.Request) {
 	for _, b := range n.dp.Status().Backends {
 		for _, s := range b.Servers {
 			if b.Name == backend && s.Name == server {
-				writeJSON(w, http.StatusOK, s)
+				writeJSON(w, http.StatusOK, apiServerStatus(s))
 				return
 			}
 		}
@@ -161,16 +123,16 @@ func (n *Node) handleSetServer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
-	var req DrainRequest
+	var req api.DrainRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	grace := DefaultDrainGrace
+	grace := api.DefaultDrainGrace
 	if req.Grace != "" {
 		g, err := time.ParseDuration(req.Grace)
-		if err != nil || g < 0 || g > maxDrainGrace {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("grace: must be a duration from 0s to %v, such as \"30s\", not %q", maxDrainGrace, req.Grace))
+		if err != nil || g < 0 || g > api.MaxDrainGrace {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("grace: must be a duration from 0s to %v, such as \"30s\", not %q", api.MaxDrainGrace, req.Grace))
 			return
 		}
 		grace = g
@@ -199,7 +161,7 @@ func (n *Node) Draining() bool {
 // Drain makes GET /healthz answer 503 so that an outer load balancer stops sending new
 // clients; traffic keeps being served. After grace, lbd logs that the node may be
 // stopped. Draining a drained node restarts its grace period.
-func (n *Node) Drain(grace time.Duration) DrainStatus {
+func (n *Node) Drain(grace time.Duration) api.DrainStatus {
 	d := &n.drain
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -220,7 +182,7 @@ func (n *Node) Drain(grace time.Duration) DrainStatus {
 }
 
 // Undrain makes GET /healthz answer 200 again.
-func (n *Node) Undrain() DrainStatus {
+func (n *Node) Undrain() api.DrainStatus {
 	d := &n.drain
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -245,12 +207,12 @@ func (n *Node) stopControl() {
 	}
 }
 
-func (d *drainState) statusLocked() DrainStatus {
+func (d *drainState) statusLocked() api.DrainStatus {
 	if !d.draining {
-		return DrainStatus{}
+		return api.DrainStatus{}
 	}
 	since, ends := d.since.UTC(), d.since.Add(d.grace).UTC()
-	return DrainStatus{Draining: true, Since: &since, Grace: d.grace.String(), GraceEnds: &ends}
+	return api.DrainStatus{Draining: true, Since: &since, Grace: d.grace.String(), GraceEnds: &ends}
 }
 
 // decodeBody reads a JSON request body into v, strictly; an empty body leaves v as it is.
@@ -275,82 +237,5 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, ErrorResponse{Error: msg})
-}
-
-// SetServer changes a server's state and/or weight at run time.
-func (c *Client) SetServer(ctx context.Context, backend, server string, ch ServerChange) (*dataplane.ServerStatus, error) {
-	var out dataplane.ServerStatus
-	path := "/v1/backends/" + url.PathEscape(backend) + "/servers/" + url.PathEscape(server)
-	if err := c.call(ctx, http.MethodPut, path, ch, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// Drain drains the node: its /healthz answers 503 from now on.
-func (c *Client) Drain(ctx context.Context, grace time.Duration) (*DrainStatus, error) {
-	var out DrainStatus
-	if err := c.call(ctx, http.MethodPost, "/v1/node/drain", DrainRequest{Grace: grace.String()}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// Undrain ends a node drain.
-func (c *Client) Undrain(ctx context.Context) (*DrainStatus, error) {
-	var out DrainStatus
-	if err := c.call(ctx, http.MethodPost, "/v1/node/undrain", nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// DrainStatus returns the node's drain state.
-func (c *Client) DrainStatus(ctx context.Context) (*DrainStatus, error) {
-	var out DrainStatus
-	if err := c.call(ctx, http.MethodGet, "/v1/node/drain", nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// call sends in as JSON (nil for no body) and decodes the answer into out; a refusal
-// comes back as an error carrying the API's message.
-func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin api: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("admin api: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e ErrorResponse
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("admin api: %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("admin api: bad answer: %w", err)
-	}
-	return nil
+	writeJSON(w, code, api.ErrorResponse{Error: msg})
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lbd/node/api"
 )
 
 // ctlNode runs a Node with backend "app" (servers s1, s2) and no frontends, its admin
@@ -96,14 +98,14 @@ func TestControlEndpoints(t *testing.T) {
 
 func TestClientControl(t *testing.T) {
 	n := ctlNode(t)
-	c := NewClient(n.cfg.Node.Admin.Socket)
+	c := api.NewClient(n.cfg.Node.Admin.Socket)
 	ctx := context.Background()
 	drain := "drain"
-	st, err := c.SetServer(ctx, "app", "s2", ServerChange{State: &drain})
+	st, err := c.SetServer(ctx, "app", "s2", api.ServerChange{State: &drain})
 	if err != nil || st.Name != "s2" || st.State != "drain" {
 		t.Fatalf("SetServer: %+v %v", st, err)
 	}
-	if _, err := c.SetServer(ctx, "app", "nope", ServerChange{State: &drain}); err == nil || err.Error() != `backend "app" has no server named "nope"` {
+	if _, err := c.SetServer(ctx, "app", "nope", api.ServerChange{State: &drain}); err == nil || err.Error() != `backend "app" has no server named "nope"` {
 		t.Fatalf("SetServer of an unknown server: %v", err)
 	}
 	ds, err := c.Drain(ctx, 2*time.Second)

@@ -42,6 +42,69 @@ func TestImportDirection(t *testing.T) {
 	}
 }
 
+// TestCommandImports keeps the commands thin: lbctl links only the admin API's wire
+// types and client (node/api) and cobra, never the node or its parts; lbd reaches the
+// parts through node only; node/api is the standard library alone.
+func TestCommandImports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	// node/api: the standard library only.
+	for _, dep := range goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "lbd/node/api") {
+		if dep != "lbd/node/api" {
+			t.Errorf("node/api reaches %s: it may use the standard library only", dep)
+		}
+	}
+	// cmd/lbctl, with its tests: node/api, cobra and go-cmp (tests) among the rest.
+	for _, dep := range goList(t, "-deps", "-test", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "lbd/cmd/lbctl") {
+		dep = strings.Fields(dep)[0] // "lbd/cmd/lbctl [lbd/cmd/lbctl.test]" for the test variant
+		switch {
+		case dep == "lbd/node/api", dep == "lbd/cmd/lbctl", dep == "lbd/cmd/lbctl.test":
+		case strings.HasPrefix(dep, "lbd/"):
+			t.Errorf("cmd/lbctl reaches %s: it may import only lbd/node/api among lbd's packages", dep)
+		case !strings.HasPrefix(dep, "github.com/spf13/") && !strings.HasPrefix(dep, "github.com/inconshreveable/mousetrap") &&
+			!strings.HasPrefix(dep, "github.com/google/go-cmp/"):
+			t.Errorf("cmd/lbctl reaches %s: it needs cobra and the standard library only", dep)
+		}
+	}
+	// cmd/lbd: imports node (and its API types) directly, nothing below node.
+	imports := goList(t, "-f", "{{range .Imports}}{{.}}\n{{end}}{{range .TestImports}}{{.}}\n{{end}}", "lbd/cmd/lbd")
+	for _, imp := range imports {
+		if strings.HasPrefix(imp, "lbd/") && imp != "lbd/node" && imp != "lbd/node/api" {
+			t.Errorf("cmd/lbd imports %s: it reaches the parts through lbd/node only", imp)
+		}
+	}
+	nodeDeps := map[string]bool{}
+	for _, dep := range goList(t, "-deps", "lbd/node") {
+		nodeDeps[dep] = true
+	}
+	for _, dep := range goList(t, "-deps", "lbd/cmd/lbd") {
+		if strings.HasPrefix(dep, "lbd/") && dep != "lbd/cmd/lbd" && !nodeDeps[dep] {
+			t.Errorf("cmd/lbd reaches %s, which node does not bring", dep)
+		}
+	}
+}
+
+// goList runs go list with args and returns its output's lines, without empty ones.
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("go list %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
 func hasGoFiles(t *testing.T, dir string) bool {
 	t.Helper()
 	matches, err := filepath.Glob(filepath.Join(dir, "*.go"))

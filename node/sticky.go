@@ -9,54 +9,17 @@ package node
 //	POST   /v1/sticky/{backend}/import              apply entries from elsewhere (unix socket only)
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
 	"lbd/dataplane"
+	"lbd/node/api"
 )
-
-// StickyListEntry is one entry of GET /v1/sticky/{backend}.
-type StickyListEntry struct {
-	Key     string    `json:"key"`
-	Server  string    `json:"server"`
-	Expires time.Time `json:"expires"`
-}
-
-// StickyListResponse is the answer of GET /v1/sticky/{backend}.
-type StickyListResponse struct {
-	Backend string            `json:"backend"`
-	Entries []StickyListEntry `json:"entries"`
-}
-
-// StickyDeleteResponse is the answer of DELETE /v1/sticky/{backend}.
-type StickyDeleteResponse struct {
-	Deleted int `json:"deleted"`
-}
-
-// StickyExport is the answer of GET /v1/sticky/{backend}/export: the entries changed on
-// this node after the mark asked for, and the mark to ask with next. Expires is in
-// nanoseconds since the Unix epoch; Server "" is a deletion.
-type StickyExport struct {
-	Entries []dataplane.StickyEntry `json:"entries"`
-	Next    uint64                  `json:"next"`
-}
-
-// StickyImport is the body of POST /v1/sticky/{backend}/import.
-type StickyImport struct {
-	Entries []dataplane.StickyEntry `json:"entries"`
-}
-
-// StickyImportResponse is the answer of POST /v1/sticky/{backend}/import.
-type StickyImportResponse struct {
-	Imported int `json:"imported"`
-}
 
 // Export batch sizes.
 const (
@@ -81,9 +44,9 @@ func (n *Node) stickyTable(w http.ResponseWriter, r *http.Request) *dataplane.St
 	t, err := n.dp.Sticky(r.PathValue("backend"))
 	switch {
 	case errors.Is(err, dataplane.ErrNoBackend):
-		writeJSON(w, http.StatusNotFound, ErrorResponse{err.Error()})
+		writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusConflict, ErrorResponse{err.Error()})
+		writeError(w, http.StatusConflict, err.Error())
 	}
 	return t
 }
@@ -94,10 +57,10 @@ func (n *Node) handleStickyList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	server := r.URL.Query().Get("server")
-	out := StickyListResponse{Backend: r.PathValue("backend"), Entries: []StickyListEntry{}}
+	out := api.StickyListResponse{Backend: r.PathValue("backend"), Entries: []api.StickyListEntry{}}
 	for _, e := range t.Entries() {
 		if server == "" || e.Server == server {
-			out.Entries = append(out.Entries, StickyListEntry{Key: e.Key, Server: e.Server, Expires: time.Unix(0, e.Expires).UTC()})
+			out.Entries = append(out.Entries, api.StickyListEntry{Key: e.Key, Server: e.Server, Expires: time.Unix(0, e.Expires).UTC()})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -112,25 +75,25 @@ func (n *Node) handleStickyDelete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key, server := q.Get("key"), q.Get("server")
 	if (key == "") == (server == "") {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{"give either key or server"})
+		writeError(w, http.StatusBadRequest, "give either key or server")
 		return
 	}
 	if key != "" {
 		if !t.Delete(key) {
-			writeJSON(w, http.StatusNotFound, ErrorResponse{fmt.Sprintf("backend %q has no sticky entry for key %q", backend, key)})
+			writeError(w, http.StatusNotFound, fmt.Sprintf("backend %q has no sticky entry for key %q", backend, key))
 			return
 		}
 		n.log.Info("sticky entry deleted", "backend", backend, "key", key)
-		writeJSON(w, http.StatusOK, StickyDeleteResponse{Deleted: 1})
+		writeJSON(w, http.StatusOK, api.StickyDeleteResponse{Deleted: 1})
 		return
 	}
 	deleted := t.DeleteServer(server)
 	if deleted == 0 && !n.hasServer(backend, server) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{fmt.Sprintf("backend %q has no server named %q", backend, server)})
+		writeError(w, http.StatusNotFound, fmt.Sprintf("backend %q has no server named %q", backend, server))
 		return
 	}
 	n.log.Info("sticky entries deleted", "backend", backend, "server", server, "deleted", deleted)
-	writeJSON(w, http.StatusOK, StickyDeleteResponse{Deleted: deleted})
+	writeJSON(w, http.StatusOK, api.StickyDeleteResponse{Deleted: deleted})
 }
 
 func (n *Node) hasServer(backend, server string) bool {
@@ -153,7 +116,7 @@ func (n *Node) handleStickyExport(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("since"); v != "" {
 		var err error
 		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
-			writeJSON(w, http.StatusBadRequest, ErrorResponse{fmt.Sprintf("since must be a change number, not %q", v)})
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since must be a change number, not %q", v))
 			return
 		}
 	}
@@ -161,7 +124,7 @@ func (n *Node) handleStickyExport(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("max"); v != "" {
 		m, err := strconv.Atoi(v)
 		if err != nil || m < 1 || m > maxStickyBatch {
-			writeJSON(w, http.StatusBadRequest, ErrorResponse{fmt.Sprintf("max must be 1 to %d, not %q", maxStickyBatch, v)})
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("max must be 1 to %d, not %q", maxStickyBatch, v))
 			return
 		}
 		max = m
@@ -171,10 +134,7 @@ func (n *Node) handleStickyExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries, next := t.Changes(since, max)
-	if entries == nil {
-		entries = []dataplane.StickyEntry{}
-	}
-	writeJSON(w, http.StatusOK, StickyExport{Entries: entries, Next: next})
+	writeJSON(w, http.StatusOK, api.StickyExport{Entries: apiStickyEntries(entries), Next: next})
 }
 
 func (n *Node) handleStickyImport(w http.ResponseWriter, r *http.Request) {
@@ -182,61 +142,12 @@ func (n *Node) handleStickyImport(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	var in StickyImport
+	var in api.StickyImport
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxStickyImport))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{"bad import body: " + err.Error()})
+		writeError(w, http.StatusBadRequest, "bad import body: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, StickyImportResponse{Imported: t.Import(in.Entries)})
-}
-
-// StickyList returns the entries of backend's sticky table.
-func (c *Client) StickyList(ctx context.Context, backend string) (*StickyListResponse, error) {
-	var out StickyListResponse
-	if err := c.call(ctx, http.MethodGet, "/v1/sticky/"+url.PathEscape(backend), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// StickyDelete deletes the entry of key, or every entry of server (give one of them),
-// from backend's sticky table.
-func (c *Client) StickyDelete(ctx context.Context, backend, key, server string) (*StickyDeleteResponse, error) {
-	q := url.Values{}
-	if key != "" {
-		q.Set("key", key)
-	}
-	if server != "" {
-		q.Set("server", server)
-	}
-	var out StickyDeleteResponse
-	if err := c.call(ctx, http.MethodDelete, "/v1/sticky/"+url.PathEscape(backend)+"?"+q.Encode(), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// StickyExport returns up to max (0: the node's default) entries changed on the node
-// after mark since, and the next mark.
-func (c *Client) StickyExport(ctx context.Context, backend string, since uint64, max int) (*StickyExport, error) {
-	path := "/v1/sticky/" + url.PathEscape(backend) + "/export?since=" + strconv.FormatUint(since, 10)
-	if max > 0 {
-		path += "&max=" + strconv.Itoa(max)
-	}
-	var out StickyExport
-	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// StickyImport applies entries to backend's sticky table, as from another node.
-func (c *Client) StickyImport(ctx context.Context, backend string, entries []dataplane.StickyEntry) (*StickyImportResponse, error) {
-	var out StickyImportResponse
-	if err := c.call(ctx, http.MethodPost, "/v1/sticky/"+url.PathEscape(backend)+"/import", StickyImport{Entries: entries}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	writeJSON(w, http.StatusOK, api.StickyImportResponse{Imported: t.Import(stickyEntries(in.Entries))})
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"lbd/dataplane"
+	"lbd/node/api"
 	"lbd/vip"
 )
 
@@ -439,17 +440,17 @@ func vrrpTestNode(t *testing.T, cfg *Config) (*Node, *fakeAddresses) {
 	return n, addrs
 }
 
-func vipsOf(t *testing.T, h http.Handler) map[string]VIPStatus {
+func vipsOf(t *testing.T, h http.Handler) map[string]api.VIPStatus {
 	t.Helper()
 	code, body := ctlDo(h, "GET", "/v1/vips", "")
 	if code != http.StatusOK {
 		t.Fatalf("GET /v1/vips: %d %s", code, body)
 	}
-	var list []VIPStatus
+	var list []api.VIPStatus
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
 		t.Fatalf("GET /v1/vips: %v\n%s", err, body)
 	}
-	out := map[string]VIPStatus{}
+	out := map[string]api.VIPStatus{}
 	for _, v := range list {
 		out[v.Name] = v
 	}
@@ -791,7 +792,7 @@ backends:
 		}
 	}()
 
-	client := NewClient(sock)
+	client := api.NewClient(sock)
 	waitFor(t, 10*time.Second, "web to become MASTER", func() bool {
 		vips, err := client.VIPs(context.Background())
 		return err == nil && len(vips) == 1 && vips[0].State == "MASTER"

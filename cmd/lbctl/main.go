@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"lbd/node"
+	"lbd/node/api"
 )
 
 var version = "dev"
@@ -33,9 +33,9 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.PersistentFlags().StringVar(&target, "socket", node.DefaultAdminSocket, "admin API: unix socket path, or http://host:port for read-only commands")
+	root.PersistentFlags().StringVar(&target, "socket", api.DefaultSocket, "admin API: unix socket path, or http://host:port for read-only commands")
 	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
-	client := func() *node.Client { return node.NewClient(target) }
+	client := func() *api.Client { return api.NewClient(target) }
 
 	status := &cobra.Command{
 		Use:   "status",
@@ -95,7 +95,7 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printStatus(w io.Writer, st *node.StatusResponse) {
+func printStatus(w io.Writer, st *api.StatusResponse) {
 	fmt.Fprintf(w, "node %s  config %s (version %s, loaded %s)\n\n", st.Node, st.ConfigPath,
 		st.ConfigVersion, st.LoadedAt.Format("2006-01-02 15:04:05Z"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -11,8 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"lbd/dataplane"
-	"lbd/node"
+	"lbd/node/api"
 )
 
 // backendServerArgs requires exactly BACKEND and SERVER.
@@ -23,7 +22,7 @@ func backendServerArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func newServerCmd(client func() *node.Client, asJSON *bool) *cobra.Command {
+func newServerCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Change a server's state or weight at run time, without a reload",
@@ -36,7 +35,7 @@ that server (a reload that leaves it alone keeps it), or until lbd restarts.`,
 	}
 	set := func(state *string, weight *int) func(*cobra.Command, []string) error {
 		return func(c *cobra.Command, args []string) error {
-			st, err := client().SetServer(c.Context(), args[0], args[1], node.ServerChange{State: state, Weight: weight})
+			st, err := client().SetServer(c.Context(), args[0], args[1], api.ServerChange{State: state, Weight: weight})
 			if err != nil {
 				return err
 			}
@@ -58,14 +57,14 @@ that server (a reload that leaves it alone keeps it), or until lbd restarts.`,
 			var state *string
 			var weight *int
 			if c.Flags().Changed("state") {
-				if _, err := dataplane.ParseServerState(stateFlag); err != nil {
+				if err := api.CheckServerState(stateFlag); err != nil {
 					return fmt.Errorf("--state %v", err)
 				}
 				state = &stateFlag
 			}
 			if c.Flags().Changed("weight") {
-				if weightFlag < 0 || weightFlag > dataplane.MaxServerWeight {
-					return fmt.Errorf("--weight must be between 0 and %d, not %d", dataplane.MaxServerWeight, weightFlag)
+				if weightFlag < 0 || weightFlag > api.MaxServerWeight {
+					return fmt.Errorf("--weight must be between 0 and %d, not %d", api.MaxServerWeight, weightFlag)
 				}
 				weight = &weightFlag
 			}
@@ -76,13 +75,13 @@ that server (a reload that leaves it alone keeps it), or until lbd restarts.`,
 		},
 	}
 	setCmd.Flags().StringVar(&stateFlag, "state", "", "enabled, drain or disabled")
-	setCmd.Flags().IntVar(&weightFlag, "weight", 0, fmt.Sprintf("weight, 0 to %d", dataplane.MaxServerWeight))
+	setCmd.Flags().IntVar(&weightFlag, "weight", 0, fmt.Sprintf("weight, 0 to %d", api.MaxServerWeight))
 	cmd.AddCommand(setCmd)
 
 	for _, s := range []struct{ name, state, short string }{
-		{"drain", dataplane.StateDrain, "Drain a server: no new sessions; those in flight and persistent clients are still served"},
-		{"enable", dataplane.StateEnabled, "Enable a server: it takes new sessions again"},
-		{"disable", dataplane.StateDisabled, "Disable a server: it takes nothing"},
+		{"drain", api.StateDrain, "Drain a server: no new sessions; those in flight and persistent clients are still served"},
+		{"enable", api.StateEnabled, "Enable a server: it takes new sessions again"},
+		{"disable", api.StateDisabled, "Disable a server: it takes nothing"},
 	} {
 		state := s.state
 		cmd.AddCommand(&cobra.Command{
@@ -95,12 +94,12 @@ that server (a reload that leaves it alone keeps it), or until lbd restarts.`,
 	return cmd
 }
 
-func printServer(w io.Writer, backend string, s *dataplane.ServerStatus) {
+func printServer(w io.Writer, backend string, s *api.ServerStatus) {
 	fmt.Fprintf(w, "server %s/%s (%s): state %s, weight %d, up %v, active %d\n",
 		backend, s.Name, s.Address, s.State, s.Weight, s.Up, s.Active)
 }
 
-func newNodeCmd(client func() *node.Client, asJSON *bool) *cobra.Command {
+func newNodeCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Drain or undrain this node for the load balancer in front of it",
@@ -144,7 +143,7 @@ period is over (lbd logs it), stop the node: systemctl stop lbd.`,
 			return nil
 		},
 	}
-	drain.Flags().DurationVar(&grace, "grace", node.DefaultDrainGrace, "how long the outer load balancer needs to stop sending clients")
+	drain.Flags().DurationVar(&grace, "grace", api.DefaultDrainGrace, "how long the outer load balancer needs to stop sending clients")
 	drain.Flags().BoolVar(&wait, "wait", false, "wait until the grace period is over")
 	undrain := &cobra.Command{
 		Use:   "undrain",

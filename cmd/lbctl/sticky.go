@@ -10,10 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"lbd/node"
+	"lbd/node/api"
 )
 
-func newStickyCmd(client func() *node.Client, asJSON *bool) *cobra.Command {
+func newStickyCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sticky",
 		Short: "List or delete the entries of a backend's sticky table",
@@ -72,7 +72,7 @@ func backendArg(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func printSticky(w io.Writer, resp *node.StickyListResponse, now time.Time) {
+func printSticky(w io.Writer, resp *api.StickyListResponse, now time.Time) {
 	if len(resp.Entries) == 0 {
 		fmt.Fprintf(w, "backend %s: no sticky entries\n", resp.Backend)
 		return

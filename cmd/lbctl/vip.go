@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"lbd/node"
+	"lbd/node/api"
 )
 
-func newVIPCmd(client func() *node.Client, asJSON *bool) *cobra.Command {
+func newVIPCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "vip",
 		Short: "Show the node's VRRP instances, or move a VIP to another node",
@@ -67,7 +67,7 @@ lbd restarts. It fails when this node is not NAME's master.`,
 	return cmd
 }
 
-func printVIPs(w io.Writer, vips []node.VIPStatus) {
+func printVIPs(w io.Writer, vips []api.VIPStatus) {
 	if len(vips) == 0 {
 		fmt.Fprintln(w, "no vrrp instances")
 		return

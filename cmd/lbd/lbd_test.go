@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"lbd/node"
+	"lbd/node/api"
 )
 
 var lbdBin string
@@ -69,7 +69,7 @@ type lbdProc struct {
 	cmd    *exec.Cmd
 	cfg    string
 	socket string
-	client *node.Client
+	client *api.Client
 	logs   *syncBuffer
 }
 
@@ -123,7 +123,7 @@ func startLBD(t *testing.T, cfg string) *lbdProc {
 		}
 		t.Logf("lbd log:\n%s", p.logs.String())
 	})
-	p.client = node.NewClient(p.socket)
+	p.client = api.NewClient(p.socket)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"lbd/node"
+	"lbd/node/api"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -140,7 +141,7 @@ func newReload() *cobra.Command {
 					socket = cfg.Node.Admin.Socket
 				}
 			}
-			resp, err := node.NewClient(socket).Reload(cmd.Context())
+			resp, err := api.NewClient(socket).Reload(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"lbd/dataplane"
+	"lbd/node/api"
 )
 
 // persistCookieConfig is an http frontend on port sending to backend app, with cookie
@@ -315,7 +315,7 @@ backends:
 		t.Errorf("exported %d entries in batches, want 30", exported)
 	}
 	exp := time.Now().Add(time.Hour).UnixNano()
-	if r, err := p.client.StickyImport(ctx, "api", []dataplane.StickyEntry{{Key: "remote-user", Server: "s4", Expires: exp}}); err != nil || r.Imported != 1 {
+	if r, err := p.client.StickyImport(ctx, "api", []api.StickyEntry{{Key: "remote-user", Server: "s4", Expires: exp}}); err != nil || r.Imported != 1 {
 		t.Fatalf("import: %+v, %v", r, err)
 	}
 	for range 3 {

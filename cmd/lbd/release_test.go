@@ -3,71 +3,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"lbd/vip"
 )
-
-// fakeAddrs is a vip.Addresses over a map, for releaseVIPs without root.
-type fakeAddrs struct {
-	have    map[string][]netip.Prefix // interface → addresses carrying the label
-	removed []string
-	fail    error
-}
-
-func (f *fakeAddrs) Add(string, netip.Prefix, string) error { return errors.New("not used") }
-func (f *fakeAddrs) Remove(ifname string, p netip.Prefix) error {
-	if f.fail != nil {
-		return f.fail
-	}
-	f.removed = append(f.removed, ifname+" "+p.String())
-	return nil
-}
-func (f *fakeAddrs) List(ifname, _ string) ([]netip.Prefix, error) { return f.have[ifname], nil }
-
-func TestReleaseVIPsFake(t *testing.T) {
-	cfg := vip.Config{Instances: []vip.Instance{
-		{Name: "web", Interface: "lo", VRID: 1, Addresses: []string{"198.18.0.100/24"}},
-		{Name: "gone", Interface: "lbdt-absent0", VRID: 2, Addresses: []string{"198.18.0.101/24"}},
-	}}
-	a := &fakeAddrs{have: map[string][]netip.Prefix{"lo": {netip.MustParsePrefix("198.18.0.100/24")}}}
-	var out, errOut bytes.Buffer
-	if err := releaseVIPs(&out, &errOut, cfg, a); err != nil {
-		t.Fatalf("releaseVIPs: %v\n%s", err, errOut.String())
-	}
-	if len(a.removed) != 1 || a.removed[0] != "lo 198.18.0.100/24" {
-		t.Errorf("removed %v, want [lo 198.18.0.100/24]", a.removed)
-	}
-	if !strings.Contains(out.String(), "interface lbdt-absent0 not found: nothing to release") {
-		t.Errorf("output does not report the absent interface:\n%s", out.String())
-	}
-
-	// A failure to remove is exit 1 with the error.
-	a = &fakeAddrs{have: a.have, fail: errors.New("operation not permitted")}
-	out.Reset()
-	errOut.Reset()
-	err := releaseVIPs(&out, &errOut, cfg, a)
-	if ee, ok := err.(exitError); !ok || ee != 1 || !strings.Contains(errOut.String(), "operation not permitted") {
-		t.Errorf("releaseVIPs with a failing Remove: %v, stderr %q", err, errOut.String())
-	}
-
-	// No instances: nothing to do.
-	out.Reset()
-	if err := releaseVIPs(&out, &errOut, vip.Config{}, &fakeAddrs{}); err != nil || !strings.Contains(out.String(), "nothing to release") {
-		t.Errorf("no instances: %v, %q", err, out.String())
-	}
-}
 
 // TestReleaseRefusesWhileRunning: a config whose admin socket answers (a stand-in for a
 // running lbd) is refused, without touching any address; a dead socket is not.
