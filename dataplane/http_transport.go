@@ -59,7 +59,7 @@ type serverClient struct {
 }
 
 // serverPool is the connection pool to one server. fasthttp's HostClient keeps the
-// connections; lbd does the HTTP exchange on them itself (see exchange).
+// connections; lbd does the HTTP round trip on them itself (see roundTrip).
 type serverPool struct {
 	key poolKey
 	hc  *fasthttp.HostClient
@@ -178,22 +178,6 @@ func (t *httpTransport) client(s *Server) *serverClient {
 	return nil
 }
 
-// connectError is a failure to connect to a server: the request was not sent, so it
-// may go to another server whatever its method.
-type connectError struct {
-	addr string
-	err  error
-}
-
-func (e *connectError) Error() string { return "connecting to " + e.addr + ": " + e.err.Error() }
-func (e *connectError) Unwrap() error { return e.err }
-
-// sendError is a failure to send the request to a server.
-type sendError struct{ err error }
-
-func (e *sendError) Error() string { return "sending request: " + e.err.Error() }
-func (e *sendError) Unwrap() error { return e.err }
-
 // bodyError is a failure while reading a response body, after the server started to
 // answer.
 type bodyError struct{ err error }
@@ -208,7 +192,7 @@ var (
 	errUnexpectedClose = io.ErrUnexpectedEOF
 )
 
-// exchange sends req to sc's server and reads the response into resp: the head, and
+// roundTrip sends req to sc's server and reads the response into resp: the head, and
 // the body when it is small. A larger body, or one of unknown length, stays on the
 // connection; resp gets a body stream that the fasthttp server reads while it writes
 // the response to the client, and that puts the connection back when done.
@@ -216,9 +200,9 @@ var (
 // fasthttp's own HostClient.Do is not used: it sets one absolute read deadline over the
 // whole response, which would cut a long download at the response timeout, and it
 // either streams every response (several allocations each) or none.
-func (t *httpTransport) exchange(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x exchangeOpts) error {
+func (t *httpTransport) roundTrip(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x roundTripOpts) error {
 	for stale := 0; ; stale++ {
-		err := t.exchangeOnce(sc, req, resp, x)
+		err := t.roundTripOnce(sc, req, resp, x)
 		// A pooled connection the server closed while it sat idle, as a server may at
 		// any time: an idempotent request goes again to the same server on another
 		// connection, and the server is not blamed (the loop engine does the same).
@@ -242,7 +226,7 @@ type staleConnError struct{ err error }
 
 func (e *staleConnError) Error() string { return e.err.Error() }
 
-// pooledConn is a server connection of a HostClient; used tells whether an exchange has
+// pooledConn is a server connection of a HostClient; used tells whether a round trip has
 // had it before. While idle is set, every read has idle to return (the response timeout
 // bounds each wait for the server, not the whole answer, as HAProxy's timeout server).
 type pooledConn struct {
@@ -258,7 +242,7 @@ func (c *pooledConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x exchangeOpts) error {
+func (t *httpTransport) roundTripOnce(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x roundTripOpts) error {
 	p := sc.pool
 	hc := p.hc
 	cc, err := hc.AcquireConn(0, false)
@@ -268,7 +252,7 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 	conn := cc.Conn()
 	reused := false
 	for tries := 0; ; tries++ {
-		pc, ok := conn.(*pooledConn) // one exchange at a time has it
+		pc, ok := conn.(*pooledConn) // one round trip at a time has it
 		if !ok {
 			break
 		}
@@ -388,8 +372,8 @@ func (t *httpTransport) exchangeOnce(sc *serverClient, req *fasthttp.Request, re
 	return nil
 }
 
-// exchangeOpts are the facts about the client's request that exchange needs.
-type exchangeOpts struct {
+// roundTripOpts are the facts about the client's request that roundTrip needs.
+type roundTripOpts struct {
 	head     bool // a HEAD request: the response has no body whatever it says
 	idem     bool // the request may be sent again after a server may have seen it
 	http11   bool // the client speaks HTTP/1.1 and can take chunked encoding

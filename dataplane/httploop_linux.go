@@ -41,7 +41,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -340,9 +339,7 @@ type exchange struct {
 func (x *exchange) free() {
 	if st := x.st; st != nil {
 		x.st = nil
-		clear(st.tried[:])
-		st.pick = Pick{}
-		proxyStatePool.Put(st)
+		st.free()
 	}
 }
 
@@ -473,7 +470,7 @@ func (c *httpConn) drain() {
 	case hcIdle:
 		c.close("", nil)
 	case hcDelayed: // as limitWait gives up on the fasthttp engine
-		c.answer(nil, fasthttp.StatusServiceUnavailable, "server shutting down")
+		c.answer(nil, fasthttp.StatusServiceUnavailable, whatLimitStopped)
 		c.l.http.commit()
 	case hcQueued: // as queue.wait gives up
 		c.leaveQueue()
@@ -635,26 +632,18 @@ func (c *httpConn) process(b []byte) {
 		}
 	}
 	var delay time.Duration
-	if lim := hg.g.limit; lim != nil { // as limitHTTP does on the fasthttp engine
-		var v limitVerdict
-		if lim.key.header != "" {
-			v = lim.take(peekHeader(&req.Header, lim.key.header))
-		} else {
-			var a [16]byte
-			v = lim.take(ipKey(c.ip, &a))
-		}
-		if !v.ok {
+	if hg.g.limit != nil {
+		var ok bool
+		if delay, ok = hg.rateLimit(rh, c.ip, &h.answer); !ok {
 			hg.g.m.bytesIn.Add(float64(end - start + bodyLen))
 			close := rh.ConnectionClose()
 			c.take(b, end+bodyLen)
 			c.state = hcResponding
-			n := c.writeAnswer(fasthttp.StatusTooManyRequests, "rate limit of "+lim.cfg.Rate+" exceeded", rh.IsHead(), close || c.draining,
-				"Retry-After", strconv.FormatInt(retryAfterSeconds(v.retryAfter), 10))
+			n := c.writeOwn(rh.IsHead(), close || c.draining)
 			hg.answered(nil, fasthttp.StatusTooManyRequests, 0, n)
 			httpLoopCounters.served.Add(1)
 			return
 		}
-		delay = v.delay
 	}
 	if !c.request(hg, end-start+bodyLen) {
 		c.handOver(b)
@@ -714,16 +703,9 @@ func (c *httpConn) request(hg *httpGen, n int) bool {
 	req := &h.req
 	rh := &req.Header
 	hg.g.m.bytesIn.Add(float64(n))
-	// Routes match the normalized path, as on the fasthttp engine (handle).
-	b := hg.g.selectBackend(rh.Host(), req.URI().Path(), func(name string) []byte { return peekHeader(rh, name) })
-	bs := hg.stats(b)
-	st := proxyStatePool.Get().(*proxyState)
-	st.pick = Pick{ClientIP: c.ip, Exclude: st.tried[:0]}
-	if k := requestKey(bs.hashKey, &b.key, req); k != nil {
-		st.key = append(st.key[:0], k...)
-		st.pick.Key = st.key
-	}
-	st.proto = nil
+	bs := hg.route(req)
+	b := bs.b
+	st := newProxyState(bs, req, c.ip)
 	x := &c.x
 	*x = exchange{hg: hg, bs: bs, st: st, start: c.l.now, send: x.send[:0]}
 	x.head = rh.IsHead()
@@ -733,7 +715,7 @@ func (c *httpConn) request(hg *httpGen, n int) bool {
 	if b.persist != nil { // before the head is rendered: it takes its cookie out
 		x.sticky = b.persist.choose(req, c.ip, &st.persist)
 	}
-	// Rendered as the fasthttp engine's exchange writes it.
+	// Rendered as the fasthttp engine's roundTrip writes it.
 	h.out.b = x.send[:0]
 	h.bw.Reset(&h.out)
 	err := req.Write(h.bw)
@@ -929,13 +911,17 @@ func (c *httpConn) answerClose(hg *httpGen, code int, what string) {
 
 // writeAnswer writes lbd's answer as the fasthttp engine's writeAnswer makes it.
 // A HEAD request gets the head alone.
-func (c *httpConn) writeAnswer(code int, what string, head, close bool, header ...string) int {
+func (c *httpConn) writeAnswer(code int, what string, head, close bool) int {
+	writeAnswer(&c.l.httpState().answer, code, what)
+	return c.writeOwn(head, close)
+}
+
+// writeOwn writes lbd's answer, made in the loop's answer Response, with its length and
+// close as the fasthttp server adds them, and returns the size of its body. A HEAD
+// request gets the head alone.
+func (c *httpConn) writeOwn(head, close bool) int {
 	h := c.l.httpState()
 	resp := &h.answer
-	writeAnswer(resp, code, what)
-	for i := 0; i+1 < len(header); i += 2 {
-		resp.Header.Set(header[i], header[i+1])
-	}
 	resp.Header.SetContentLength(len(resp.Body()))
 	if close {
 		resp.Header.SetConnectionClose()
@@ -1197,7 +1183,7 @@ func (c *httpConn) handOver(b []byte) {
 	if tc, ok := nc.(*net.TCPConn); ok && c.remote != nil {
 		conn = &proxiedConn{TCPConn: tc, remote: c.remote, local: c.local}
 	}
-	hc := &handedConn{prefixConn: prefixConn{Conn: conn, prefix: prefix}, gauge: c.gauge}
+	hc := &handedConn{replayConn: replayConn{Conn: conn, prefix: prefix}, gauge: c.gauge}
 	f := c.f
 	f.wg.Add(1)
 	c.f.loops.remove(c)
@@ -1263,13 +1249,6 @@ func (c *httpConn) release() {
 	c.gauge.Dec()
 	c.f.open.Add(-1)
 	c.f.wake()
-}
-
-// handedConn is a connection the loop gave to the fasthttp engine; it was counted when
-// accepted.
-type handedConn struct {
-	prefixConn
-	gauge prometheus.Gauge
 }
 
 // srvConn is a connection to a server on a loop: in use by one client connection, or

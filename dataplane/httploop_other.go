@@ -17,12 +17,6 @@ type loopConns struct{}
 
 func (lc *loopConns) drain(ctx interface{ Done() <-chan struct{} }) {}
 
-// handedConn is a connection the loop engine gave to the fasthttp engine: none here.
-type handedConn struct {
-	prefixConn
-	gauge prometheus.Gauge
-}
-
 // loopable: no generation is served on loops here.
 func loopable(g *frontendGen) bool { return false }
 

@@ -351,26 +351,19 @@ func limitWait(d time.Duration, stop <-chan struct{}) error {
 	}
 }
 
-// limitHTTP applies the frontend's rate limit to the request in ctx. It returns false
-// when the request has been answered (429, or 503 when the frontend stopped while it
-// waited); true when it may go on, after its delay.
+// limitHTTP applies the frontend's rate limit to the request in ctx (the fasthttp
+// engine's side of httpGen.rateLimit). It returns false when the request has been
+// answered (429, or 503 when the frontend stopped while it waited); true when it may go
+// on, after its delay.
 func (f *httpFrontend) limitHTTP(ctx *fasthttp.RequestCtx, hg *httpGen) bool {
-	l := hg.g.limit
-	var v limitVerdict
-	if l.key.header != "" {
-		v = l.take(peekHeader(&ctx.Request.Header, l.key.header))
-	} else {
-		var a [16]byte
-		v = l.take(ipKey(remoteIP(ctx), &a))
-	}
-	if !v.ok {
-		f.answer(ctx, hg, nil, fasthttp.StatusTooManyRequests, "rate limit of "+l.cfg.Rate+" exceeded")
-		ctx.Response.Header.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(v.retryAfter), 10))
+	delay, ok := hg.rateLimit(&ctx.Request.Header, remoteIP(ctx), &ctx.Response)
+	if !ok {
+		hg.answered(nil, ctx.Response.StatusCode(), time.Since(ctx.Time()), len(ctx.Response.Body()))
 		return false
 	}
-	if v.delay > 0 {
-		if err := limitWait(v.delay, f.stop); err != nil {
-			f.answer(ctx, hg, nil, fasthttp.StatusServiceUnavailable, "server shutting down")
+	if delay > 0 {
+		if err := limitWait(delay, f.stop); err != nil {
+			f.answer(ctx, hg, nil, fasthttp.StatusServiceUnavailable, whatLimitStopped)
 			ctx.SetConnectionClose()
 			return false
 		}

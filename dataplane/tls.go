@@ -5,7 +5,7 @@ package dataplane
 // certificate by SNI (tls_certs.go), and then gives the connection to the fasthttp
 // server (HTTP/1.1, the path of a plain frontend) or, when ALPN chose "h2", to the
 // frontend's net/http server for HTTP/2 (http2.go), whose handler goes through the same
-// handle → proxy → exchange code. Certificates are read again on every reload and, in
+// handle → proxy → roundTrip code. Certificates are read again on every reload and, in
 // between, whenever their files change (a poll of size and modification time every
 // certPollInterval): handshakes read the current set through an atomic pointer, so
 // nothing is dropped.
@@ -617,22 +617,7 @@ func (f *httpFrontend) sniffH2C(c net.Conn, g *frontendGen) (net.Conn, bool) {
 		}
 	}
 	c.SetReadDeadline(time.Time{})
-	return &prefixConn{Conn: c, prefix: buf}, string(buf) == h2cPreface
-}
-
-// prefixConn is a connection whose first bytes were read already.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
+	return &replayConn{Conn: c, prefix: buf}, string(buf) == h2cPreface
 }
 
 // redirectHTTPS answers a request on a redirect_to_https frontend: 301 to the same host
