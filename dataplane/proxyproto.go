@@ -23,22 +23,23 @@ package dataplane
 // consistent on client_ip), X-Forwarded-For and X-Real-IP, a header sent on to a server,
 // and logs. A v2 LOCAL header, a v1 UNKNOWN line, and a v2 header of family UNSPEC or
 // AF_UNIX keep the connection's own addresses.
+//
+// The headers are parsed and built by dataplane/internal/proxyproto; this file reads
+// them off connections, decides who must send one, sends them, and counts the refusals.
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"lbd/dataplane/internal/proxyproto"
 )
 
 // Values of Backend.SendProxy.
@@ -47,310 +48,9 @@ const (
 	ProxyV2 = "v2"
 )
 
-const (
-	// proxyV1Max is the longest v1 header, CRLF included.
-	proxyV1Max = 107
-	// proxyV2Prefix is the fixed part of a v2 header: signature, version and command,
-	// family and transport, length.
-	proxyV2Prefix = 16
-)
-
-// proxyV2Sig starts every v2 header.
-var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
-
-// proxyV1Sig starts every v1 header.
-var proxyV1Sig = []byte("PROXY ")
-
-// Reasons a connection that had to send a PROXY header is closed, the reason label of
-// lbd_proxy_protocol_errors_total.
-const (
-	proxyReasonTimeout   = "timeout"   // the header did not arrive within client_header
-	proxyReasonClosed    = "closed"    // the connection ended (or failed) before the header did
-	proxyReasonMissing   = "missing"   // the connection does not start with a PROXY signature
-	proxyReasonMalformed = "malformed" // a PROXY header that breaks the specification
-)
-
-// ProxyError is why a PROXY header was refused.
-type ProxyError struct {
-	// Reason is one of timeout, closed, missing, malformed.
-	Reason string
-	Msg    string
-}
-
-func (e *ProxyError) Error() string { return e.Msg }
-
-func proxyErrorf(reason, format string, args ...any) error {
-	return &ProxyError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
-}
-
-// errProxyIncomplete is what the parser says of a buffer that holds the start of a
-// header but not all of it.
-var errProxyIncomplete = &ProxyError{Reason: proxyReasonClosed, Msg: "proxy: incomplete header"}
-
-// proxyHeader is what a PROXY header says about a connection.
-type proxyHeader struct {
-	// Src is the client's address, Dst the address it connected to (unmapped).
-	Src, Dst netip.AddrPort
-	// Local means the header gives no addresses to use (v2 LOCAL, v1 UNKNOWN, v2
-	// families UNSPEC and AF_UNIX): the connection's own stand.
-	Local bool
-}
-
-// proxyHeaderSize looks at the start of a connection's bytes and returns the size of the
-// PROXY header they begin with, errProxyIncomplete when more bytes are needed to tell, or
-// the error that makes them not a header. It does not validate the header: parse does.
-func proxyHeaderSize(b []byte) (int, error) {
-	switch {
-	case len(b) == 0:
-		return 0, errProxyIncomplete
-	case b[0] == proxyV2Sig[0]:
-		if !bytes.HasPrefix(proxyV2Sig, b[:min(len(b), len(proxyV2Sig))]) {
-			return 0, proxyErrorf(proxyReasonMissing, "proxy: no PROXY protocol signature")
-		}
-		if len(b) < proxyV2Prefix {
-			return 0, errProxyIncomplete
-		}
-		if v := b[12] >> 4; v != 2 {
-			return 0, proxyErrorf(proxyReasonMalformed, "proxy v2: bad version %d", v)
-		}
-		return proxyV2Prefix + int(binary.BigEndian.Uint16(b[14:16])), nil
-	default:
-		if !bytes.HasPrefix(b, proxyV1Sig) && !bytes.HasPrefix(proxyV1Sig, b) {
-			return 0, proxyErrorf(proxyReasonMissing, "proxy: no PROXY protocol signature")
-		}
-		if i := bytes.IndexByte(b[:min(len(b), proxyV1Max)], '\n'); i >= 0 {
-			return i + 1, nil
-		}
-		if len(b) >= proxyV1Max {
-			return 0, proxyErrorf(proxyReasonMalformed, "proxy v1: no CRLF within %d bytes", proxyV1Max)
-		}
-		return 0, errProxyIncomplete
-	}
-}
-
-// parseProxyHeader parses the PROXY header at the start of b and returns it with its
-// size. A b that holds only the start of a header gives errProxyIncomplete. Every other
-// error is a *ProxyError naming what is wrong.
-func parseProxyHeader(b []byte) (proxyHeader, int, error) {
-	n, err := proxyHeaderSize(b)
-	if err != nil {
-		return proxyHeader{}, 0, err
-	}
-	if len(b) < n {
-		return proxyHeader{}, 0, errProxyIncomplete
-	}
-	var h proxyHeader
-	if b[0] == proxyV2Sig[0] {
-		h, err = parseProxyV2(b[:n])
-	} else {
-		h, err = parseProxyV1(b[:n])
-	}
-	if err != nil {
-		return proxyHeader{}, 0, err
-	}
-	return h, n, nil
-}
-
-// parseProxyV1 parses one whole v1 line, CRLF included.
-func parseProxyV1(line []byte) (proxyHeader, error) {
-	bad := func(format string, args ...any) (proxyHeader, error) {
-		return proxyHeader{}, proxyErrorf(proxyReasonMalformed, "proxy v1: "+format, args...)
-	}
-	body, ok := bytes.CutSuffix(line, []byte("\r\n"))
-	if !ok {
-		return bad("line does not end with CRLF")
-	}
-	body = body[len(proxyV1Sig):]
-	proto, rest, _ := bytes.Cut(body, []byte(" "))
-	var want4 bool
-	switch string(proto) {
-	case "UNKNOWN":
-		// "the receiver must ignore anything presented before the CRLF is found"
-		return proxyHeader{Local: true}, nil
-	case "TCP4":
-		want4 = true
-	case "TCP6":
-	default:
-		return bad("unknown protocol %q", proto)
-	}
-	f := bytes.Split(rest, []byte(" "))
-	if len(f) != 4 {
-		return bad("%s needs source, destination, source port and destination port separated by single spaces, not %q", proto, rest)
-	}
-	var addrs [2]netip.Addr
-	var ports [2]uint16
-	for i, what := range [2]string{"source", "destination"} {
-		a, err := netip.ParseAddr(string(f[i]))
-		if err != nil || a.Zone() != "" {
-			return bad("bad %s address %q", what, f[i])
-		}
-		if a.Is4() != want4 {
-			return bad("%s address %q is not an %s address", what, f[i], map[bool]string{true: "IPv4 (TCP4)", false: "IPv6 (TCP6)"}[want4])
-		}
-		p, ok := parsePort(f[2+i])
-		if !ok {
-			return bad("bad %s port %q", what, f[2+i])
-		}
-		addrs[i], ports[i] = a.Unmap(), p
-	}
-	return proxyHeader{Src: netip.AddrPortFrom(addrs[0], ports[0]), Dst: netip.AddrPortFrom(addrs[1], ports[1])}, nil
-}
-
-// parsePort accepts 0 to 65535 in decimal, with no sign and no leading zero.
-func parsePort(b []byte) (uint16, bool) {
-	if len(b) == 0 || len(b) > 5 || (b[0] == '0' && len(b) > 1) {
-		return 0, false
-	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	if n > 65535 {
-		return 0, false
-	}
-	return uint16(n), true
-}
-
-// v2 commands, families and transports.
-const (
-	proxyV2Local = 0x0
-	proxyV2Proxy = 0x1
-
-	proxyAFUnspec = 0x0
-	proxyAFInet   = 0x1
-	proxyAFInet6  = 0x2
-	proxyAFUnix   = 0x3
-
-	proxyStream = 0x1
-
-	proxyTLVCRC32C = 0x03
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// parseProxyV2 parses one whole v2 header.
-func parseProxyV2(b []byte) (proxyHeader, error) {
-	bad := func(format string, args ...any) (proxyHeader, error) {
-		return proxyHeader{}, proxyErrorf(proxyReasonMalformed, "proxy v2: "+format, args...)
-	}
-	// proxyHeaderSize has checked the signature, the version and the length.
-	switch cmd := b[12] & 0xf; cmd {
-	case proxyV2Local:
-		// "the receiver must accept this connection as valid and must use the real
-		// connection endpoints and discard the protocol block including the family"
-		return proxyHeader{Local: true}, nil
-	case proxyV2Proxy:
-	default:
-		return bad("bad command %#x", cmd)
-	}
-	var addrLen int
-	switch ft := b[13]; ft {
-	case 0x00: // UNSPEC: the receiver ignores the block
-		return proxyHeader{Local: true}, nil
-	case 0x11, 0x12: // TCP4, UDP4
-		addrLen = 12
-	case 0x21, 0x22: // TCP6, UDP6
-		addrLen = 36
-	case 0x31, 0x32: // UNIX stream, datagram
-		addrLen = 216
-	default:
-		return bad("bad family and transport byte 0x%02x", ft)
-	}
-	block := b[proxyV2Prefix:]
-	if len(block) < addrLen {
-		return bad("address block of %d bytes is shorter than the %d its family needs", len(block), addrLen)
-	}
-	if err := checkProxyTLVs(b, proxyV2Prefix+addrLen); err != nil {
-		return proxyHeader{}, err
-	}
-	var h proxyHeader
-	switch b[13] >> 4 {
-	case proxyAFInet:
-		src, dst := netip.AddrFrom4([4]byte(block[0:4])), netip.AddrFrom4([4]byte(block[4:8]))
-		h.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(block[8:10]))
-		h.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(block[10:12]))
-	case proxyAFInet6:
-		src, dst := netip.AddrFrom16([16]byte(block[0:16])), netip.AddrFrom16([16]byte(block[16:32]))
-		h.Src = netip.AddrPortFrom(src.Unmap(), binary.BigEndian.Uint16(block[32:34]))
-		h.Dst = netip.AddrPortFrom(dst.Unmap(), binary.BigEndian.Uint16(block[34:36]))
-	default: // AF_UNIX: no address a balancer or a header can use
-		h.Local = true
-	}
-	return h, nil
-}
-
-// checkProxyTLVs checks the framing of the TLVs of header b from offset off on, and the
-// CRC32C one if there is one.
-func checkProxyTLVs(b []byte, off int) error {
-	for off < len(b) {
-		if len(b)-off < 3 {
-			return proxyErrorf(proxyReasonMalformed, "proxy v2: truncated TLV at offset %d", off)
-		}
-		typ, n := b[off], int(binary.BigEndian.Uint16(b[off+1:off+3]))
-		val := off + 3
-		if len(b)-val < n {
-			return proxyErrorf(proxyReasonMalformed, "proxy v2: TLV 0x%02x at offset %d: %d bytes of value overrun the header", typ, off, n)
-		}
-		if typ == proxyTLVCRC32C {
-			if n != 4 {
-				return proxyErrorf(proxyReasonMalformed, "proxy v2: CRC32C TLV of %d bytes, want 4", n)
-			}
-			want := binary.BigEndian.Uint32(b[val : val+4])
-			crc := crc32.Update(0, castagnoli, b[:val])
-			crc = crc32.Update(crc, castagnoli, []byte{0, 0, 0, 0})
-			crc = crc32.Update(crc, castagnoli, b[val+4:])
-			if crc != want {
-				return proxyErrorf(proxyReasonMalformed, "proxy v2: CRC32C %08x does not match the header's %08x", want, crc)
-			}
-		}
-		off = val + n
-	}
-	return nil
-}
-
-// appendProxyHeader appends a header of version (ProxyV1 or ProxyV2) naming src and
-// dst. Addresses of different families are sent as IPv6 (v4 mapped); invalid ones make a
-// v1 UNKNOWN line or a v2 LOCAL header.
-func appendProxyHeader(b []byte, version string, src, dst netip.AddrPort) []byte {
-	sa, da := src.Addr().Unmap(), dst.Addr().Unmap()
-	ok := src.IsValid() && dst.IsValid()
-	if ok && sa.Is4() != da.Is4() {
-		sa, da = netip.AddrFrom16(sa.As16()), netip.AddrFrom16(da.As16())
-	}
-	if version == ProxyV1 {
-		if !ok {
-			return append(b, "PROXY UNKNOWN\r\n"...)
-		}
-		proto := "PROXY TCP6 "
-		if sa.Is4() {
-			proto = "PROXY TCP4 "
-		}
-		b = append(b, proto...)
-		b = append(sa.AppendTo(b), ' ')
-		b = append(da.AppendTo(b), ' ')
-		b = append(strconv.AppendUint(b, uint64(src.Port()), 10), ' ')
-		b = strconv.AppendUint(b, uint64(dst.Port()), 10)
-		return append(b, "\r\n"...)
-	}
-	b = append(b, proxyV2Sig...)
-	if !ok {
-		return append(b, 0x20|proxyV2Local, proxyAFUnspec, 0, 0)
-	}
-	if sa.Is4() {
-		b = append(b, 0x20|proxyV2Proxy, proxyAFInet<<4|proxyStream, 0, 12)
-		s, d := sa.As4(), da.As4()
-		b = append(append(b, s[:]...), d[:]...)
-	} else {
-		b = append(b, 0x20|proxyV2Proxy, proxyAFInet6<<4|proxyStream, 0, 36)
-		s, d := sa.As16(), da.As16()
-		b = append(append(b, s[:]...), d[:]...)
-	}
-	b = binary.BigEndian.AppendUint16(b, src.Port())
-	return binary.BigEndian.AppendUint16(b, dst.Port())
-}
+// ProxyError is why a PROXY header was refused; its Reason is one of timeout, closed,
+// missing, malformed.
+type ProxyError = proxyproto.Error
 
 // tcpCloseWait is Linux's TCP_CLOSE_WAIT state (include/net/tcp_states.h): the peer has
 // sent its FIN.
@@ -359,17 +59,17 @@ const tcpCloseWait = 8
 // readProxyHeader reads the PROXY header c starts with, by the deadline, and not one byte
 // of what follows it. It finds the header's end by peeking (recv with MSG_PEEK) and then
 // reads exactly that much, so c stays a bare *net.TCPConn with the payload in the socket.
-func readProxyHeader(c *net.TCPConn, deadline time.Time) (proxyHeader, error) {
+func readProxyHeader(c *net.TCPConn, deadline time.Time) (proxyproto.Header, error) {
 	if err := c.SetReadDeadline(deadline); err != nil {
-		return proxyHeader{}, proxyReadError(err)
+		return proxyproto.Header{}, proxyReadError(err)
 	}
 	defer c.SetReadDeadline(time.Time{})
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return proxyHeader{}, proxyReadError(err)
+		return proxyproto.Header{}, proxyReadError(err)
 	}
 	// Enough to hold a whole v1 line or a v2 prefix; a v2 header is read in full below.
-	var peek [proxyV1Max + 1]byte
+	var peek [proxyproto.MaxV1 + 1]byte
 	var size int
 	var perr error
 	err = rc.Read(func(fd uintptr) bool {
@@ -384,8 +84,8 @@ func readProxyHeader(c *net.TCPConn, deadline time.Time) (proxyHeader, error) {
 			perr = io.EOF
 			return true
 		}
-		size, perr = proxyHeaderSize(peek[:n])
-		if perr != errProxyIncomplete {
+		size, perr = proxyproto.Size(peek[:n])
+		if perr != proxyproto.ErrIncomplete {
 			return true
 		}
 		// A peek never reports the end of the stream while bytes are queued, so a
@@ -402,16 +102,16 @@ func readProxyHeader(c *net.TCPConn, deadline time.Time) (proxyHeader, error) {
 		err = perr
 	}
 	if err != nil {
-		return proxyHeader{}, proxyReadError(err)
+		return proxyproto.Header{}, proxyReadError(err)
 	}
 	buf := peek[:]
 	if size > len(buf) {
 		buf = make([]byte, size)
 	}
 	if _, err := io.ReadFull(c, buf[:size]); err != nil {
-		return proxyHeader{}, proxyReadError(err)
+		return proxyproto.Header{}, proxyReadError(err)
 	}
-	h, _, err := parseProxyHeader(buf[:size])
+	h, _, err := proxyproto.Parse(buf[:size])
 	return h, err
 }
 
@@ -422,11 +122,11 @@ func proxyReadError(err error) error {
 	case errors.As(err, &pe):
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return proxyErrorf(proxyReasonTimeout, "proxy: header not received in time")
+		return &ProxyError{Reason: proxyproto.ReasonTimeout, Msg: "proxy: header not received in time"}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return proxyErrorf(proxyReasonClosed, "proxy: connection closed before the end of the header")
+		return &ProxyError{Reason: proxyproto.ReasonClosed, Msg: "proxy: connection closed before the end of the header"}
 	}
-	return proxyErrorf(proxyReasonClosed, "proxy: reading the header: %v", err)
+	return &ProxyError{Reason: proxyproto.ReasonClosed, Msg: fmt.Sprintf("proxy: reading the header: %v", err)}
 }
 
 // proxyTrust is a frontend's compiled accept_proxy.
@@ -505,7 +205,7 @@ func (f *tcpFrontend) acceptProxy(c *tcpConn, g *frontendGen) bool {
 
 // proxyError counts and logs a connection refused for its PROXY header.
 func (g *frontendGen) proxyError(d *Dataplane, peer netip.AddrPort, err error) {
-	reason := proxyReasonMalformed
+	reason := proxyproto.ReasonMalformed
 	var pe *ProxyError
 	if errors.As(err, &pe) {
 		reason = pe.Reason
@@ -520,8 +220,12 @@ func (b *backend) sendProxy(sc net.Conn, c *tcpConn) error {
 	if b.cfg.SendProxy == "" {
 		return nil
 	}
-	var buf [proxyV2Prefix + 36]byte
-	if _, err := sc.Write(appendProxyHeader(buf[:0], b.cfg.SendProxy, c.src, c.dst)); err != nil {
+	v := proxyproto.V2
+	if b.cfg.SendProxy == ProxyV1 {
+		v = proxyproto.V1
+	}
+	var buf [proxyproto.V2Prefix + 36]byte
+	if _, err := sc.Write(proxyproto.Append(buf[:0], v, c.src, c.dst)); err != nil {
 		sc.Close()
 		return fmt.Errorf("sending the PROXY header: %w", err)
 	}
