@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"lbd/dataplane/balance"
 )
 
 // Modes of a frontend.
@@ -17,14 +19,14 @@ const (
 	ModeUDP  = "udp"
 )
 
-// Balancing algorithms, the values of Backend.Balance.
+// Balancing algorithms, the values of Backend.Balance (package balance).
 const (
-	BalanceRoundRobin = "roundrobin"
-	BalanceLeastConn  = "leastconn"
-	BalanceLeastTime  = "least_time"
-	BalanceRandom     = "random"
-	BalanceSource     = "source"
-	BalanceConsistent = "consistent"
+	BalanceRoundRobin = balance.RoundRobin
+	BalanceLeastConn  = balance.LeastConn
+	BalanceLeastTime  = balance.LeastTime
+	BalanceRandom     = balance.Random
+	BalanceSource     = balance.Source
+	BalanceConsistent = balance.Consistent
 )
 
 // HTTP engines, the values of Frontend.Engine.
@@ -35,8 +37,8 @@ const (
 
 // Hash methods for BalanceConsistent, the values of Backend.HashMethod.
 const (
-	HashRendezvous = "rendezvous"
-	HashMaglev     = "maglev"
+	HashRendezvous = balance.Rendezvous
+	HashMaglev     = balance.Maglev
 )
 
 // Config is the dataplane's part of the cluster-wide document: what lbd listens on and
@@ -232,7 +234,7 @@ const (
 	DefaultResponseTimeout  = 60 * time.Second
 	DefaultServerWeight     = 1
 	MaxServerWeight         = 256
-	minHashBalanceFactor    = 100
+	minHashBalanceFactor    = balance.MinBalanceFactor
 	maxRetries              = 16
 	maxRoutesPerFrontendCap = 10000
 )

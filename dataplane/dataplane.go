@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"lbd/dataplane/balance"
 )
 
 // Options configure a Dataplane.
@@ -84,7 +86,7 @@ type backend struct {
 	cfg      Backend
 	servers  []*Server
 	byName   map[string]*Server
-	balancer Balancer
+	balancer balance.Balancer[*Server]
 	key      hashKey
 	retries  int
 	// http holds the connection pools to the servers, built by the http code.
@@ -367,7 +369,7 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 			b.servers = append(b.servers, s)
 			b.byName[s.Name] = s
 		}
-		bal, err := NewBalancer(bc.Balance, b.servers, BalancerOptions{
+		bal, err := balance.New(bc.Balance, b.servers, balance.Options{
 			HashMethod: bc.HashMethod, HashBalanceFactor: bc.HashBalanceFactor,
 		})
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"lbd/dataplane/balance"
 	"lbd/dataplane/internal/proxyproto"
 )
 
@@ -258,7 +259,10 @@ func TestProxyBalancesOnRealClient(t *testing.T) {
 	cfg := ppConfig(ModeTCP, loopbackTrusted, "", a0, a1)
 	cfg.Backends[0].Balance = BalanceSource
 	d := l4Dataplane(t, cfg)
-	ref := newSource([]*Server{NewServer("s0", a0, 1), NewServer("s1", a1, 1)})
+	ref, err := balance.New(balance.Source, []*Server{NewServer("s0", a0, 1), NewServer("s1", a1, 1)}, balance.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]bool{}
 	for i := range 16 {
 		ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})

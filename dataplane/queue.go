@@ -362,7 +362,7 @@ func (b *backend) tryPick(p *Pick) *Server {
 // may give it a slot.
 func (b *backend) anyFull(p *Pick) bool {
 	for _, s := range b.servers {
-		if s.Available() && s.Full() && !p.excluded(s) {
+		if s.Available() && s.Full() && !p.Excluded(s) {
 			return true
 		}
 	}

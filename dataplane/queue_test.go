@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"lbd/dataplane/balance"
 )
 
 // ctlQueued is a backend of n servers, each with maxconn, and its queue on a fake clock.
@@ -31,7 +33,11 @@ func newCtlQueued(n, maxconn int, qc QueueConfig) *ctlQueued {
 		b.servers = append(b.servers, s)
 		b.byName[s.Name] = s
 	}
-	b.balancer = newRoundRobin(b.servers)
+	bal, err := balance.New(balance.RoundRobin, b.servers, balance.Options{})
+	if err != nil {
+		panic(err)
+	}
+	b.balancer = bal
 	b.queue = newQueue("be", qc, c.clk, c.timeouts, c.full)
 	for _, s := range b.servers {
 		s.SetMaxConn(maxconn)

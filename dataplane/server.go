@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"lbd/dataplane/balance"
 )
 
 // ServerState is the administrative state of a server.
@@ -67,12 +69,19 @@ type Server struct {
 	health serverHealth
 }
 
+// Pick is what a backend's balancer chooses a server by (package balance).
+type Pick = balance.Pick[*Server]
+
 // NewServer returns an enabled, up server with the given weight.
 func NewServer(name, addr string, weight int) *Server {
 	s := &Server{Name: name, Addr: addr}
 	s.weight.Store(int32(weight))
 	return s
 }
+
+// HashName returns s.Name, which source and consistent hashing place the server by (it
+// makes *Server a balance.Server).
+func (s *Server) HashName() string { return s.Name }
 
 // Weight returns the server's effective weight, the one balancers use: the configured
 // weight × the agent's percentage × the slow-start factor, in units of 1/100 of the

@@ -131,3 +131,29 @@ func TestInternalStdlibOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestSubPackagesPointDown keeps the other rule of ARCHITECTURE.md about sub-packages
+// (dataplane/balance, dataplane/sticky, ...): a part's sub-packages depend on nothing
+// else in it, so they never import the part itself.
+func TestSubPackagesPointDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	for _, part := range []string{"dataplane", "vip", "cluster", "node"} {
+		out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "lbd/"+part+"/...").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", part, err, out)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			deps := strings.Fields(line)
+			if len(deps) == 0 || !strings.HasPrefix(deps[0], "lbd/"+part+"/") {
+				continue
+			}
+			for _, dep := range deps[1:] {
+				if dep == "lbd/"+part {
+					t.Errorf("%s imports %s: a sub-package never imports the part it belongs to", deps[0], dep)
+				}
+			}
+		}
+	}
+}

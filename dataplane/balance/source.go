@@ -1,17 +1,17 @@
-package dataplane
+package balance
 
 // sourceHash sends each client address to one server, by weighted rendezvous hashing of
 // Pick.ClientIP over the eligible servers (see hrw): the mapping is the same on every
 // node and after a restart, and a server going away or coming back moves only the
 // clients that belong on it. Pick.Key is ignored.
-type sourceHash struct {
-	hrw
+type sourceHash[S Server] struct {
+	hrw[S]
 }
 
-func newSource(servers []*Server) Balancer {
-	return &sourceHash{hrw: newHRW(servers)}
+func newSource[S Server](servers []S) Balancer[S] {
+	return &sourceHash[S]{hrw: newHRW(servers)}
 }
 
-func (s *sourceHash) Pick(p *Pick) *Server {
-	return s.pick(p, addrHash(p), &loadBound{})
+func (s *sourceHash[S]) Pick(p *Pick[S]) S {
+	return s.pick(p, addrHash(p), &loadBound[S]{})
 }

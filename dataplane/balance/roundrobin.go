@@ -1,17 +1,17 @@
-package dataplane
+package balance
 
 import "sync"
 
 // roundRobin is nginx's smooth weighted round robin over every eligible server.
-type roundRobin struct {
-	rr wrr
+type roundRobin[S Server] struct {
+	rr wrr[S]
 }
 
-func newRoundRobin(servers []*Server) Balancer {
-	return &roundRobin{rr: newWRR(servers)}
+func newRoundRobin[S Server](servers []S) Balancer[S] {
+	return &roundRobin[S]{rr: newWRR(servers)}
 }
 
-func (r *roundRobin) Pick(p *Pick) *Server { return r.rr.next(p.eligible) }
+func (r *roundRobin[S]) Pick(p *Pick[S]) S { return r.rr.at(r.rr.next(p.eligible)) }
 
 // wrr is nginx's smooth weighted round robin: at each pick every candidate's current
 // weight grows by its weight, the candidate with the highest current weight is chosen,
@@ -22,8 +22,8 @@ func (r *roundRobin) Pick(p *Pick) *Server { return r.rr.next(p.eligible) }
 // not tied for least loaded) keeps its current weight untouched, so the others keep
 // their exact proportions among themselves. Roundrobin uses it over all eligible
 // servers; leastconn and least_time use it to break ties.
-type wrr struct {
-	servers []*Server
+type wrr[S Server] struct {
+	servers []S
 
 	// mu guards current.
 	mu sync.Mutex
@@ -32,17 +32,17 @@ type wrr struct {
 	current []int64
 }
 
-func newWRR(servers []*Server) wrr {
-	return wrr{
-		servers: append([]*Server(nil), servers...),
+func newWRR[S Server](servers []S) wrr[S] {
+	return wrr[S]{
+		servers: append([]S(nil), servers...),
 		current: make([]int64, len(servers)),
 	}
 }
 
-// next returns the candidate whose turn it is, or nil when there is none. Candidates are
-// the servers with a weight above zero for which candidate returns true; candidate is
-// called with the lock held and must be quick.
-func (r *wrr) next(candidate func(*Server) bool) *Server {
+// next returns the index in servers of the candidate whose turn it is, or -1 when there
+// is none. Candidates are the servers with a weight above zero for which candidate
+// returns true; candidate is called with the lock held and must be quick.
+func (r *wrr[S]) next(candidate func(S) bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	best := -1
@@ -62,8 +62,17 @@ func (r *wrr) next(candidate func(*Server) bool) *Server {
 		}
 	}
 	if best < 0 {
-		return nil
+		return -1
 	}
 	r.current[best] -= total
-	return r.servers[best]
+	return best
+}
+
+// at returns servers[i], or the zero S for -1.
+func (r *wrr[S]) at(i int) S {
+	if i < 0 {
+		var none S
+		return none
+	}
+	return r.servers[i]
 }

@@ -1,4 +1,4 @@
-package dataplane
+package balance
 
 import (
 	"testing"
@@ -20,7 +20,7 @@ func TestRandomTwoChoices(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			servers := balServers(tc.weights...)
 			balLoad(servers, tc.active...)
-			counts := balCounts(newRandom(servers), &Pick{}, 200)
+			counts := balCounts(newRandom(servers), &testPick{}, 200)
 			if counts[tc.want] != 200 {
 				t.Errorf("counts %v, want every pick on %s", counts, tc.want)
 			}
@@ -34,12 +34,12 @@ func TestRandomSpreadsLoad(t *testing.T) {
 	servers := balServers(1, 2, 3, 2)
 	b := newRandom(servers)
 	for range 8000 {
-		b.Pick(&Pick{}).Acquire()
+		b.Pick(&testPick{}).Acquire()
 	}
 	for _, s := range servers {
-		want := int64(1000 * s.ConfiguredWeight())
+		want := int64(1000 * s.Weight())
 		if d := s.Active() - want; d < -want/10 || d > want/10 {
-			t.Errorf("server %s (weight %d): %d in flight, want %d ± 10%%", s.Name, s.ConfiguredWeight(), s.Active(), want)
+			t.Errorf("server %s (weight %d): %d in flight, want %d ± 10%%", s.Name, s.Weight(), s.Active(), want)
 		}
 	}
 }
@@ -50,7 +50,7 @@ func TestRandomSpreadsLoad(t *testing.T) {
 func TestRandomTwoDistinct(t *testing.T) {
 	servers := balServers(1, 1, 1)
 	balLoad(servers, 5, 0, 5)
-	counts := balCounts(newRandom(servers), &Pick{}, 3000)
+	counts := balCounts(newRandom(servers), &testPick{}, 3000)
 	if n := counts["b"]; n < 1800 || n > 2200 {
 		t.Errorf("idle server picked %d times of 3000, want about 2000; counts %v", n, counts)
 	}

@@ -1,37 +1,75 @@
-package dataplane
+package balance
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
-// This file also holds the helpers every balancer's tests share.
+// testServer is a server as the tests drive it. Its fields are atomics so that
+// TestBalancerConcurrent may change them under picks.
+type testServer struct {
+	Name   string
+	weight atomic.Int64
+	down   atomic.Bool // not available: drained, disabled or down, to a balancer all one
+	full   atomic.Bool // at its maxconn
+	active atomic.Int64
+	rt     atomic.Int64 // the response time in nanoseconds
+}
+
+type (
+	testPick     = Pick[*testServer]
+	testBalancer = Balancer[*testServer]
+)
+
+func newTestServer(name string, weight int) *testServer {
+	s := &testServer{Name: name}
+	s.weight.Store(int64(weight))
+	return s
+}
+
+func (s *testServer) HashName() string            { return s.Name }
+func (s *testServer) Available() bool             { return !s.down.Load() && s.Weight() > 0 }
+func (s *testServer) Full() bool                  { return s.full.Load() }
+func (s *testServer) Weight() int                 { return int(s.weight.Load()) }
+func (s *testServer) Active() int64               { return s.active.Load() }
+func (s *testServer) ResponseTime() time.Duration { return time.Duration(s.rt.Load()) }
+
+func (s *testServer) SetWeight(w int)   { s.weight.Store(int64(w)) }
+func (s *testServer) SetUp(up bool)     { s.down.Store(!up) }
+func (s *testServer) SetFull(full bool) { s.full.Store(full) }
+func (s *testServer) Acquire()          { s.active.Add(1) }
+
+// Release ends a request; a positive rt becomes the server's response time (a real
+// server keeps a moving average, which is not the balancers' business).
+func (s *testServer) Release(rt time.Duration) {
+	s.active.Add(-1)
+	if rt > 0 {
+		s.rt.Store(int64(rt))
+	}
+}
 
 // balAlgos builds each algorithm over servers, by name.
 var balAlgos = []struct {
 	name string
-	new  func([]*Server) Balancer
+	new  func([]*testServer) testBalancer
 }{
-	{"roundrobin", newRoundRobin},
-	{"leastconn", newLeastConn},
-	{"least_time", newLeastTime},
-	{"random", newRandom},
-	{"source", newSource},
-	{"consistent_rendezvous", balConsistent(HashRendezvous, 0)},
-	{"consistent_rendezvous_bounded", balConsistent(HashRendezvous, 125)},
-	{"consistent_maglev", balConsistent(HashMaglev, 0)},
-	{"consistent_maglev_bounded", balConsistent(HashMaglev, 125)},
+	{"roundrobin", newRoundRobin[*testServer]},
+	{"leastconn", newLeastConn[*testServer]},
+	{"least_time", newLeastTime[*testServer]},
+	{"random", newRandom[*testServer]},
+	{"source", newSource[*testServer]},
+	{"consistent_rendezvous", balConsistent(Rendezvous, 0)},
+	{"consistent_rendezvous_bounded", balConsistent(Rendezvous, 125)},
+	{"consistent_maglev", balConsistent(Maglev, 0)},
+	{"consistent_maglev_bounded", balConsistent(Maglev, 125)},
 }
 
-func balConsistent(method string, factor int) func([]*Server) Balancer {
-	return func(servers []*Server) Balancer {
+func balConsistent(method string, factor int) func([]*testServer) testBalancer {
+	return func(servers []*testServer) testBalancer {
 		b, err := newConsistent(servers, method, factor)
 		if err != nil {
 			panic(err)
@@ -41,11 +79,11 @@ func balConsistent(method string, factor int) func([]*Server) Balancer {
 }
 
 // balServers returns servers named a, b, c, … with the given weights.
-func balServers(weights ...int) []*Server {
-	servers := make([]*Server, len(weights))
+func balServers(weights ...int) []*testServer {
+	servers := make([]*testServer, len(weights))
 	for i, w := range weights {
 		name := string(rune('a' + i))
-		servers[i] = NewServer(name, fmt.Sprintf("192.0.2.%d:80", i+1), w)
+		servers[i] = newTestServer(name, w)
 	}
 	return servers
 }
@@ -56,7 +94,7 @@ func balIP(i int) netip.Addr {
 }
 
 // balSequence returns the names of n picks, each from a different client address.
-func balSequence(b Balancer, p *Pick, n int) []string {
+func balSequence(b testBalancer, p *testPick, n int) []string {
 	var seq []string
 	for i := range n {
 		p.ClientIP = balIP(i)
@@ -71,7 +109,7 @@ func balSequence(b Balancer, p *Pick, n int) []string {
 }
 
 // balCounts counts the picks per server name over n picks from different clients.
-func balCounts(b Balancer, p *Pick, n int) map[string]int {
+func balCounts(b testBalancer, p *testPick, n int) map[string]int {
 	counts := map[string]int{}
 	for _, name := range balSequence(b, p, n) {
 		counts[name]++
@@ -81,7 +119,7 @@ func balCounts(b Balancer, p *Pick, n int) map[string]int {
 
 // balCountsHeld is balCounts with every pick kept in flight, as under load; least_time
 // needs it to spread, since idle it sends everything to the best server.
-func balCountsHeld(b Balancer, p *Pick, n int) map[string]int {
+func balCountsHeld(b testBalancer, p *testPick, n int) map[string]int {
 	counts := map[string]int{}
 	for i := range n {
 		p.ClientIP = balIP(i)
@@ -98,9 +136,9 @@ func balCountsHeld(b Balancer, p *Pick, n int) map[string]int {
 
 // balCheckShares checks that the servers' shares of picks over weights 1, 2, 3, each
 // pick kept in flight, are within tol percentage points of 1/6, 2/6 and 3/6.
-func balCheckShares(t *testing.T, b Balancer, n int, tol float64) {
+func balCheckShares(t *testing.T, b testBalancer, n int, tol float64) {
 	t.Helper()
-	counts := balCountsHeld(b, &Pick{}, n)
+	counts := balCountsHeld(b, &testPick{}, n)
 	for name, w := range map[string]int{"a": 1, "b": 2, "c": 3} {
 		got := 100 * float64(counts[name]) / float64(n)
 		want := 100 * float64(w) / 6
@@ -141,7 +179,7 @@ func TestBalancerExclude(t *testing.T) {
 			servers := balServers(1, 2, 3)
 			b := algo.new(servers)
 			for _, tc := range []struct {
-				exclude []*Server
+				exclude []*testServer
 				want    []string // the servers that may be picked
 			}{
 				{servers[:1], []string{"b", "c"}},
@@ -149,7 +187,7 @@ func TestBalancerExclude(t *testing.T) {
 				{servers[:2], []string{"c"}},
 				{servers[1:], []string{"a"}},
 			} {
-				counts := balCountsHeld(b, &Pick{Exclude: tc.exclude}, 600)
+				counts := balCountsHeld(b, &testPick{Exclude: tc.exclude}, 600)
 				for _, e := range tc.exclude {
 					if counts[e.Name] > 0 {
 						t.Errorf("excluding %v: picked excluded %s %d times", balNamesOf(tc.exclude), e.Name, counts[e.Name])
@@ -165,7 +203,7 @@ func TestBalancerExclude(t *testing.T) {
 	}
 }
 
-func balNamesOf(servers []*Server) []string {
+func balNamesOf(servers []*testServer) []string {
 	var names []string
 	for _, s := range servers {
 		names = append(names, s.Name)
@@ -178,22 +216,30 @@ func TestBalancerNoneEligible(t *testing.T) {
 		t.Run(algo.name, func(t *testing.T) {
 			for _, tc := range []struct {
 				name  string
-				setup func([]*Server) *Pick
+				setup func([]*testServer) *testPick
 			}{
 				{"no servers", nil},
-				{"all excluded", func(s []*Server) *Pick { return &Pick{Exclude: s} }},
-				{"all disabled", func(s []*Server) *Pick { balEach(s, func(s *Server) { s.SetState(Disabled) }); return &Pick{} }},
-				{"all drained", func(s []*Server) *Pick { balEach(s, func(s *Server) { s.SetState(Drain) }); return &Pick{} }},
-				{"all down", func(s []*Server) *Pick { balEach(s, func(s *Server) { s.SetUp(false) }); return &Pick{} }},
-				{"all weight 0", func(s []*Server) *Pick { balEach(s, func(s *Server) { s.SetWeight(0) }); return &Pick{} }},
-				{"mixed", func(s []*Server) *Pick {
+				{"all excluded", func(s []*testServer) *testPick { return &testPick{Exclude: s} }},
+				{"all unavailable", func(s []*testServer) *testPick {
+					balEach(s, func(s *testServer) { s.SetUp(false) })
+					return &testPick{}
+				}},
+				{"all full", func(s []*testServer) *testPick {
+					balEach(s, func(s *testServer) { s.SetFull(true) })
+					return &testPick{}
+				}},
+				{"all weight 0", func(s []*testServer) *testPick {
+					balEach(s, func(s *testServer) { s.SetWeight(0) })
+					return &testPick{}
+				}},
+				{"mixed", func(s []*testServer) *testPick {
 					s[0].SetUp(false)
 					s[1].SetWeight(0)
-					return &Pick{Exclude: s[2:]}
+					return &testPick{Exclude: s[2:]}
 				}},
 			} {
 				servers := balServers(1, 2, 3)
-				p := &Pick{}
+				p := &testPick{}
 				if tc.setup == nil {
 					servers = nil
 				} else {
@@ -210,7 +256,7 @@ func TestBalancerNoneEligible(t *testing.T) {
 	}
 }
 
-func balEach(servers []*Server, f func(*Server)) {
+func balEach(servers []*testServer, f func(*testServer)) {
 	for _, s := range servers {
 		f(s)
 	}
@@ -220,19 +266,18 @@ func TestBalancerUnavailableNeverPicked(t *testing.T) {
 	for _, algo := range balAlgos {
 		for _, tc := range []struct {
 			name string
-			set  func(*Server)
+			set  func(*testServer)
 		}{
-			{"drain", func(s *Server) { s.SetState(Drain) }},
-			{"disabled", func(s *Server) { s.SetState(Disabled) }},
-			{"weight 0", func(s *Server) { s.SetWeight(0) }},
-			{"down", func(s *Server) { s.SetUp(false) }},
+			{"unavailable", func(s *testServer) { s.SetUp(false) }},
+			{"weight 0", func(s *testServer) { s.SetWeight(0) }},
+			{"full", func(s *testServer) { s.SetFull(true) }},
 		} {
 			t.Run(algo.name+"/"+tc.name, func(t *testing.T) {
 				servers := balServers(1, 2, 3)
 				b := algo.new(servers)
-				balCountsHeld(b, &Pick{}, 100) // some history before the change
+				balCountsHeld(b, &testPick{}, 100) // some history before the change
 				tc.set(servers[1])
-				counts := balCountsHeld(b, &Pick{}, 1000)
+				counts := balCountsHeld(b, &testPick{}, 1000)
 				if counts["b"] > 0 {
 					t.Errorf("picked b %d times", counts["b"])
 				}
@@ -259,7 +304,7 @@ func TestBalancerConcurrent(t *testing.T) {
 			var wg sync.WaitGroup
 			for g := range goroutines {
 				wg.Go(func() {
-					p := &Pick{Key: make([]byte, 2)}
+					p := &testPick{Key: make([]byte, 2)}
 					for i := range picks {
 						p.ClientIP = balIP(g*picks + i)
 						p.Key[0], p.Key[1] = byte(g), byte(i)
@@ -277,8 +322,8 @@ func TestBalancerConcurrent(t *testing.T) {
 				d := servers[3]
 				for i := range flips {
 					d.SetWeight(1 + i%3)
-					d.SetState(ServerState(i % 3))
 					d.SetUp(i%2 == 0)
+					d.SetFull(i%3 == 1)
 				}
 			})
 			wg.Wait()
@@ -297,7 +342,7 @@ func TestBalancerPickAllocs(t *testing.T) {
 			servers := balServers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 			servers[4].SetUp(false) // make hashes walk on
 			b := algo.new(servers)
-			p := &Pick{ClientIP: balIP(7), Exclude: servers[:1]}
+			p := &testPick{ClientIP: balIP(7), Exclude: servers[:1]}
 			i := 0
 			allocs := testing.AllocsPerRun(200, func() {
 				i++
@@ -313,7 +358,7 @@ func TestBalancerPickAllocs(t *testing.T) {
 
 // benchPick measures Pick over ten servers with different weights, from changing
 // clients.
-func benchPick(b *testing.B, newBalancer func([]*Server) Balancer) {
+func benchPick(b *testing.B, newBalancer func([]*testServer) testBalancer) {
 	servers := balServers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 	for i, s := range servers {
 		for range i % 3 {
@@ -327,103 +372,12 @@ func benchPick(b *testing.B, newBalancer func([]*Server) Balancer) {
 	for i := range keys {
 		keys[i] = balIP(i * 7919)
 	}
-	p := &Pick{}
+	p := &testPick{}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		p.ClientIP = keys[i&255]
 		i++
 		bal.Pick(p)
-	}
-}
-
-func BenchmarkPickRoundRobin(b *testing.B) { benchPick(b, newRoundRobin) }
-
-func TestRoundRobinSequence(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		weights []int
-		setup   func([]*Server) *Pick
-		n       int
-		want    []string
-	}{
-		{
-			name:    "nginx smooth 5 1 1",
-			weights: []int{5, 1, 1},
-			n:       21,
-			want:    balRepeat("a a b a c a a", 3),
-		},
-		{
-			name:    "equal weights",
-			weights: []int{1, 1, 1},
-			n:       6,
-			want:    []string{"a", "b", "c", "a", "b", "c"},
-		},
-		{
-			name:    "b down keeps a and c at 5:1, smoothly",
-			weights: []int{5, 1, 1},
-			setup:   func(s []*Server) *Pick { s[1].SetUp(false); return &Pick{} },
-			n:       12,
-			want:    []string{"a", "a", "a", "c", "a", "a", "a", "a", "a", "c", "a", "a"},
-		},
-		{
-			name:    "c excluded",
-			weights: []int{1, 2, 3},
-			setup:   func(s []*Server) *Pick { return &Pick{Exclude: s[2:]} },
-			n:       6,
-			want:    []string{"b", "a", "b", "b", "a", "b"},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			servers := balServers(tc.weights...)
-			p := &Pick{}
-			if tc.setup != nil {
-				p = tc.setup(servers)
-			}
-			got := balSequence(newRoundRobin(servers), p, tc.n)
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("picks (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-// balRepeat returns the space-separated names in s, n times over.
-func balRepeat(s string, n int) []string {
-	var names []string
-	for range n {
-		names = append(names, strings.Fields(s)...)
-	}
-	return names
-}
-
-func TestRoundRobinDownKeepsRatio(t *testing.T) {
-	servers := balServers(5, 1, 1)
-	b := newRoundRobin(servers)
-	balSequence(b, &Pick{}, 3) // start mid-cycle
-	servers[1].SetState(Disabled)
-	got := balCounts(b, &Pick{}, 60)
-	want := map[string]int{"a": 50, "c": 10}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("counts over 60 picks with b disabled (-want +got):\n%s", diff)
-	}
-}
-
-func TestRoundRobinExactShares(t *testing.T) {
-	got := balCounts(newRoundRobin(balServers(1, 2, 3)), &Pick{}, 6000)
-	want := map[string]int{"a": 1000, "b": 2000, "c": 3000}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("counts over 6000 picks (-want +got):\n%s", diff)
-	}
-}
-
-func TestRoundRobinWeightChange(t *testing.T) {
-	servers := balServers(1, 1)
-	b := newRoundRobin(servers)
-	balCounts(b, &Pick{}, 10)
-	servers[1].SetWeight(3)
-	got := balCounts(b, &Pick{}, 400)
-	if got["a"] < 98 || got["a"] > 102 || got["a"]+got["b"] != 400 {
-		t.Errorf("counts over 400 picks after b's weight went to 3: %v, want about a:100 b:300", got)
 	}
 }

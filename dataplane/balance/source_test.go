@@ -1,4 +1,4 @@
-package dataplane
+package balance
 
 import (
 	"net/netip"
@@ -13,7 +13,7 @@ func TestSourceStable(t *testing.T) {
 	b := newSource(balServers(1, 2, 3, 1, 1))
 	got := map[string]string{}
 	for _, ip := range []string{"10.0.0.1", "10.0.0.2", "192.0.2.77", "203.0.113.200", "2001:db8::1", "2001:db8::2", "fe80::1", "::"} {
-		got[ip] = b.Pick(&Pick{ClientIP: netip.MustParseAddr(ip)}).Name
+		got[ip] = b.Pick(&testPick{ClientIP: netip.MustParseAddr(ip)}).Name
 	}
 	want := map[string]string{
 		"10.0.0.1":      "c",
@@ -36,19 +36,19 @@ func TestSourceSameClientSameServer(t *testing.T) {
 	other := newSource(balServers(1, 2, 3)) // another node, or after a restart
 	for i := range 1000 {
 		ip := balIP(i)
-		first := b.Pick(&Pick{ClientIP: ip})
+		first := b.Pick(&testPick{ClientIP: ip})
 		for range 3 {
-			if s := b.Pick(&Pick{ClientIP: ip}); s != first {
+			if s := b.Pick(&testPick{ClientIP: ip}); s != first {
 				t.Fatalf("%v: picked %s then %s", ip, first.Name, s.Name)
 			}
 		}
-		if s := other.Pick(&Pick{ClientIP: ip}); s.Name != first.Name {
+		if s := other.Pick(&testPick{ClientIP: ip}); s.Name != first.Name {
 			t.Fatalf("%v: %s here, %s on another balancer", ip, first.Name, s.Name)
 		}
-		if s := b.Pick(&Pick{ClientIP: netip.AddrFrom16(ip.As16())}); s != first {
+		if s := b.Pick(&testPick{ClientIP: netip.AddrFrom16(ip.As16())}); s != first {
 			t.Fatalf("%v: %s, but %s as IPv4-mapped IPv6", ip, first.Name, s.Name)
 		}
-		if s := b.Pick(&Pick{ClientIP: ip, Key: []byte("ignored")}); s != first {
+		if s := b.Pick(&testPick{ClientIP: ip, Key: []byte("ignored")}); s != first {
 			t.Fatalf("%v: %s, but %s with a Key", ip, first.Name, s.Name)
 		}
 	}
@@ -60,9 +60,9 @@ func TestSourceServerLeaves(t *testing.T) {
 	const n = 20000
 	servers := balServers(1, 2, 3, 1)
 	b := newSource(servers)
-	before := balSequence(b, &Pick{}, n)
+	before := balSequence(b, &testPick{}, n)
 	servers[2].SetUp(false)
-	during := balSequence(b, &Pick{}, n)
+	during := balSequence(b, &testPick{}, n)
 	moved := 0
 	for i := range n {
 		if during[i] != before[i] {
@@ -77,7 +77,7 @@ func TestSourceServerLeaves(t *testing.T) {
 	}
 	t.Logf("%d of %d clients moved", moved, n)
 	servers[2].SetUp(true)
-	if diff := cmp.Diff(before, balSequence(b, &Pick{}, n)); diff != "" {
+	if diff := cmp.Diff(before, balSequence(b, &testPick{}, n)); diff != "" {
 		t.Errorf("after c came back (-before +after):\n%s", diff)
 	}
 }

@@ -1,4 +1,4 @@
-package dataplane
+package balance
 
 import (
 	"encoding/binary"
@@ -11,21 +11,21 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var balMethods = []string{HashRendezvous, HashMaglev}
+var balMethods = []string{Rendezvous, Maglev}
 
 // balNamedServers returns n servers of weight 1 named like real ones.
-func balNamedServers(n int) []*Server {
-	servers := make([]*Server, n)
+func balNamedServers(n int) []*testServer {
+	servers := make([]*testServer, n)
 	for i := range servers {
-		servers[i] = NewServer(fmt.Sprintf("web-%d", i+1), fmt.Sprintf("198.51.100.%d:8080", i+1), 1)
+		servers[i] = newTestServer(fmt.Sprintf("web-%d", i+1), 1)
 	}
 	return servers
 }
 
 // balKeyed picks for keys 0 … n-1 as 8-byte keys.
-func balKeyed(b Balancer, n int) []*Server {
-	got := make([]*Server, n)
-	p := &Pick{Key: make([]byte, 8)}
+func balKeyed(b testBalancer, n int) []*testServer {
+	got := make([]*testServer, n)
+	p := &testPick{Key: make([]byte, 8)}
 	for i := range got {
 		binary.BigEndian.PutUint64(p.Key, uint64(i))
 		got[i] = b.Pick(p)
@@ -39,12 +39,12 @@ func TestConsistentNewErrors(t *testing.T) {
 		factor int
 		want   string // "" for no error
 	}{
-		{HashRendezvous, 0, ""},
-		{HashMaglev, 150, ""},
+		{Rendezvous, 0, ""},
+		{Maglev, 150, ""},
 		{"", 100, ""},
 		{"ring", 0, `hash_method must be rendezvous or maglev, not "ring"`},
-		{HashMaglev, 50, "hash_balance_factor (50) must be 0 (off) or at least 100"},
-		{HashRendezvous, -1, "hash_balance_factor (-1) must be 0 (off) or at least 100"},
+		{Maglev, 50, "hash_balance_factor (50) must be 0 (off) or at least 100"},
+		{Rendezvous, -1, "hash_balance_factor (-1) must be 0 (off) or at least 100"},
 	} {
 		_, err := newConsistent(balServers(1, 1), tc.method, tc.factor)
 		got := ""
@@ -73,7 +73,7 @@ func TestConsistentMinimalDisruption(t *testing.T) {
 				}
 				before := balKeyed(b, keys)
 				removed := servers[gone]
-				removed.SetState(Disabled)
+				removed.SetUp(false)
 				during := balKeyed(b, keys)
 				moved, held := 0, 0
 				for i := range keys {
@@ -95,7 +95,7 @@ func TestConsistentMinimalDisruption(t *testing.T) {
 					t.Errorf("%d keys moved, want fewer than %.0f", moved, limit)
 				}
 				t.Logf("%d of %d keys moved", moved, keys)
-				removed.SetState(Enabled)
+				removed.SetUp(true)
 				after := balKeyed(b, keys)
 				for i := range keys {
 					if after[i] != before[i] {
@@ -119,15 +119,15 @@ func TestConsistentStable(t *testing.T) {
 			}
 			var got []string
 			for _, k := range keys {
-				got = append(got, k+" → "+b.Pick(&Pick{Key: []byte(k)}).Name)
+				got = append(got, k+" → "+b.Pick(&testPick{Key: []byte(k)}).Name)
 			}
 			want := map[string][]string{
-				HashRendezvous: {
+				Rendezvous: {
 					" → web-3", "a → web-4", "/index.html → web-7",
 					"/api/v1/users/42 → web-2", "session=5f2b9c → web-3",
 					"user@example.com → web-1",
 				},
-				HashMaglev: {
+				Maglev: {
 					" → web-6", "a → web-3", "/index.html → web-1",
 					"/api/v1/users/42 → web-1", "session=5f2b9c → web-4",
 					"user@example.com → web-7",
@@ -140,22 +140,22 @@ func TestConsistentStable(t *testing.T) {
 	}
 }
 
-// TestConsistentNameNotAddress checks that servers are hashed by name: new addresses
-// and a new order keep every key in place.
-func TestConsistentNameNotAddress(t *testing.T) {
+// TestConsistentByName checks that servers are hashed by name (HashName): a new order
+// of the same names keeps every key in place.
+func TestConsistentByName(t *testing.T) {
 	for _, method := range balMethods {
 		t.Run(method, func(t *testing.T) {
 			servers := balNamedServers(6)
-			moved := make([]*Server, len(servers))
+			moved := make([]*testServer, len(servers))
 			for i, s := range servers {
-				moved[len(servers)-1-i] = NewServer(s.Name, fmt.Sprintf("203.0.113.%d:9090", i+1), 1)
+				moved[len(servers)-1-i] = newTestServer(s.Name, 1)
 			}
 			b1, _ := newConsistent(servers, method, 0)
 			b2, _ := newConsistent(moved, method, 0)
 			for i, s := range balKeyed(b1, 5000) {
-				p := &Pick{Key: binary.BigEndian.AppendUint64(nil, uint64(i))}
+				p := &testPick{Key: binary.BigEndian.AppendUint64(nil, uint64(i))}
 				if got := b2.Pick(p); got.Name != s.Name {
-					t.Fatalf("key %d: %s, but %s after the addresses changed", i, s.Name, got.Name)
+					t.Fatalf("key %d: %s, but %s after the order changed", i, s.Name, got.Name)
 				}
 			}
 		})
@@ -171,8 +171,8 @@ func TestConsistentClientIPKey(t *testing.T) {
 			for i := range 500 {
 				ip := balIP(i * 31)
 				a := ip.As16()
-				byIP := b.Pick(&Pick{ClientIP: ip})
-				byKey := b.Pick(&Pick{ClientIP: netip.IPv6Loopback(), Key: a[:]})
+				byIP := b.Pick(&testPick{ClientIP: ip})
+				byKey := b.Pick(&testPick{ClientIP: netip.IPv6Loopback(), Key: a[:]})
 				if byIP != byKey {
 					t.Fatalf("%v: %s by address, %s by the same bytes as Key", ip, byIP.Name, byKey.Name)
 				}
@@ -200,12 +200,12 @@ func TestConsistentBoundedLoad(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						home := b.Pick(&Pick{Key: []byte("hot")})
+						home := b.Pick(&testPick{Key: []byte("hot")})
 						total := 0
 						for _, w := range weights {
 							total += w
 						}
-						p := &Pick{Key: []byte("hot")}
+						p := &testPick{Key: []byte("hot")}
 						for i := range 2000 {
 							if !hot {
 								p.Key = binary.BigEndian.AppendUint64(p.Key[:0], uint64(i))
@@ -217,9 +217,9 @@ func TestConsistentBoundedLoad(t *testing.T) {
 							s.Acquire()
 							inFlight := i + 1
 							for _, s := range servers {
-								limit := int64((factor*inFlight*s.ConfiguredWeight() + 100*total - 1) / (100 * total))
+								limit := int64((factor*inFlight*s.Weight() + 100*total - 1) / (100 * total))
 								if s.Active() > limit {
-									t.Fatalf("after %d picks %s holds %d, over ceil(%d%% × %d × %d/%d) = %d", inFlight, s.Name, s.Active(), factor, inFlight, s.ConfiguredWeight(), total, limit)
+									t.Fatalf("after %d picks %s holds %d, over ceil(%d%% × %d × %d/%d) = %d", inFlight, s.Name, s.Active(), factor, inFlight, s.Weight(), total, limit)
 								}
 							}
 						}
@@ -242,7 +242,7 @@ func TestConsistentBoundEqualWeights(t *testing.T) {
 	// b (2) is not.
 	b := newLoadBound(servers, 150)
 	for _, tc := range []struct {
-		s    *Server
+		s    *testServer
 		full bool
 	}{{servers[0], true}, {servers[1], false}, {servers[2], false}} {
 		if got := b.full(tc.s); got != tc.full {
@@ -297,9 +297,9 @@ func TestMaglevWeightChange(t *testing.T) {
 	m := newMaglev(servers, 0)
 	first := m.table.Load()
 	servers[1].SetWeight(0)
-	m.Pick(&Pick{})
+	m.Pick(&testPick{})
 	servers[1].SetWeight(1)
-	m.Pick(&Pick{})
+	m.Pick(&testPick{})
 	if m.table.Load() != first {
 		t.Errorf("weight 1 → 0 → 1 rebuilt the table")
 	}

@@ -1,4 +1,4 @@
-package dataplane
+package balance
 
 import (
 	"math"
@@ -15,18 +15,17 @@ import (
 // as fast as the fastest eligible server, so it is tried at once but not flooded until
 // its first response comes back; when no server has a sample, the pick is least
 // connections on (Active()+1)/Weight().
-type leastTime struct {
-	servers []*Server
-	rr      wrr
+type leastTime[S Server] struct {
+	rr wrr[S]
 }
 
-func newLeastTime(servers []*Server) Balancer {
-	return &leastTime{servers: append([]*Server(nil), servers...), rr: newWRR(servers)}
+func newLeastTime[S Server](servers []S) Balancer[S] {
+	return &leastTime[S]{rr: newWRR(servers)}
 }
 
-func (l *leastTime) Pick(p *Pick) *Server {
+func (l *leastTime[S]) Pick(p *Pick[S]) S {
 	var fastest uint64 = math.MaxUint64
-	for _, s := range l.servers {
+	for _, s := range l.rr.servers {
 		if rt := s.ResponseTime(); rt > 0 && uint64(rt) < fastest && p.eligible(s) {
 			fastest = uint64(rt)
 		}
@@ -34,7 +33,7 @@ func (l *leastTime) Pick(p *Pick) *Server {
 	if fastest == math.MaxUint64 {
 		fastest = 1
 	}
-	return pickLeast(l.servers, &l.rr, p, func(s *Server) uint64 {
+	return pickLeast(&l.rr, p, func(s S) uint64 {
 		rt := fastest
 		if r := s.ResponseTime(); r > 0 {
 			rt = uint64(r)

@@ -1,4 +1,4 @@
-package dataplane
+package balance
 
 import (
 	"cmp"
@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 )
 
-// newConsistent returns consistent hashing by method, HashRendezvous (the default) or
-// HashMaglev, with the balance factor in percent, 0 for none.
+// newConsistent returns consistent hashing by method, Rendezvous (the default) or
+// Maglev, with the balance factor in percent, 0 for none.
 //
 // Consistent hashing maps a key (Pick.Key, or the client address when Key is nil) to a
 // server so that the same key keeps going to the same server, and a server leaving or
@@ -23,22 +23,22 @@ import (
 // With a balance factor (HAProxy's hash-balance-factor) the load is bounded: a server
 // already holding its share of the requests in flight is passed over, and the key walks
 // on to its next server in preference order.
-func newConsistent(servers []*Server, method string, factor int) (Balancer, error) {
-	if factor < 0 || factor > 0 && factor < minHashBalanceFactor {
-		return nil, fmt.Errorf("hash_balance_factor (%d) must be 0 (off) or at least %d", factor, minHashBalanceFactor)
+func newConsistent[S Server](servers []S, method string, factor int) (Balancer[S], error) {
+	if factor < 0 || factor > 0 && factor < MinBalanceFactor {
+		return nil, fmt.Errorf("hash_balance_factor (%d) must be 0 (off) or at least %d", factor, MinBalanceFactor)
 	}
 	switch method {
-	case HashRendezvous, "":
-		return &rendezvous{hrw: newHRW(servers), factor: uint64(factor)}, nil
-	case HashMaglev:
+	case Rendezvous, "":
+		return &rendezvous[S]{hrw: newHRW(servers), factor: uint64(factor)}, nil
+	case Maglev:
 		return newMaglev(servers, uint64(factor)), nil
 	}
-	return nil, fmt.Errorf("hash_method must be %s or %s, not %q", HashRendezvous, HashMaglev, method)
+	return nil, fmt.Errorf("hash_method must be %s or %s, not %q", Rendezvous, Maglev, method)
 }
 
 // pickKeyHash returns the hash of what p is to be hashed on: Key, or ClientIP when Key
 // is nil.
-func pickKeyHash(p *Pick) uint64 {
+func pickKeyHash[S Server](p *Pick[S]) uint64 {
 	if p.Key != nil {
 		return keyHash(p.Key)
 	}
@@ -47,7 +47,7 @@ func pickKeyHash(p *Pick) uint64 {
 
 // addrHash returns the hash of p.ClientIP as 16 bytes, so an IPv4 client hashes the same
 // whether it arrives as IPv4 or IPv4-mapped IPv6.
-func addrHash(p *Pick) uint64 {
+func addrHash[S Server](p *Pick[S]) uint64 {
 	a := p.ClientIP.As16()
 	return keyHash(a[:])
 }
@@ -98,14 +98,14 @@ func mix64(x uint64) uint64 {
 // servers' places in the list; rounding each share up instead keeps a server's bound
 // independent of its place and never above ceil(factor/100 × in flight × its weight /
 // total weight).
-type loadBound struct {
+type loadBound[S Server] struct {
 	num uint64 // (in flight+1) × factor, 0 for no bound
 	den uint64 // 100 × the total weight of the available servers
 }
 
-func newLoadBound(servers []*Server, factor uint64) loadBound {
+func newLoadBound[S Server](servers []S, factor uint64) loadBound[S] {
 	if factor == 0 {
-		return loadBound{}
+		return loadBound[S]{}
 	}
 	var inFlight, weight uint64
 	for _, s := range servers {
@@ -116,11 +116,11 @@ func newLoadBound(servers []*Server, factor uint64) loadBound {
 			weight += weightOf(s)
 		}
 	}
-	return loadBound{num: (inFlight + 1) * factor, den: 100 * weight}
+	return loadBound[S]{num: (inFlight + 1) * factor, den: 100 * weight}
 }
 
 // full reports whether s holds its share: Active() >= ceil(num × Weight() / den).
-func (b *loadBound) full(s *Server) bool {
+func (b *loadBound[S]) full(s S) bool {
 	if b.num == 0 || b.den == 0 {
 		return false
 	}
@@ -140,24 +140,24 @@ func (b *loadBound) full(s *Server) bool {
 // server's name, and the key's preference order is by falling score. The weighted score
 // gives each server exactly its weight's share of the keys, and removing a server
 // moves only the keys it held.
-type hrw struct {
-	servers []*Server
+type hrw[S Server] struct {
+	servers []S
 	names   []uint64 // nameHash of each server's name
 }
 
-func newHRW(servers []*Server) hrw {
-	h := hrw{servers: append([]*Server(nil), servers...), names: make([]uint64, len(servers))}
+func newHRW[S Server](servers []S) hrw[S] {
+	h := hrw[S]{servers: append([]S(nil), servers...), names: make([]uint64, len(servers))}
 	for i, s := range servers {
-		h.names[i] = nameHash(s.Name)
+		h.names[i] = nameHash(s.HashName())
 	}
 	return h
 }
 
 // pick returns the eligible server first in the key's preference order that b does not
-// find full, or, when b finds all full, the first eligible one; nil when none is
+// find full, or, when b finds all full, the first eligible one; the zero S when none is
 // eligible.
-func (h *hrw) pick(p *Pick, key uint64, b *loadBound) *Server {
-	var first, open *Server
+func (h *hrw[S]) pick(p *Pick[S], key uint64, b *loadBound[S]) S {
+	first, open := -1, -1
 	firstScore, openScore := -1.0, -1.0
 	for i, s := range h.servers {
 		w := weightOf(s)
@@ -166,16 +166,20 @@ func (h *hrw) pick(p *Pick, key uint64, b *loadBound) *Server {
 		}
 		score := hrwScore(key, h.names[i], w)
 		if score > firstScore {
-			first, firstScore = s, score
+			first, firstScore = i, score
 		}
 		if score > openScore && !b.full(s) {
-			open, openScore = s, score
+			open, openScore = i, score
 		}
 	}
-	if open != nil {
-		return open
+	switch {
+	case open >= 0:
+		return h.servers[open]
+	case first >= 0:
+		return h.servers[first]
 	}
-	return first
+	var none S
+	return none
 }
 
 // hrwScore is the weighted rendezvous score of a key on a server.
@@ -186,12 +190,12 @@ func hrwScore(key, name, weight uint64) float64 {
 }
 
 // rendezvous is consistent hashing by weighted rendezvous hashing.
-type rendezvous struct {
-	hrw
+type rendezvous[S Server] struct {
+	hrw[S]
 	factor uint64
 }
 
-func (r *rendezvous) Pick(p *Pick) *Server {
+func (r *rendezvous[S]) Pick(p *Pick[S]) S {
 	b := newLoadBound(r.servers, r.factor)
 	return r.pick(p, pickKeyHash(p), &b)
 }
@@ -207,8 +211,9 @@ func (r *rendezvous) Pick(p *Pick) *Server {
 // value above zero rebuilds it on the next pick; a weight dropping to zero leaves it
 // alone, since the server is then not available and its keys walk on, coming back when
 // the weight does.
-type maglev struct {
-	servers []*Server
+type maglev[S Server] struct {
+	servers []S
+	names   []string // each server's HashName, the order of turns in build
 	factor  uint64
 	size    uint64
 	offset  []uint64 // where each server's permutation starts
@@ -228,16 +233,18 @@ type maglevTable struct {
 // so each server's share stays within about 1% of its weight's.
 const maglevMinSize = 65537
 
-func newMaglev(servers []*Server, factor uint64) *maglev {
-	m := &maglev{
-		servers: append([]*Server(nil), servers...),
+func newMaglev[S Server](servers []S, factor uint64) *maglev[S] {
+	m := &maglev[S]{
+		servers: append([]S(nil), servers...),
+		names:   make([]string, len(servers)),
 		factor:  factor,
 		size:    nextPrime(max(maglevMinSize, 100*uint64(len(servers)))),
 		offset:  make([]uint64, len(servers)),
 		skip:    make([]uint64, len(servers)),
 	}
 	for i, s := range servers {
-		h := nameHash(s.Name)
+		m.names[i] = s.HashName()
+		h := nameHash(m.names[i])
 		m.offset[i] = mix64(h^0x9e3779b97f4a7c15) % m.size
 		m.skip[i] = mix64(h^0x6a09e667f3bcc909)%(m.size-1) + 1
 	}
@@ -245,10 +252,11 @@ func newMaglev(servers []*Server, factor uint64) *maglev {
 	return m
 }
 
-func (m *maglev) Pick(p *Pick) *Server {
+func (m *maglev[S]) Pick(p *Pick[S]) S {
+	var none S
 	t := m.current()
 	if len(t.slots) == 0 {
-		return nil
+		return none
 	}
 	b := newLoadBound(m.servers, m.factor)
 	eligible, open := 0, 0
@@ -261,9 +269,9 @@ func (m *maglev) Pick(p *Pick) *Server {
 		}
 	}
 	if eligible == 0 {
-		return nil
+		return none
 	}
-	var first *Server
+	first := -1
 	i := pickKeyHash(p) % m.size
 	for range m.size {
 		s := m.servers[t.slots[i]]
@@ -271,8 +279,8 @@ func (m *maglev) Pick(p *Pick) *Server {
 			if open == 0 || !b.full(s) {
 				return s
 			}
-			if first == nil {
-				first = s
+			if first < 0 {
+				first = int(t.slots[i])
 			}
 		}
 		if i++; i == m.size {
@@ -280,26 +288,30 @@ func (m *maglev) Pick(p *Pick) *Server {
 		}
 	}
 	// Loads moved since they were counted and every eligible server is full.
-	return first
+	if first < 0 {
+		return none
+	}
+	return m.servers[first]
 }
 
 // current returns the table, rebuilt first if a weight changed to a value above zero.
 // While one goroutine rebuilds, the others keep using the old table.
-func (m *maglev) current() *maglevTable {
+func (m *maglev[S]) current() *maglevTable {
 	t := m.table.Load()
-	if !t.stale(m.servers) || !m.rebuild.TryLock() {
+	if !m.stale(t) || !m.rebuild.TryLock() {
 		return t
 	}
 	defer m.rebuild.Unlock()
-	if t = m.table.Load(); t.stale(m.servers) {
+	if t = m.table.Load(); m.stale(t) {
 		t = m.build()
 		m.table.Store(t)
 	}
 	return t
 }
 
-func (t *maglevTable) stale(servers []*Server) bool {
-	for i, s := range servers {
+// stale reports whether a server's weight changed from t's to a value above zero.
+func (m *maglev[S]) stale(t *maglevTable) bool {
+	for i, s := range m.servers {
 		if w := weightOf(s); w > 0 && w != t.weights[i] {
 			return true
 		}
@@ -311,7 +323,7 @@ func (t *maglevTable) stale(servers []*Server) bool {
 // their names, a server takes its next free preferred slot when the slots it holds are
 // fewer than round × its weight / the largest weight, so the heaviest server takes one
 // slot a round and the others in proportion.
-func (m *maglev) build() *maglevTable {
+func (m *maglev[S]) build() *maglevTable {
 	t := &maglevTable{weights: make([]uint64, len(m.servers))}
 	var maxW uint64
 	for i, s := range m.servers {
@@ -330,7 +342,7 @@ func (m *maglev) build() *maglevTable {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(m.servers[i].Name, m.servers[j].Name) })
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(m.names[i], m.names[j]) })
 	pos := append([]uint64(nil), m.offset...)
 	held := make([]uint64, len(m.servers))
 	filled := uint64(0)

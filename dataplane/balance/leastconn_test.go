@@ -1,4 +1,4 @@
-package dataplane
+package balance
 
 import (
 	"math"
@@ -8,7 +8,7 @@ import (
 )
 
 // balLoad gives each server its number of requests in flight.
-func balLoad(servers []*Server, active ...int) {
+func balLoad(servers []*testServer, active ...int) {
 	for i, n := range active {
 		for range n {
 			servers[i].Acquire()
@@ -34,7 +34,7 @@ func TestLeastConnPick(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			servers := balServers(tc.weights...)
 			balLoad(servers, tc.active...)
-			p := &Pick{}
+			p := &testPick{}
 			for _, i := range tc.exclude {
 				p.Exclude = append(p.Exclude, servers[i])
 			}
@@ -62,7 +62,7 @@ func TestLeastConnTiesSmoothWRR(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			servers := balServers(tc.weights...)
 			balLoad(servers, tc.active...)
-			got := balSequence(newLeastConn(servers), &Pick{}, len(tc.want))
+			got := balSequence(newLeastConn(servers), &testPick{}, len(tc.want))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("picks (-want +got):\n%s", diff)
 			}
@@ -76,7 +76,7 @@ func TestLeastConnFills(t *testing.T) {
 	servers := balServers(1, 2, 3)
 	b := newLeastConn(servers)
 	for range 600 {
-		b.Pick(&Pick{}).Acquire()
+		b.Pick(&testPick{}).Acquire()
 	}
 	got := map[string]int64{}
 	for _, s := range servers {

@@ -1,4 +1,4 @@
-package dataplane
+package balance
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 )
 
 // balSample gives each server a response-time average (0 leaves it without a sample).
-func balSample(servers []*Server, rt ...time.Duration) {
+func balSample(servers []*testServer, rt ...time.Duration) {
 	for i, d := range rt {
 		if d > 0 {
 			servers[i].Acquire()
@@ -39,7 +39,7 @@ func TestLeastTimePick(t *testing.T) {
 			balLoad(servers, tc.active...)
 			b := newLeastTime(servers)
 			for i := range 5 {
-				if got := b.Pick(&Pick{}); got == nil || got.Name != tc.want {
+				if got := b.Pick(&testPick{}); got == nil || got.Name != tc.want {
 					t.Fatalf("pick %d = %v, want %s", i, got, tc.want)
 				}
 			}
@@ -52,7 +52,7 @@ func TestLeastTimeTiesSmoothWRR(t *testing.T) {
 	// 50ms / 5 = 10ms / 1: all three tie.
 	balSample(servers, 50*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond)
 	want := balRepeat("a a b a c a a", 2)
-	got := balSequence(newLeastTime(servers), &Pick{}, len(want))
+	got := balSequence(newLeastTime(servers), &testPick{}, len(want))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("picks (-want +got):\n%s", diff)
 	}
@@ -63,7 +63,7 @@ func TestLeastTimeTiesSmoothWRR(t *testing.T) {
 func TestLeastTimeTriesUnsampled(t *testing.T) {
 	servers := balServers(1, 1)
 	balSample(servers, time.Millisecond)
-	got := balSequence(newLeastTime(servers), &Pick{}, 2)
+	got := balSequence(newLeastTime(servers), &testPick{}, 2)
 	want := []string{"a", "b"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("picks (-want +got):\n%s", diff)
@@ -78,7 +78,7 @@ func TestLeastTimeNoStarvation(t *testing.T) {
 	b := newLeastTime(servers)
 	var seq []string
 	for range 12 {
-		s := b.Pick(&Pick{})
+		s := b.Pick(&testPick{})
 		s.Acquire()
 		seq = append(seq, s.Name)
 	}
@@ -99,13 +99,13 @@ func TestLeastTimeFollowsSamples(t *testing.T) {
 	servers := balServers(1, 1)
 	balSample(servers, 10*time.Millisecond, 20*time.Millisecond)
 	b := newLeastTime(servers)
-	if got := b.Pick(&Pick{}); got != servers[0] {
+	if got := b.Pick(&testPick{}); got != servers[0] {
 		t.Fatalf("pick = %v, want a", got)
 	}
 	for range 30 {
 		balSample(servers, 50*time.Millisecond)
 	}
-	if got := b.Pick(&Pick{}); got != servers[1] {
+	if got := b.Pick(&testPick{}); got != servers[1] {
 		t.Fatalf("pick after a slowed down = %v, want b", got)
 	}
 }
