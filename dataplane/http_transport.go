@@ -350,6 +350,7 @@ func (t *httpTransport) roundTripOnce(sc *serverClient, req *fasthttp.Request, r
 		armed:    start,
 		left:     int64(cl),
 		chunked:  cl == -1,
+		chunks:   h1.NewChunkReader(),
 		untilEOF: cl == -2,
 		reuse:    reuse && cl != -2,
 		done: func(reuse bool) { // allocates; streamed responses only
@@ -425,9 +426,10 @@ type bodyStream struct {
 	client clientConn
 	rearm  time.Duration // how often the client's deadline is pushed
 	armed  time.Time     // when it was last pushed
-	// left is what remains of the body (by length) or of the current chunk (chunked).
+	// left is what remains of a body by length; chunks reads a chunked one.
 	left     int64
 	chunked  bool
+	chunks   h1.ChunkReader
 	untilEOF bool // no length: the body ends when the server closes
 	reuse    bool // the server keeps the connection open after the body
 	eof      bool // the body was read to its end
@@ -485,38 +487,23 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readChunked reads a chunked body with the grammar and bounds of the loop engine's
+// scanner (h1.ChunkReader).
 func (s *bodyStream) readChunked(p []byte) (int, error) {
-	if s.left == 0 {
-		size, err := h1.ReadChunkSize(s.br)
-		if err != nil {
-			return 0, err
+	n, trailer, err := s.chunks.Read(s.br, p)
+	if !trailer {
+		return n, err
+	}
+	// The trailer section goes into the response header, from which the fasthttp server
+	// writes it after the last chunk.
+	if err := s.hdr.ReadTrailer(s.br); err != nil {
+		if err == io.EOF {
+			err = errUnexpectedClose
 		}
-		if size == 0 {
-			// The trailer section goes into the response header, from which the
-			// fasthttp server writes it after the last chunk.
-			if err := s.hdr.ReadTrailer(s.br); err != nil {
-				if err == io.EOF {
-					err = errUnexpectedClose
-				}
-				return 0, err
-			}
-			s.eof = true
-			return 0, io.EOF
-		}
-		s.left = size
+		return 0, err
 	}
-	if int64(len(p)) > s.left {
-		p = p[:s.left]
-	}
-	n, err := s.br.Read(p)
-	s.left -= int64(n)
-	if err == io.EOF {
-		return n, errUnexpectedClose
-	}
-	if err == nil && s.left == 0 {
-		err = h1.ReadCRLF(s.br)
-	}
-	return n, err
+	s.eof = true
+	return 0, io.EOF
 }
 
 // CloseWithError is called by the fasthttp server once it has written the response, or

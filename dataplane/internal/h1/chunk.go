@@ -21,8 +21,8 @@ var (
 // ChunkScanner finds the end of a chunked body (RFC 9112, section 7.1) in input that
 // arrives in pieces split anywhere: the loop forwards the body as it comes, verbatim, and
 // needs only to know where it ends. Chunk extensions are skipped; the trailer section is
-// part of the body. Size lines and data ends take CRLF or a bare LF, as ReadChunkSize and
-// ReadCRLF do on the fasthttp path.
+// part of the body. Size lines and data ends take CRLF or a bare LF. ChunkReader decodes
+// a body with one, for the fasthttp engine.
 type ChunkScanner struct {
 	state chunkState
 	left  int64 // data bytes left in the current chunk
@@ -214,65 +214,50 @@ func (c *ChunkScanner) TrailerAt() (at int, ok bool) {
 	return max(c.trailerAt, 0), true
 }
 
-// ReadChunkSize reads a chunk-size line, "1a2b[;ext]\r\n" (or with a bare LF), and
-// returns the size. A line longer than br's buffer is ErrBadChunk, the end of the
-// stream io.ErrUnexpectedEOF.
-func ReadChunkSize(br *bufio.Reader) (int64, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		} else if err == bufio.ErrBufferFull {
-			err = ErrBadChunk
-		}
-		return 0, err
-	}
-	line = line[:len(line)-1]
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
-	}
-	var size int64
-	i := 0
-	for ; i < len(line); i++ {
-		v, ok := unhex(line[i])
-		if !ok {
-			break
-		}
-		size = size<<4 | int64(v)
-		if size > MaxChunkSize {
-			return 0, ErrChunkTooLarge
-		}
-	}
-	if i == 0 {
-		return 0, ErrBadChunk
-	}
-	for ; i < len(line); i++ {
-		switch line[i] {
-		case ' ', '\t':
-			continue
-		case ';':
-			return size, nil // a chunk extension, ignored
-		}
-		return 0, ErrBadChunk
-	}
-	return size, nil
-}
+// ChunkReader decodes a chunked body from a *bufio.Reader with a ChunkScanner: the
+// fasthttp engine's reader of a chunked response, so that it takes a body by the same
+// grammar and bounds as the loop engine's scanner. It stops where the trailer section
+// starts, for the caller to read (the fasthttp engine reads it into the response head).
+type ChunkReader struct{ sc ChunkScanner }
 
-// ReadCRLF reads the line end after a chunk's data: CRLF or a bare LF.
-func ReadCRLF(br *bufio.Reader) error {
-	c, err := br.ReadByte()
-	if err == nil && c == '\r' {
-		c, err = br.ReadByte()
+// NewChunkReader returns a ChunkReader at the start of a body.
+func NewChunkReader() ChunkReader { return ChunkReader{sc: NewChunkScanner()} }
+
+// Read reads chunk data from br into p, which must not be empty: n > 0, or an error, or
+// trailer true once the last chunk's size line has been read (the trailer section is
+// next in br). The end of the stream within the body is io.ErrUnexpectedEOF.
+func (r *ChunkReader) Read(br *bufio.Reader, p []byte) (n int, trailer bool, err error) {
+	sc := &r.sc
+	for {
+		switch {
+		case sc.inTrailer:
+			return 0, true, nil
+		case sc.state == chunkData: // the bulk, straight into p
+			if int64(len(p)) > sc.left {
+				p = p[:sc.left]
+			}
+			n, err = br.Read(p)
+			if sc.left -= int64(n); sc.left == 0 {
+				sc.state = chunkDataEnd
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, false, err
+		}
+		// Framing, a byte at a time: a size line, or the line end after data.
+		b, err := br.ReadByte()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, false, err
+		}
+		one := [1]byte{b}
+		if _, _, err := sc.Scan(one[:]); err != nil {
+			return 0, false, err
+		}
 	}
-	switch {
-	case err == io.EOF:
-		return io.ErrUnexpectedEOF
-	case err != nil:
-		return err
-	case c != '\n':
-		return ErrBadChunk
-	}
-	return nil
 }
 
 // AppendChunkSize appends n (at least 0) in lower-case hexadecimal, as a chunk-size

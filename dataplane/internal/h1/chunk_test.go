@@ -78,34 +78,82 @@ func TestChunkScanner(t *testing.T) {
 	}
 }
 
-// refChunked finds the end of a chunked body with the fasthttp engine's readers
-// (ReadChunkSize, ReadCRLF, fasthttp's ReadTrailer): the oracle of the fuzz test.
+// refChunked decodes a chunked body with plain readers (readChunkSize, readCRLF,
+// fasthttp's ReadTrailer), the oracle of the fuzz test, and returns where it ends.
 func refChunked(in []byte) (n int, ok bool) {
+	n, _, ok = refDecode(in)
+	return n, ok
+}
+
+// refDecode is refChunked, with the body's data.
+func refDecode(in []byte) (n int, data []byte, ok bool) {
 	br := bufio.NewReaderSize(bytes.NewReader(in), 1<<20)
 	for {
-		size, err := ReadChunkSize(br)
+		size, err := readChunkSize(br)
 		if err != nil {
-			return 0, false
+			return 0, nil, false
 		}
 		if size == 0 {
 			break
 		}
-		if _, err := br.Discard(int(size)); err != nil {
-			return 0, false
+		chunk := make([]byte, size)
+		if _, err := io.ReadFull(br, chunk); err != nil {
+			return 0, nil, false
 		}
-		if err := ReadCRLF(br); err != nil {
-			return 0, false
+		data = append(data, chunk...)
+		if err := readCRLF(br); err != nil {
+			return 0, nil, false
 		}
 	}
 	var h fasthttp.ResponseHeader
 	if err := h.ReadTrailer(br); err != nil {
-		return 0, false
+		return 0, nil, false
 	}
-	return len(in) - br.Buffered(), true
+	return len(in) - br.Buffered(), data, true
+}
+
+// readChunkReader decodes in with a ChunkReader, reading into pieces of step bytes, and
+// fasthttp's ReadTrailer, as the fasthttp engine's bodyStream does.
+func readChunkReader(in []byte, step int) (n int, data []byte, err error) {
+	br := bufio.NewReaderSize(bytes.NewReader(in), 1<<20) // as the oracle's
+	r := NewChunkReader()
+	p := make([]byte, step)
+	for {
+		k, trailer, err := r.Read(br, p)
+		data = append(data, p[:k]...)
+		if err != nil {
+			return 0, data, err
+		}
+		if trailer {
+			break
+		}
+	}
+	var h fasthttp.ResponseHeader
+	if err := h.ReadTrailer(br); err != nil {
+		return 0, data, err
+	}
+	return len(in) - br.Buffered(), data, nil
+}
+
+// ChunkReader decodes what the plain readers decode, and fails where they fail, however
+// the caller's buffer splits the data.
+func TestChunkReader(t *testing.T) {
+	for _, tc := range chunkCases {
+		t.Run(tc.name, func(t *testing.T) {
+			refN, refData, ok := refDecode([]byte(tc.in))
+			for _, step := range []int{1, 2, 3, 7, 64} {
+				n, data, err := readChunkReader([]byte(tc.in), step)
+				if ok != (err == nil) || ok && (n != refN || !bytes.Equal(data, refData)) {
+					t.Fatalf("step %d: got %d %q %v; the plain readers: %d %q ok=%v", step, n, data, err, refN, refData, ok)
+				}
+			}
+		})
+	}
 }
 
 // FuzzChunkScanner checks that any split of the input finds the same end as one read,
-// and the same as the fasthttp engine's readers where those accept the input.
+// and the same as the plain readers where those accept the input; and that ChunkReader
+// decodes what they decode.
 func FuzzChunkScanner(f *testing.F) {
 	for _, tc := range chunkCases {
 		f.Add([]byte(tc.in), uint8(3))
@@ -122,8 +170,17 @@ func FuzzChunkScanner(f *testing.F) {
 		if werr != nil || whole < 0 {
 			return
 		}
-		if n, ok := refChunked(in); ok && n != whole {
-			t.Fatalf("scanner ends the body at %d, fasthttp's readers at %d", whole, n)
+		n, data, ok := refDecode(in)
+		if ok && n != whole {
+			t.Fatalf("scanner ends the body at %d, the plain readers at %d", whole, n)
+		}
+		// ChunkReader takes what the scanner takes, and decodes it as the plain readers.
+		rn, rdata, rerr := readChunkReader(in, int(step)+1)
+		if ok && (rerr != nil || rn != n || !bytes.Equal(rdata, data)) {
+			t.Fatalf("ChunkReader: %d %q %v; the plain readers: %d %q", rn, rdata, rerr, n, data)
+		}
+		if rerr == nil && rn != whole {
+			t.Fatalf("ChunkReader ends the body at %d, the scanner at %d", rn, whole)
 		}
 	})
 }
@@ -174,7 +231,7 @@ func TestReadChunkSize(t *testing.T) {
 		{name: "longer than the buffer", in: strings.Repeat("0", 32) + "\r\n", err: ErrBadChunk},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			size, err := ReadChunkSize(bufio.NewReaderSize(strings.NewReader(tc.in), 16))
+			size, err := readChunkSize(bufio.NewReaderSize(strings.NewReader(tc.in), 16))
 			if !errors.Is(err, tc.err) || err == nil && size != tc.size {
 				t.Fatalf("got %d, %v; want %d, %v", size, err, tc.size, tc.err)
 			}
@@ -194,7 +251,7 @@ func TestReadCRLF(t *testing.T) {
 		{in: "\rx", err: ErrBadChunk},
 		{in: "x", err: ErrBadChunk},
 	} {
-		if err := ReadCRLF(bufio.NewReader(strings.NewReader(tc.in))); !errors.Is(err, tc.err) {
+		if err := readCRLF(bufio.NewReader(strings.NewReader(tc.in))); !errors.Is(err, tc.err) {
 			t.Errorf("%q: got %v, want %v", tc.in, err, tc.err)
 		}
 	}
@@ -207,8 +264,69 @@ func TestAppendChunkSize(t *testing.T) {
 			t.Errorf("AppendChunkSize(%d) = %q, want %q", n, got, want)
 		}
 		r := bufio.NewReader(strings.NewReader(got[1:] + "\r\n"))
-		if size, err := ReadChunkSize(r); n <= MaxChunkSize && (err != nil || size != int64(n)) {
-			t.Errorf("ReadChunkSize(AppendChunkSize(%d)) = %d, %v", n, size, err)
+		if size, err := readChunkSize(r); n <= MaxChunkSize && (err != nil || size != int64(n)) {
+			t.Errorf("readChunkSize(AppendChunkSize(%d)) = %d, %v", n, size, err)
 		}
 	}
+}
+
+// readChunkSize, the oracle's, reads a chunk-size line, "1a2b[;ext]\r\n" (or with a
+// bare LF), and returns the size. A line longer than br's buffer is ErrBadChunk, the end of the
+// stream io.ErrUnexpectedEOF.
+func readChunkSize(br *bufio.Reader) (int64, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		} else if err == bufio.ErrBufferFull {
+			err = ErrBadChunk
+		}
+		return 0, err
+	}
+	line = line[:len(line)-1]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	var size int64
+	i := 0
+	for ; i < len(line); i++ {
+		v, ok := unhex(line[i])
+		if !ok {
+			break
+		}
+		size = size<<4 | int64(v)
+		if size > MaxChunkSize {
+			return 0, ErrChunkTooLarge
+		}
+	}
+	if i == 0 {
+		return 0, ErrBadChunk
+	}
+	for ; i < len(line); i++ {
+		switch line[i] {
+		case ' ', '\t':
+			continue
+		case ';':
+			return size, nil // a chunk extension, ignored
+		}
+		return 0, ErrBadChunk
+	}
+	return size, nil
+}
+
+// readCRLF, the oracle's, reads the line end after a chunk's data: CRLF or a bare LF.
+func readCRLF(br *bufio.Reader) error {
+	c, err := br.ReadByte()
+	if err == nil && c == '\r' {
+		c, err = br.ReadByte()
+	}
+	switch {
+	case err == io.EOF:
+		return io.ErrUnexpectedEOF
+	case err != nil:
+		return err
+	case c != '\n':
+		return ErrBadChunk
+	}
+	return nil
 }

@@ -7,15 +7,16 @@
 // looking at a byte twice, where a message head ends (HeadScanner) and where its body ends
 // (BodyFramer, which follows a body framed by Content-Length, by chunked
 // Transfer-Encoding with ChunkScanner, or by the server's close). The fasthttp engine
-// reads chunked bodies with ReadChunkSize and ReadCRLF; both paths take the same inputs
-// (FuzzChunkScanner holds them equal).
+// reads chunked bodies with ChunkReader, which decodes them with a ChunkScanner, so that
+// both engines take a chunked body by one grammar (FuzzChunkScanner checks both against
+// a plain reader written from RFC 9112).
 //
 // The files:
 //
 //   - head.go: HeadScanner, the incremental end-of-head finder, and PlausibleHead, which
 //     tells an incomplete request head that can still become valid from one that cannot.
 //   - chunk.go: ChunkScanner, the incremental chunked-body scanner (RFC 9112, section
-//     7.1); ReadChunkSize and ReadCRLF, its counterparts on a *bufio.Reader; and
+//     7.1); ChunkReader, which decodes a body on a *bufio.Reader with one; and
 //     AppendChunkSize, which writes a chunk-size line's number.
 //   - body.go: BodyKind and BodyFramer, one body followed through the bytes that carry
 //     it, with a bound on its size.
