@@ -2,12 +2,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,15 +19,34 @@ import (
 var version = "dev"
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "lbctl:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, time.Now))
 }
 
-func newRoot() *cobra.Command {
-	var target string
-	var asJSON bool
+// run runs lbctl with args and returns its exit code: 0, or 1 after printing the error
+// ("lbctl: " and the API's message) to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
+	root := newRoot(now)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "lbctl:", err)
+		return 1
+	}
+	return 0
+}
+
+// cli is what every command shares: the root's flags and the clock.
+type cli struct {
+	target string // --socket
+	asJSON bool   // --json
+	now    func() time.Time
+}
+
+func (c *cli) client() *api.Client { return api.NewClient(c.target) }
+
+func newRoot(now func() time.Time) *cobra.Command {
+	c := &cli{now: now}
 	root := &cobra.Command{
 		Use:           "lbctl",
 		Short:         "Drive a running lbd node",
@@ -33,20 +54,19 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.PersistentFlags().StringVar(&target, "socket", api.DefaultSocket, "admin API: unix socket path, or http://host:port for read-only commands")
-	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
-	client := func() *api.Client { return api.NewClient(target) }
+	root.PersistentFlags().StringVar(&c.target, "socket", api.DefaultSocket, "admin API: unix socket path, or http://host:port for read-only commands")
+	root.PersistentFlags().BoolVar(&c.asJSON, "json", false, "print the API's JSON answer")
 
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the node, its config version, frontends, backends and servers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := client().Status(cmd.Context())
+			st, err := c.client().Status(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if c.asJSON {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
 			printStatus(cmd.OutOrStdout(), st)
@@ -58,11 +78,11 @@ func newRoot() *cobra.Command {
 		Short: "Re-read the node's config file; an invalid file is refused and the old config keeps serving",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, err := client().Reload(cmd.Context())
+			resp, err := c.client().Reload(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if c.asJSON {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "reloaded: config version %s\n", resp.ConfigVersion)
@@ -74,7 +94,7 @@ func newRoot() *cobra.Command {
 		Short: "Print the node's Prometheus metrics",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			text, err := client().Metrics(cmd.Context())
+			text, err := c.client().Metrics(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -83,9 +103,9 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.AddCommand(status, reload, metrics)
-	root.AddCommand(newServerCmd(client, &asJSON), newNodeCmd(client, &asJSON)) // server.go
-	root.AddCommand(newStickyCmd(client, &asJSON))                              // sticky.go
-	root.AddCommand(newVIPCmd(client, &asJSON))                                 // vip.go
+	root.AddCommand(newServerCmd(c), newNodeCmd(c)) // server.go
+	root.AddCommand(newStickyCmd(c))                // sticky.go
+	root.AddCommand(newVIPCmd(c))                   // vip.go
 	return root
 }
 

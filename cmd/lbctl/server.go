@@ -22,7 +22,7 @@ func backendServerArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func newServerCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
+func newServerCmd(cl *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Change a server's state or weight at run time, without a reload",
@@ -35,11 +35,11 @@ that server (a reload that leaves it alone keeps it), or until lbd restarts.`,
 	}
 	set := func(state *string, weight *int) func(*cobra.Command, []string) error {
 		return func(c *cobra.Command, args []string) error {
-			st, err := client().SetServer(c.Context(), args[0], args[1], api.ServerChange{State: state, Weight: weight})
+			st, err := cl.client().SetServer(c.Context(), args[0], args[1], api.ServerChange{State: state, Weight: weight})
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), st)
 			}
 			printServer(c.OutOrStdout(), args[0], st)
@@ -99,7 +99,7 @@ func printServer(w io.Writer, backend string, s *api.ServerStatus) {
 		backend, s.Name, s.Address, s.State, s.Weight, s.Up, s.Active)
 }
 
-func newNodeCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
+func newNodeCmd(cl *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Drain or undrain this node for the load balancer in front of it",
@@ -120,11 +120,11 @@ period is over (lbd logs it), stop the node: systemctl stop lbd.`,
 			if grace < 0 {
 				return fmt.Errorf("--grace must not be negative, not %v", grace)
 			}
-			st, err := client().Drain(c.Context(), grace)
+			st, err := cl.client().Drain(c.Context(), grace)
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				if err := printJSON(c.OutOrStdout(), st); err != nil {
 					return err
 				}
@@ -134,7 +134,7 @@ period is over (lbd logs it), stop the node: systemctl stop lbd.`,
 			}
 			if wait {
 				select {
-				case <-time.After(time.Until(*st.GraceEnds)):
+				case <-time.After(st.GraceEnds.Sub(cl.now())):
 					fmt.Fprintln(c.OutOrStdout(), "grace period over: the node may be stopped")
 				case <-c.Context().Done():
 					return c.Context().Err()
@@ -150,11 +150,11 @@ period is over (lbd logs it), stop the node: systemctl stop lbd.`,
 		Short: "Make /healthz answer 200 again",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			st, err := client().Undrain(c.Context())
+			st, err := cl.client().Undrain(c.Context())
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), st)
 			}
 			fmt.Fprintln(c.OutOrStdout(), "node undrained: /healthz answers 200")
@@ -166,11 +166,11 @@ period is over (lbd logs it), stop the node: systemctl stop lbd.`,
 		Short: "Show whether the node is drained",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			st, err := client().DrainStatus(c.Context())
+			st, err := cl.client().DrainStatus(c.Context())
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), st)
 			}
 			if !st.Draining {
@@ -178,7 +178,7 @@ period is over (lbd logs it), stop the node: systemctl stop lbd.`,
 				return nil
 			}
 			state := "grace period over: the node may be stopped"
-			if time.Now().Before(*st.GraceEnds) {
+			if cl.now().Before(*st.GraceEnds) {
 				state = "in its grace period until " + st.GraceEnds.Local().Format(time.DateTime)
 			}
 			fmt.Fprintf(c.OutOrStdout(), "node draining since %s (%s): /healthz answers 503\n",

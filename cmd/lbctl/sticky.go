@@ -13,7 +13,7 @@ import (
 	"lbd/node/api"
 )
 
-func newStickyCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
+func newStickyCmd(cl *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sticky",
 		Short: "List or delete the entries of a backend's sticky table",
@@ -27,14 +27,14 @@ server.`,
 		Short: "List the entries of BACKEND's sticky table, sorted by key",
 		Args:  backendArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			resp, err := client().StickyList(c.Context(), args[0])
+			resp, err := cl.client().StickyList(c.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), resp)
 			}
-			printSticky(c.OutOrStdout(), resp, time.Now())
+			printSticky(c.OutOrStdout(), resp, cl.now())
 			return nil
 		},
 	}
@@ -47,11 +47,11 @@ server.`,
 			if (key == "") == (server == "") {
 				return fmt.Errorf("give either --key KEY or --server SERVER")
 			}
-			resp, err := client().StickyDelete(c.Context(), args[0], key, server)
+			resp, err := cl.client().StickyDelete(c.Context(), args[0], key, server)
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), resp)
 			}
 			fmt.Fprintf(c.OutOrStdout(), "deleted %d entr%s\n", resp.Deleted, map[bool]string{true: "y", false: "ies"}[resp.Deleted == 1])

@@ -14,7 +14,7 @@ import (
 	"lbd/node/api"
 )
 
-func newVIPCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
+func newVIPCmd(cl *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "vip",
 		Short: "Show the node's VRRP instances, or move a VIP to another node",
@@ -24,11 +24,11 @@ func newVIPCmd(client func() *api.Client, asJSON *bool) *cobra.Command {
 		Short: "Show each VRRP instance: its state, priority, master and addresses",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			vips, err := client().VIPs(c.Context())
+			vips, err := cl.client().VIPs(c.Context())
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), vips)
 			}
 			printVIPs(c.OutOrStdout(), vips)
@@ -51,11 +51,11 @@ lbd restarts. It fails when this node is not NAME's master.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			st, err := client().MoveVIP(c.Context(), args[0])
+			st, err := cl.client().MoveVIP(c.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			if *asJSON {
+			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), st)
 			}
 			fmt.Fprintf(c.OutOrStdout(), "%s: handing over; this node is %s at priority %d until the new master announces itself\n",
