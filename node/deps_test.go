@@ -67,10 +67,11 @@ func TestCommandImports(t *testing.T) {
 			t.Errorf("cmd/lbctl reaches %s: it needs cobra and the standard library only", dep)
 		}
 	}
-	// cmd/lbd: imports node (and its API types) directly, nothing below node.
+	// cmd/lbd: imports node (and its API types) directly, nothing below node; its tests
+	// may use internal/testutil too.
 	imports := goList(t, "-f", "{{range .Imports}}{{.}}\n{{end}}{{range .TestImports}}{{.}}\n{{end}}", "lbd/cmd/lbd")
 	for _, imp := range imports {
-		if strings.HasPrefix(imp, "lbd/") && imp != "lbd/node" && imp != "lbd/node/api" {
+		if strings.HasPrefix(imp, "lbd/") && imp != "lbd/node" && imp != "lbd/node/api" && imp != "lbd/internal/testutil" {
 			t.Errorf("cmd/lbd imports %s: it reaches the parts through lbd/node only", imp)
 		}
 	}
@@ -81,6 +82,27 @@ func TestCommandImports(t *testing.T) {
 	for _, dep := range goList(t, "-deps", "lbd/cmd/lbd") {
 		if strings.HasPrefix(dep, "lbd/") && dep != "lbd/cmd/lbd" && !nodeDeps[dep] {
 			t.Errorf("cmd/lbd reaches %s, which node does not bring", dep)
+		}
+	}
+}
+
+// TestTestutilOnlyInTests: internal/testutil is for _test.go files (it builds binaries
+// and runs go), and needs nothing of lbd.
+func TestTestutilOnlyInTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	for _, line := range goList(t, "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", "lbd/...") {
+		f := strings.Fields(line)
+		for _, imp := range f[1:] {
+			if imp == "lbd/internal/testutil" {
+				t.Errorf("%s imports lbd/internal/testutil outside its tests", f[0])
+			}
+		}
+	}
+	for _, dep := range goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "lbd/internal/testutil") {
+		if dep != "lbd/internal/testutil" {
+			t.Errorf("internal/testutil reaches %s: it may use the standard library only", dep)
 		}
 	}
 }

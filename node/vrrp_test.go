@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"lbd/dataplane"
+	"lbd/internal/testutil"
 	"lbd/node/api"
 	"lbd/vip"
 )
@@ -673,24 +673,6 @@ func startProc(t *testing.T, cmd *exec.Cmd) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer for a process's output, read while it writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestVRRPNamespace runs bin/lbd in a namespace "a" with one VRRP instance, its frontend
 // on the VIP: it becomes master, adds the VIP, sends gratuitous ARP, serves the VIP to a
 // client in namespace "b", and removes the VIP on SIGTERM. Without privileges, lbd
@@ -714,8 +696,7 @@ func TestVRRPNamespace(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	lbd := filepath.Join(dir, "lbd")
-	run(t, "go", "build", "-o", lbd, "lbd/cmd/lbd")
+	lbd := bins.Path(t, "lbd/cmd/lbd")
 
 	rnd := make([]byte, 4)
 	rand.Read(rnd)
@@ -742,7 +723,7 @@ func TestVRRPNamespace(t *testing.T) {
 
 	// Gratuitous ARP for the VIP, as namespace b hears it.
 	// (arp[14:4] is the sender's protocol address: 198.18.200.100.)
-	var arp, dumpErr syncBuffer
+	var arp, dumpErr testutil.SyncBuffer
 	dump := exec.Command("ip", "netns", "exec", nsB, "tcpdump", "-i", "eth0", "-n", "-l", "-c", "1", "arp", "and", "arp[14:4] = 0xc612c864")
 	dump.Stdout, dump.Stderr = &arp, &dumpErr
 	startProc(t, dump)
@@ -782,7 +763,7 @@ backends:
 		t.Errorf("lbd without privileges: %v\n%s\nwant a failure naming CAP_NET_RAW", err, out)
 	}
 
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	proc := exec.Command("ip", "netns", "exec", nsA, lbd, "run", "--config", cfgPath)
 	proc.Stdout, proc.Stderr = &logs, &logs
 	startProc(t, proc)

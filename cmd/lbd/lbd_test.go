@@ -23,26 +23,26 @@ import (
 	"testing"
 	"time"
 
+	"lbd/internal/testutil"
 	"lbd/node/api"
 )
 
+// bins builds the commands these tests run (lbd, lbctl, the demo backend and client),
+// each once, into a directory that TestMain removes.
+var bins testutil.Bins
+
+// lbdBin is the lbd binary, built before the tests run: every test needs it.
 var lbdBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lbd-it-")
-	if err != nil {
+	var err error
+	if lbdBin, err = bins.Build("lbd/cmd/lbd"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	lbdBin = filepath.Join(dir, "lbd")
-	out, err := exec.Command("go", "build", "-o", lbdBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building lbd: %v\n%s", err, out)
-		os.RemoveAll(dir)
+		bins.Remove()
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	bins.Remove()
 	os.Exit(code)
 }
 
@@ -70,24 +70,24 @@ type lbdProc struct {
 	cfg    string
 	socket string
 	client *api.Client
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// lbctlRun runs lbctl against p and returns its output and exit code.
+func (p *lbdProc) lbctlRun(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins.Path(t, "lbd/cmd/lbctl"), append([]string{"--socket", p.socket}, args...)...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	}
+	t.Fatalf("lbctl %v: %v", args, err)
+	return "", 0
 }
 
 // nodeSection is the node: part of a test config; %s is the temp dir.
@@ -104,7 +104,7 @@ const nodeSection = `node:
 func startLBD(t *testing.T, cfg string) *lbdProc {
 	t.Helper()
 	dir := t.TempDir()
-	p := &lbdProc{cfg: filepath.Join(dir, "lbd.yaml"), socket: filepath.Join(dir, "lbd.sock"), logs: &syncBuffer{}}
+	p := &lbdProc{cfg: filepath.Join(dir, "lbd.yaml"), socket: filepath.Join(dir, "lbd.sock"), logs: &testutil.SyncBuffer{}}
 	p.write(t, cfg)
 	p.cmd = exec.Command(lbdBin, "run", "--config", p.cfg, "--drain-timeout", "5s")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs

@@ -5,14 +5,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,45 +17,6 @@ import (
 	"testing"
 	"time"
 )
-
-var (
-	limLbctlOnce sync.Once
-	limLbctlBin  string
-	limLbctlErr  error
-)
-
-// lbctlPath builds lbctl once, beside the lbd binary.
-func limLbctlPath(t *testing.T) string {
-	t.Helper()
-	limLbctlOnce.Do(func() {
-		limLbctlBin = filepath.Join(filepath.Dir(lbdBin), "lbctl-limits")
-		out, err := exec.Command("go", "build", "-o", limLbctlBin, "../lbctl").CombinedOutput()
-		if err != nil {
-			limLbctlErr = fmt.Errorf("building lbctl: %v\n%s", err, out)
-		}
-	})
-	if limLbctlErr != nil {
-		t.Fatal(limLbctlErr)
-	}
-	return limLbctlBin
-}
-
-// lbctl runs lbctl against p and returns its output and exit code.
-func (p *lbdProc) lbctlRun(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, limLbctlPath(t), append([]string{"--socket", p.socket}, args...)...).CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	}
-	t.Fatalf("lbctl %v: %v", args, err)
-	return "", 0
-}
 
 // socketClient is an HTTP client for p's admin socket.
 func (p *lbdProc) socketClient() *http.Client {

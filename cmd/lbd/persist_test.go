@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,29 +219,6 @@ func TestPersistenceCookieServerGone(t *testing.T) {
 	}
 }
 
-var (
-	persistLbctlOnce sync.Once
-	persistLbctlBin  string
-	persistLbctlErr  error
-)
-
-// lbctl runs the lbctl command against p and returns its output.
-func lbctl(t *testing.T, p *lbdProc, args ...string) (string, error) {
-	t.Helper()
-	persistLbctlOnce.Do(func() {
-		persistLbctlBin = filepath.Join(filepath.Dir(lbdBin), "lbctl-persist")
-		out, err := exec.Command("go", "build", "-o", persistLbctlBin, "../lbctl").CombinedOutput()
-		if err != nil {
-			persistLbctlErr = fmt.Errorf("building lbctl: %v\n%s", err, out)
-		}
-	})
-	if persistLbctlErr != nil {
-		t.Fatal(persistLbctlErr)
-	}
-	out, err := exec.Command(persistLbctlBin, append([]string{"--socket", p.socket}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
 func TestPersistenceTable(t *testing.T) {
 	var addrs []string
 	for _, name := range []string{"s1", "s2", "s3", "s4"} {
@@ -330,9 +305,9 @@ backends:
 		t.Fatal(err)
 	}
 
-	out, err := lbctl(t, p, "sticky", "list", "api")
-	if err != nil {
-		t.Fatalf("lbctl sticky list: %v\n%s", err, out)
+	out, code := p.lbctlRun(t, "sticky", "list", "api")
+	if code != 0 {
+		t.Fatalf("lbctl sticky list: exit %d\n%s", code, out)
 	}
 	t.Logf("lbctl sticky list api:\n%s", out)
 	for u, s := range home {
@@ -344,15 +319,15 @@ backends:
 		t.Errorf("lbctl sticky list does not count 30 entries")
 	}
 
-	out, err = lbctl(t, p, "sticky", "delete", "api", "--key", "user-07")
-	if err != nil || !strings.Contains(out, "deleted 1 entry") {
-		t.Fatalf("lbctl sticky delete --key: %v\n%s", err, out)
+	out, code = p.lbctlRun(t, "sticky", "delete", "api", "--key", "user-07")
+	if code != 0 || !strings.Contains(out, "deleted 1 entry") {
+		t.Fatalf("lbctl sticky delete --key: exit %d\n%s", code, out)
 	}
-	out, err = lbctl(t, p, "sticky", "delete", "api", "--server", home["user-03"])
-	if err != nil || !strings.Contains(out, "deleted") {
-		t.Fatalf("lbctl sticky delete --server: %v\n%s", err, out)
+	out, code = p.lbctlRun(t, "sticky", "delete", "api", "--server", home["user-03"])
+	if code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("lbctl sticky delete --server: exit %d\n%s", code, out)
 	}
-	out, _ = lbctl(t, p, "--json", "sticky", "list", "api")
+	out, _ = p.lbctlRun(t, "--json", "sticky", "list", "api")
 	if strings.Contains(out, `"user-07"`) || strings.Contains(out, `"user-03"`) {
 		t.Errorf("deleted entries still listed:\n%s", out)
 	}
@@ -368,10 +343,9 @@ backends:
 		{[]string{"sticky", "delete", "api"}, `give either --key KEY or --server SERVER`},
 		{[]string{"sticky", "list"}, `list needs BACKEND`},
 	} {
-		out, err := lbctl(t, p, tc.args...)
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, tc.want) {
-			t.Errorf("lbctl %s: %v\n%s\nwant exit 1 and %q", strings.Join(tc.args, " "), err, out, tc.want)
+		out, code := p.lbctlRun(t, tc.args...)
+		if code != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("lbctl %s: exit %d\n%s\nwant exit 1 and %q", strings.Join(tc.args, " "), code, out, tc.want)
 		}
 	}
 }

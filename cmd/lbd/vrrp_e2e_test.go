@@ -29,10 +29,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"lbd/internal/testutil"
 )
 
 const (
@@ -53,31 +54,7 @@ type e2eLab struct {
 	dir    string // LAB_DIR, removed by lab_down
 }
 
-var (
-	helpersOnce sync.Once
-	helpersErr  error
-	backendBin  string
-	clientBin   string
-)
-
-// buildHelpers builds scripts/demo-backend and scripts/demo-client beside lbdBin
-// (TestMain removes that directory).
-func buildHelpers(t *testing.T) {
-	t.Helper()
-	helpersOnce.Do(func() {
-		dir := filepath.Dir(lbdBin)
-		backendBin, clientBin = filepath.Join(dir, "demo-backend"), filepath.Join(dir, "demo-client")
-		for bin, pkg := range map[string]string{backendBin: "../../scripts/demo-backend", clientBin: "../../scripts/demo-client"} {
-			if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-				helpersErr = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if helpersErr != nil {
-		t.Fatal(helpersErr)
-	}
-}
+var backendBin, clientBin string // built by requireE2E
 
 // requireE2E skips the test unless it can build a lab (root, iproute2, not -short).
 func requireE2E(t *testing.T) {
@@ -91,7 +68,7 @@ func requireE2E(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("skipping: the ip tool (iproute2) is not installed")
 	}
-	buildHelpers(t)
+	backendBin, clientBin = bins.Path(t, "lbd/scripts/demo-backend"), bins.Path(t, "lbd/scripts/demo-client")
 }
 
 func newE2ELab(t *testing.T) *e2eLab {
@@ -151,7 +128,7 @@ func (l *e2eLab) hasAddr(node, addr string) bool {
 type labProc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 }
 
@@ -159,7 +136,7 @@ type labProc struct {
 // t.Cleanup: SIGCONT, SIGTERM, after 5 s SIGKILL); the PID is also recorded for lab_down.
 func (l *e2eLab) start(node string, argv ...string) *labProc {
 	l.t.Helper()
-	p := &labProc{name: node + ":" + filepath.Base(argv[0]), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &labProc{name: node + ":" + filepath.Base(argv[0]), out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", l.ns(node)}, argv...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -1,0 +1,98 @@
+// Package testutil holds the helpers that the tests of several packages share: a buffer
+// for a process's output, and the builds of the commands that integration tests run.
+// Only _test.go files import it (node/deps_test.go checks).
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer for a process's output, read while the process writes.
+type SyncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Bins builds the commands a package's tests run, each at most once per test binary,
+// into one temporary directory, made at the first build. Its zero value is ready; TestMain
+// calls Remove after m.Run.
+type Bins struct {
+	mu    sync.Mutex // guards dir and built
+	dir   string     // "" until the first build
+	built map[string]*build
+}
+
+// build is one command's build; once guards path and err.
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Build builds the command pkg, an import path such as "lbd/cmd/lbctl", into the
+// directory (named as the last element of pkg) and returns its path. Later calls for pkg
+// return the first call's result without building again.
+func (b *Bins) Build(pkg string) (string, error) {
+	b.mu.Lock()
+	if b.dir == "" {
+		dir, err := os.MkdirTemp("", "lbd-test-bin-")
+		if err != nil {
+			b.mu.Unlock()
+			return "", err
+		}
+		// Readable by every user: some tests run a binary as nobody.
+		os.Chmod(dir, 0o755)
+		b.dir, b.built = dir, map[string]*build{}
+	}
+	bl, ok := b.built[pkg]
+	if !ok {
+		bl = &build{path: filepath.Join(b.dir, path.Base(pkg))}
+		b.built[pkg] = bl
+	}
+	b.mu.Unlock()
+	bl.once.Do(func() {
+		if out, err := exec.Command("go", "build", "-o", bl.path, pkg).CombinedOutput(); err != nil {
+			bl.err = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+		}
+	})
+	return bl.path, bl.err
+}
+
+// Path is Build for a test: a failed build fails t.
+func (b *Bins) Path(t testing.TB, pkg string) string {
+	t.Helper()
+	p, err := b.Build(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Remove removes the directory and every build in it.
+func (b *Bins) Remove() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+		b.dir, b.built = "", nil
+	}
+}
