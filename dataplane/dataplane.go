@@ -46,6 +46,10 @@ type Dataplane struct {
 	retiring sync.WaitGroup
 	// ctl holds the run-time server changes (control.go); mu guards it.
 	ctl control
+	// loops are the event loops that tcp sessions and the http loop engine run on
+	// (loops_linux.go): started with the first connection handed to one, stopped by
+	// Close once the frontends have drained.
+	loops *eventLoops
 }
 
 // state is one applied generation: what the admin API and the metrics collector read.
@@ -191,6 +195,7 @@ func New(opts Options) *Dataplane {
 	if d.drain == 0 {
 		d.drain = 30 * time.Second
 	}
+	d.loops = newEventLoops(systemClock{}, d.log)
 	d.state.Store(&state{byName: map[string]*backend{}})
 	d.metrics = newMetrics(opts.Registry, d)
 	return d
@@ -274,7 +279,7 @@ func (d *Dataplane) Apply(cfg Config) error {
 		if nb := next.byName[b.cfg.Name]; nb != nil {
 			nt = nb.http
 		}
-		b.http.retire(nt)
+		b.http.retire(nt, d.loops)
 	}
 	d.logServerChanges(old, next)
 	d.pruneOverrides(next)
@@ -474,7 +479,8 @@ func closeListeners(m map[listenerKey]any) {
 	}
 }
 
-// Close stops every frontend, waiting up to ctx for connections to finish.
+// Close stops every frontend, waiting up to ctx for connections to finish, and then the
+// event loops.
 func (d *Dataplane) Close(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed {
@@ -502,9 +508,10 @@ func (d *Dataplane) Close(ctx context.Context) error {
 	wg.Wait()
 	d.retiring.Wait()
 	for _, b := range d.snapshot().backends {
-		b.http.retire(nil)
+		b.http.retire(nil, d.loops)
 		b.health.stop(true)
 	}
+	d.loops.stop() // closes the idle server connections still on them
 	return errors.Join(errs...)
 }
 

@@ -142,10 +142,10 @@ func newServerPool(k poolKey, bt *backendTLS) *serverPool {
 	}}
 }
 
-// retire closes the idle connections of the pools that next does not use, and makes
-// those pools close the connections still in use when they come back. A nil next
-// retires every pool.
-func (t *httpTransport) retire(next *httpTransport) {
+// retire closes the idle connections of the pools that next does not use, in the
+// fasthttp engine and on loops, and makes those pools close the connections still in use
+// when they come back. A nil next retires every pool.
+func (t *httpTransport) retire(next *httpTransport, loops *eventLoops) {
 	if t == nil {
 		return
 	}
@@ -161,7 +161,7 @@ func (t *httpTransport) retire(next *httpTransport) {
 		}
 		c.pool.retired.Store(true)
 		c.pool.hc.CloseIdleConnections()
-		c.pool.closeLoopIdle()
+		c.pool.closeLoopIdle(loops)
 	}
 }
 

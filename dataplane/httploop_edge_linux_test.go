@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"lbd/dataplane/internal/evloop"
 )
 
 // rvLoopState is what the event loops hold for the http engine, read on the loops.
@@ -33,16 +35,19 @@ type rvLoopState struct {
 	timers                 int // entries in the loops' deadline heaps
 }
 
-func rvLoops(t testing.TB) rvLoopState {
+// rvLoops reads what d's event loops hold, if they run.
+func rvLoops(t testing.TB, d *Dataplane) rvLoopState {
 	t.Helper()
+	return rvLoopsOf(d.loops.running())
+}
+
+// rvLoopsOf reads what loops hold: on each loop while it runs, and directly once it has
+// stopped.
+func rvLoopsOf(loops []*eventLoop) rvLoopState {
 	var st rvLoopState
-	list := eventLoops.list.Load()
-	if list == nil {
-		return st
-	}
-	for _, l := range *list {
-		if !l.do(func() {
-			for _, x := range l.fds {
+	for _, l := range loops {
+		read := func() {
+			l.Handlers(func(_ int, x evloop.Handler) {
 				switch v := x.(type) {
 				case *httpConn:
 					st.clients++
@@ -51,15 +56,17 @@ func rvLoops(t testing.TB) rvLoopState {
 				case *srvConn:
 					st.servers++
 				}
-			}
+			})
 			if l.http != nil {
 				for _, idle := range l.http.pools {
 					st.idle += len(idle)
 				}
 			}
-			st.timers += len(l.timers)
-		}) {
-			t.Fatal("loop stopped")
+			st.timers += l.Timers().Len()
+		}
+		if !l.do(read) {
+			<-l.Done()
+			read()
 		}
 	}
 	return st
@@ -89,7 +96,7 @@ func rvSettled(t testing.TB, d *Dataplane) {
 	active := d.metrics.connsActive.WithLabelValues("fe")
 	var why string
 	ok := func() bool {
-		st := rvLoops(t)
+		st := rvLoops(t, d)
 		var conns int32
 		for _, c := range b.http.clients {
 			conns += c.pool.loopConns.Load()
@@ -318,7 +325,7 @@ func TestHTTPLoopPipelineBacklogBounded(t *testing.T) {
 	const bound = 256 << 10
 	worst := 0
 	for start := time.Now(); time.Since(start) < 4*time.Second && read.Load() < n; time.Sleep(5 * time.Millisecond) {
-		st := rvLoops(t)
+		st := rvLoops(t, d)
 		worst = max(worst, st.maxIn)
 		if worst > bound {
 			break
@@ -540,7 +547,7 @@ func TestHTTPLoopAccountingConnecting(t *testing.T) {
 		c := hlDial(t, d)
 		c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 		time.Sleep(50 * time.Millisecond)
-		if st := rvLoops(t); st.servers != 1 {
+		if st := rvLoops(t, d); st.servers != 1 {
 			t.Errorf("%d server connections on the loops while connecting, want 1", st.servers)
 		}
 		rvReset(c.c)
@@ -617,7 +624,7 @@ func TestHTTPLoopBackpressure(t *testing.T) {
 		c.send(req)
 		worst := 0
 		for start := time.Now(); time.Since(start) < 1500*time.Millisecond && worst <= bound; time.Sleep(20 * time.Millisecond) {
-			worst = max(worst, rvLoops(t).maxOut)
+			worst = max(worst, rvLoops(t, d).maxOut)
 		}
 		rvReset(c.c)
 		t.Logf("largest output held for the client: %d bytes", worst)
@@ -696,10 +703,21 @@ func TestHTTPLoopShutdownStages(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
 	defer cancel()
+	loops := d.loops.running()
+	if len(loops) == 0 {
+		t.Fatal("no event loop runs")
+	}
 	start := time.Now()
 	d.Close(ctx)
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("Close took %v", el)
+	}
+	for i, l := range loops {
+		select {
+		case <-l.Done():
+		default:
+			t.Errorf("loop %d runs after Close", i)
+		}
 	}
 	if r := busy.read("GET"); r.status != 200 || r.body != "slow" || !r.close {
 		t.Errorf("in flight: %d %q close=%v; want 200 \"slow\", closing", r.status, r.body, r.close)
@@ -712,7 +730,7 @@ func TestHTTPLoopShutdownStages(t *testing.T) {
 	partial.eof()
 	rvReset(stream.c)
 	eventually(t, "the loops emptied", 3*time.Second, func() bool {
-		st := rvLoops(t)
+		st := rvLoopsOf(loops)
 		return metricValue(t, active) == 0 && rvLoopRegistry(f) == 0 && st.clients == 0 && st.timers == st.idle
 	})
 }

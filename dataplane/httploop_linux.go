@@ -3,7 +3,7 @@
 package dataplane
 
 // The "loop" engine of http mode (docs/design-http-loop.md): plain HTTP/1.1 served on
-// the event loops (eventloop_linux.go), as tcp sessions are. Per request that is a read
+// the Dataplane's event loops (loops_linux.go), as tcp sessions are. Per request that is a read
 // of the client, a write and a read of a pooled server connection and a write to the
 // client, with no goroutine parked or woken, which is what kept the fasthttp engine's
 // p99 latency at 1.8× HAProxy's on a busy host (docs/benchmarks.md).
@@ -51,6 +51,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
 
+	"lbd/dataplane/internal/evloop"
 	"lbd/dataplane/internal/h1"
 )
 
@@ -208,7 +209,7 @@ func (lc *loopConns) drain(ctx interface {
 		lc.empty = done
 	}
 	for c := range lc.conns {
-		c.l.post(func() { c.drain() })
+		c.l.Post(func() { c.drain() })
 	}
 	lc.mu.Unlock()
 	select {
@@ -218,7 +219,7 @@ func (lc *loopConns) drain(ctx interface {
 	}
 	lc.mu.Lock()
 	for c := range lc.conns {
-		c.l.post(func() { c.cut() })
+		c.l.Post(func() { c.cut() })
 	}
 	lc.mu.Unlock()
 	<-done
@@ -228,7 +229,7 @@ func (lc *loopConns) drain(ctx interface {
 // caller serves it on the fasthttp engine). pc is the connection with the addresses of
 // its PROXY header, nil for none.
 func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool {
-	l, err := nextEventLoop()
+	l, err := f.d.loops.get()
 	if err != nil {
 		return false
 	}
@@ -248,7 +249,7 @@ func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool
 	c.Close()
 	m.connsTotal.Inc()
 	m.connsActive.Inc()
-	if !l.post(hc.start) {
+	if !l.Post(hc.start) {
 		unix.Close(fd)
 		hc.release()
 	}
@@ -295,7 +296,7 @@ type httpConn struct {
 	requests int  // requests taken on the connection
 	closing  bool // the answer said Connection: close
 	draining bool // close once the request in flight is answered
-	timer    loopTimer
+	timer    evloop.Timer
 	due      int64 // when the current wait times out; 0: it does not
 	dueWhat  int   // what the wait is (hcIdle, hcHead, hcServer, hcResponding)
 
@@ -351,7 +352,7 @@ func (c *httpConn) start() {
 		return
 	}
 	l.httpState()
-	l.setFD(c.fd, c)
+	l.SetFD(c.fd, c)
 	// A new connection has client_header for its first request, as on the fasthttp
 	// engine, where client_idle is for waits between requests.
 	c.state = hcIdle
@@ -364,7 +365,7 @@ func (c *httpConn) want(ev uint32) {
 	if c.state == hcClosed {
 		return
 	}
-	if e := c.l.register(c.fd, &c.reg, ev); e != 0 {
+	if e := c.l.Register(c.fd, &c.reg, ev); e != 0 {
 		c.close("epoll_ctl", e)
 	}
 }
@@ -376,16 +377,16 @@ func (c *httpConn) arm(what int, d time.Duration) {
 		c.due = 0
 		return
 	}
-	c.due = c.l.now + int64(d)
+	c.due = c.l.Now() + int64(d)
 	t := &c.timer
-	if t.i > 0 && t.at <= c.due {
+	if t.Pending() && t.Due() <= c.due {
 		return // fires first and finds the later deadline
 	}
-	c.l.timers.remove(t)
-	if t.fire == nil {
-		t.fire = c.fire
+	c.l.Timers().Remove(t)
+	if t.Fire == nil {
+		t.Fire = c.fire
 	}
-	c.l.timers.add(t, c.due)
+	c.l.Timers().Add(t, c.due)
 }
 
 func (c *httpConn) fire(now int64) int64 {
@@ -439,9 +440,9 @@ func (c *httpConn) timeout() {
 }
 
 // event handles the readiness of the client's socket.
-func (c *httpConn) event(l *eventLoop, ev uint32) {
+func (c *httpConn) Event(ev uint32) {
 	c.ready(ev)
-	l.http.commit()
+	c.l.http.commit()
 }
 
 func (c *httpConn) ready(ev uint32) {
@@ -457,7 +458,7 @@ func (c *httpConn) ready(ev uint32) {
 }
 
 // stop closes the connection because the loop quits.
-func (c *httpConn) stop(l *eventLoop) { c.close("", nil) }
+func (c *httpConn) Stop() { c.close("", nil) }
 
 // drain closes an idle connection and marks a busy one to close after its answer.
 func (c *httpConn) drain() {
@@ -707,7 +708,7 @@ func (c *httpConn) request(hg *httpGen, n int) bool {
 	b := bs.b
 	st := newProxyState(bs, req, c.ip)
 	x := &c.x
-	*x = exchange{hg: hg, bs: bs, st: st, start: c.l.now, send: x.send[:0]}
+	*x = exchange{hg: hg, bs: bs, st: st, start: c.l.Now(), send: x.send[:0]}
 	x.head = rh.IsHead()
 	x.idem = x.head || idempotent(rh)
 	x.close = rh.ConnectionClose()
@@ -768,7 +769,7 @@ func (c *httpConn) route() {
 func (c *httpConn) enqueue(q *queue) {
 	x := &c.x
 	l := c.l
-	e, timeout, qerr := q.joinLoop(func() { l.post(c.dequeue) })
+	e, timeout, qerr := q.joinLoop(func() { l.Post(c.dequeue) })
 	if qerr != nil {
 		c.answer(x.bs, fasthttp.StatusServiceUnavailable, qerr.Error())
 		return
@@ -826,7 +827,7 @@ func (c *httpConn) use(s *Server) {
 	}
 	x.try++
 	x.ss.sessions.inc2(x.hg.g.metrics.sessions, b.cfg.Name, s.Name)
-	x.sent = c.l.now
+	x.sent = c.l.Now()
 	c.attempt()
 }
 
@@ -875,7 +876,7 @@ func (c *httpConn) serverFailed(err error) {
 		srv.close()
 	}
 	fl := classify(err, x.idem)
-	elapsed := time.Duration(c.l.now - x.sent)
+	elapsed := time.Duration(c.l.Now() - x.sent)
 	if fl.reason == reasonTimeout {
 		s.Release(elapsed)
 	} else {
@@ -896,7 +897,7 @@ func (c *httpConn) serverFailed(err error) {
 func (c *httpConn) answer(bs *backendStats, code int, what string) {
 	x := &c.x
 	n := c.writeAnswer(code, what, x.head, x.close || c.draining)
-	x.hg.answered(bs, code, time.Duration(c.l.now-x.start), n)
+	x.hg.answered(bs, code, time.Duration(c.l.Now()-x.start), n)
 	httpLoopCounters.served.Add(1)
 	c.state = hcResponding
 	c.exchangeDone()
@@ -1001,9 +1002,9 @@ func (c *httpConn) responseDone(reuse bool) {
 		c.write(lastChunk)
 		x.bytesOut += len(lastChunk)
 	}
-	elapsed := time.Duration(c.l.now - x.sent)
+	elapsed := time.Duration(c.l.Now() - x.sent)
 	x.s.Release(elapsed)
-	x.hg.served(x.bs, x.ss, x.s, x.code, time.Duration(c.l.now-x.start))
+	x.hg.served(x.bs, x.ss, x.s, x.code, time.Duration(c.l.Now()-x.start))
 	x.hg.g.m.bytesOut.Add(float64(x.bytesOut))
 	if srv := x.srv; srv != nil {
 		x.srv = nil
@@ -1200,12 +1201,8 @@ func (c *httpConn) handOver(b []byte) {
 
 // detach takes the client's descriptor out of the loop without closing it.
 func (c *httpConn) detach() {
-	if c.reg != 0 {
-		epollCtl(c.l.ep, unix.EPOLL_CTL_DEL, c.fd, 0)
-		c.reg = 0
-	}
-	c.l.fds[c.fd] = nil
-	c.l.timers.remove(&c.timer)
+	c.l.Remove(c.fd, &c.reg)
+	c.l.Timers().Remove(&c.timer)
 	c.state = hcClosed
 	if srv := c.x.srv; srv != nil {
 		c.x.srv = nil
@@ -1271,7 +1268,7 @@ type srvConn struct {
 	headDone   bool
 	gotByte    bool
 	reuse      bool
-	timer      loopTimer
+	timer      evloop.Timer
 }
 
 // serverConn returns an idle connection of p's pool on this loop, or a new one, which
@@ -1282,7 +1279,7 @@ func (l *eventLoop) serverConn(p *serverPool, s *Server) (*srvConn, error) {
 		srv := idle[len(idle)-1]
 		idle[len(idle)-1] = nil
 		h.pools[p] = idle[:len(idle)-1]
-		l.timers.remove(&srv.timer)
+		l.Timers().Remove(&srv.timer)
 		srv.reset()
 		srv.reused = true
 		return srv, nil
@@ -1300,7 +1297,7 @@ func (l *eventLoop) serverConn(p *serverPool, s *Server) (*srvConn, error) {
 	}
 	srv := &srvConn{l: l, fd: fd, pool: p, s: s, connecting: true}
 	srv.reset()
-	l.setFD(fd, srv)
+	l.SetFD(fd, srv)
 	srv.want(unix.EPOLLOUT)
 	return srv, nil
 }
@@ -1361,11 +1358,8 @@ func connQuiet(c net.Conn) bool {
 
 // idleShare is the part of a pool's size, the most idle connections kept to a server,
 // that each loop may keep.
-func idleShare(size int) int {
-	n := 1
-	if list := eventLoops.list.Load(); list != nil {
-		n = len(*list)
-	}
+func (l *eventLoop) idleShare(size int) int {
+	n := max(1, l.n)
 	return max(1, (size+n-1)/n)
 }
 
@@ -1374,16 +1368,16 @@ func idleShare(size int) int {
 func (l *eventLoop) putServerConn(srv *srvConn) {
 	p := srv.pool
 	h := l.httpState()
-	if p.retired.Load() || len(h.pools[p]) >= idleShare(p.key.size) || len(srv.in) > 0 || !quiet(srv.fd) {
+	if p.retired.Load() || len(h.pools[p]) >= l.idleShare(p.key.size) || len(srv.in) > 0 || !quiet(srv.fd) {
 		srv.close()
 		return
 	}
 	h.pools[p] = append(h.pools[p], srv)
 	srv.want(unix.EPOLLIN) // a close or anything else from an idle server ends it
-	if srv.timer.fire == nil {
-		srv.timer.fire = srv.idleFire
+	if srv.timer.Fire == nil {
+		srv.timer.Fire = srv.idleFire
 	}
-	l.timers.add(&srv.timer, l.now+int64(poolIdleTimeout))
+	l.Timers().Add(&srv.timer, l.Now()+int64(poolIdleTimeout))
 }
 
 func (srv *srvConn) idleFire(now int64) int64 {
@@ -1397,7 +1391,7 @@ func (srv *srvConn) want(ev uint32) {
 	if srv.fd < 0 {
 		return
 	}
-	if e := srv.l.register(srv.fd, &srv.reg, ev); e != 0 {
+	if e := srv.l.Register(srv.fd, &srv.reg, ev); e != 0 {
 		srv.fail(&net.OpError{Op: "epoll_ctl", Err: e})
 	}
 }
@@ -1423,12 +1417,8 @@ func (srv *srvConn) close() {
 			h.pools[srv.pool] = idle
 		}
 	}
-	if srv.reg != 0 {
-		epollCtl(l.ep, unix.EPOLL_CTL_DEL, srv.fd, 0)
-		srv.reg = 0
-	}
-	l.fds[srv.fd] = nil
-	l.timers.remove(&srv.timer)
+	l.Remove(srv.fd, &srv.reg)
+	l.Timers().Remove(&srv.timer)
 	unix.Close(srv.fd)
 	srv.fd = -1
 	srv.pool.loopConns.Add(-1)
@@ -1455,8 +1445,8 @@ func (c *httpConn) serverBodyFailed(err error) {
 	if x.s != nil {
 		// Counted by its status, as the answer started, and as a server error, as
 		// HAProxy counts a server abort.
-		x.s.Release(time.Duration(c.l.now - x.sent))
-		x.hg.served(x.bs, x.ss, x.s, x.code, time.Duration(c.l.now-x.start))
+		x.s.Release(time.Duration(c.l.Now() - x.sent))
+		x.hg.served(x.bs, x.ss, x.s, x.code, time.Duration(c.l.Now()-x.start))
 		x.hg.g.m.bytesOut.Add(float64(x.bytesOut))
 		x.ss.errors[reasonReset].inc3(x.hg.g.metrics.errors, x.bs.b.cfg.Name, x.s.Name, reasonNames[reasonReset])
 		x.s = nil
@@ -1464,7 +1454,7 @@ func (c *httpConn) serverBodyFailed(err error) {
 	c.close("server connection failed during the answer", err)
 }
 
-func (srv *srvConn) stop(l *eventLoop) {
+func (srv *srvConn) Stop() {
 	if srv.c != nil {
 		srv.c.close("", nil)
 	}
@@ -1472,9 +1462,9 @@ func (srv *srvConn) stop(l *eventLoop) {
 }
 
 // event handles the readiness of a server connection.
-func (srv *srvConn) event(l *eventLoop, ev uint32) {
+func (srv *srvConn) Event(ev uint32) {
 	srv.ready(ev)
-	l.http.commit()
+	srv.l.http.commit()
 }
 
 func (srv *srvConn) ready(ev uint32) {
@@ -1683,13 +1673,9 @@ func (srv *srvConn) body(p []byte) {
 
 // closeLoopIdle closes the idle connections of p that the event loops hold, as
 // HostClient.CloseIdleConnections does for the fasthttp engine's.
-func (p *serverPool) closeLoopIdle() {
-	list := eventLoops.list.Load()
-	if list == nil {
-		return
-	}
-	for _, l := range *list {
-		l.post(func() {
+func (p *serverPool) closeLoopIdle(loops *eventLoops) {
+	for _, l := range loops.running() {
+		l.Post(func() {
 			if l.http == nil {
 				return
 			}

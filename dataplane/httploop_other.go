@@ -24,4 +24,4 @@ func loopable(g *frontendGen) bool { return false }
 func connQuiet(c net.Conn) bool { return true }
 
 // closeLoopIdle: no event loop holds connections here.
-func (p *serverPool) closeLoopIdle() {}
+func (p *serverPool) closeLoopIdle(loops *eventLoops) {}

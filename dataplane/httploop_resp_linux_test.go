@@ -692,7 +692,7 @@ func testHTTPLoopRespReloadStreaming(t *testing.T, engine string) {
 		c.c.Close()
 	}
 	rvSettled(t, d)
-	if st := rvLoops(t); st.servers != st.idle {
+	if st := rvLoops(t, d); st.servers != st.idle {
 		t.Errorf("the loops hold %d server connections, %d of them idle", st.servers, st.idle)
 	}
 }

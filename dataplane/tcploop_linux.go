@@ -11,10 +11,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"lbd/dataplane/internal/evloop"
 )
 
 // The steady state of tcp-mode sessions on Linux: once serve has set a session up, the
-// bytes move on the event loops (eventloop_linux.go), as HAProxy moves them. Per message
+// bytes move on the Dataplane's event loops (loops_linux.go), as HAProxy moves them. Per message
 // that is one epoll_wait (shared by the events it returns), one read(2) and one
 // write(2), and no goroutine to park and wake: on a CPU-bound host the Go scheduler's
 // wake-ups and long thread runs were what made lbd's p99 latency 1.6-1.8× HAProxy's
@@ -38,7 +40,7 @@ const (
 // duplicate), a tcpPipe relays them.
 func (f *tcpFrontend) relay(c *tcpConn, g *frontendGen) {
 	idle := g.cfg.Timeouts.ClientIdle
-	l, err := nextEventLoop()
+	l, err := f.d.loops.get()
 	if err == nil {
 		var s *tcpSession
 		s, err = c.handOff(l, &tcpSessionConfig{
@@ -82,12 +84,12 @@ func (c *tcpConn) handOff(l *eventLoop, cfg *tcpSessionConfig) (*tcpSession, err
 	c.client.Close()
 	c.server.Close()
 	s := newTCPSession(cfd, sfd, cfg)
-	if !l.post(func() { l.add(s) }) {
-		s.closeFDs() // the loop has stopped: only test loops do
+	if !l.Post(func() { l.add(s) }) {
+		s.closeFDs() // the loop has stopped: the Dataplane is closing
 		close(s.done)
 		return s, nil
 	}
-	c.loopEnd = func() { l.post(func() { l.end(s, "", nil) }) }
+	c.loopEnd = func() { l.Post(func() { l.end(s, "", nil) }) }
 	return s, nil
 }
 
@@ -123,6 +125,7 @@ type tcpSessionConfig struct {
 // done.
 type tcpSession struct {
 	cfg  *tcpSessionConfig
+	l    *eventLoop // set when the loop adds it
 	side [2]tcpSide // the client's socket, then the server's
 	// dir[d] moves bytes from side[d] to side[1-d]: 0 client to server, 1 back.
 	dir [2]tcpDir
@@ -131,13 +134,14 @@ type tcpSession struct {
 	idle int64 // cfg.idle in ns
 	// idleTimer is the session's entry in the loop's deadline heap, while it has an idle
 	// timeout.
-	idleTimer loopTimer
+	idleTimer evloop.Timer
 	ended     bool
 	// done is closed once the session has ended and its sockets are closed.
 	done chan struct{}
 }
 
-// tcpSide is one socket of a session; it is the session's loopFD for that socket.
+// tcpSide is one socket of a session; it is the session's evloop.Handler for that
+// socket.
 type tcpSide struct {
 	s   *tcpSession
 	i   int    // index in s.side
@@ -179,6 +183,20 @@ type splicePipe struct {
 	size int // its capacity: what one splice moves in at most, with tcpSpliceMax
 }
 
+// tcpLoop is what tcp sessions keep per event loop.
+type tcpLoop struct {
+	pipes []*splicePipe // empty pipes for the next bulk transfer
+	stats tcpLoopStats
+}
+
+// closePipes closes the spare pipes, once the loop has stopped.
+func (t *tcpLoop) closePipes() {
+	for _, p := range t.pipes {
+		closePipe(p)
+	}
+	t.pipes = nil
+}
+
 // tcpLoopStats count what a loop did with tcp sessions, for tests.
 type tcpLoopStats struct {
 	sessions int // open
@@ -188,29 +206,30 @@ type tcpLoopStats struct {
 
 // add registers a new session.
 func (l *eventLoop) add(s *tcpSession) {
+	s.l = l
 	for i := range s.side {
 		x := &s.side[i]
-		l.setFD(x.fd, x)
+		l.SetFD(x.fd, x)
 	}
 	l.stats.sessions++
-	s.last = l.now
+	s.last = l.Now()
 	if s.idle > 0 {
-		s.startIdle(&l.timers, l.endIdle)
+		s.startIdle(l.Timers(), l.endIdle)
 	}
 	l.update(s)
 }
 
 // startIdle puts s's idle timer in h, due at s's idle timeout from its last activity:
 // once s has been idle that long, the timer calls idle.
-func (s *tcpSession) startIdle(h *deadlineHeap, idle func(*tcpSession)) {
-	s.idleTimer.fire = func(now int64) int64 {
+func (s *tcpSession) startIdle(h *evloop.Timers, idle func(*tcpSession)) {
+	s.idleTimer.Fire = func(now int64) int64 {
 		if at := s.last + s.idle; at > now {
 			return at // active since the deadline was set
 		}
 		idle(s)
 		return 0
 	}
-	h.add(&s.idleTimer, s.last+s.idle)
+	h.Add(&s.idleTimer, s.last+s.idle)
 }
 
 // endIdle ends a session found idle.
@@ -224,10 +243,7 @@ func (l *eventLoop) end(s *tcpSession, why string, err error) {
 	s.ended = true
 	for i := range s.side {
 		x := &s.side[i]
-		if x.reg != 0 {
-			epollCtl(l.ep, unix.EPOLL_CTL_DEL, x.fd, 0)
-		}
-		l.fds[x.fd] = nil
+		l.Remove(x.fd, &x.reg)
 	}
 	s.closeFDs()
 	for i := range s.dir {
@@ -245,7 +261,7 @@ func (l *eventLoop) end(s *tcpSession, why string, err error) {
 			d.pipe = nil
 		}
 	}
-	l.timers.remove(&s.idleTimer)
+	l.Timers().Remove(&s.idleTimer)
 	l.stats.sessions--
 	if err != nil {
 		s.cfg.log.Debug("tcp session failed", "frontend", s.cfg.frontend, "op", why, "err", err)
@@ -254,8 +270,8 @@ func (l *eventLoop) end(s *tcpSession, why string, err error) {
 }
 
 // event handles the readiness of one socket of a session.
-func (x *tcpSide) event(l *eventLoop, ev uint32) {
-	s := x.s
+func (x *tcpSide) Event(ev uint32) {
+	s, l := x.s, x.s.l
 	if ev&unix.EPOLLERR != 0 {
 		err, _ := unix.GetsockoptInt(x.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		l.end(s, "socket", syscall.Errno(err))
@@ -273,7 +289,7 @@ func (x *tcpSide) event(l *eventLoop, ev uint32) {
 }
 
 // stop ends x's session as the loop quits.
-func (x *tcpSide) stop(l *eventLoop) { l.end(x.s, "", nil) }
+func (x *tcpSide) Stop() { x.s.l.end(x.s, "", nil) }
 
 // readable reads once from the source of direction d and writes what it got at once.
 func (l *eventLoop) readable(s *tcpSession, d int) {
@@ -295,7 +311,7 @@ func (l *eventLoop) readable(s *tcpSession, d int) {
 		}
 		return
 	}
-	s.last = l.now
+	s.last = l.Now()
 	dir.count.Add(float64(n))
 	dir.buf, dir.off, dir.n = b, 0, n
 	if n == len(*b) {
@@ -341,7 +357,7 @@ func (l *eventLoop) spliceIn(s *tcpSession, d int) {
 		dir.pipe = nil
 		return
 	}
-	s.last = l.now
+	s.last = l.Now()
 	dir.count.Add(float64(n))
 	dir.piped = n
 	l.flush(s, d)
@@ -371,7 +387,7 @@ func (l *eventLoop) flush(s *tcpSession, d int) {
 	switch e {
 	case 0:
 		if w > 0 {
-			s.last = l.now
+			s.last = l.Now()
 		}
 	case unix.EAGAIN, unix.EINTR:
 	default:
@@ -417,7 +433,7 @@ func (l *eventLoop) update(s *tcpSession) {
 		if s.dir[1-i].pending() {
 			want |= unix.EPOLLOUT
 		}
-		if e := l.register(x.fd, &x.reg, want); e != 0 {
+		if e := l.Register(x.fd, &x.reg, want); e != 0 {
 			l.end(s, "epoll_ctl", e)
 			return
 		}

@@ -20,12 +20,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"lbd/dataplane/internal/evloop"
 )
 
-// testTCPLoops returns the process's event loops, started if need be.
-func testTCPLoops(t testing.TB) []*eventLoop {
+// testTCPLoops returns d's event loops, started if need be.
+func testTCPLoops(t testing.TB, d *Dataplane) []*eventLoop {
 	t.Helper()
-	list, err := startEventLoops()
+	list, err := d.loops.start()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,20 +37,22 @@ func testTCPLoops(t testing.TB) []*eventLoop {
 // do runs f on the loop and waits for it; false when the loop has stopped.
 func (l *eventLoop) do(f func()) bool {
 	ran := make(chan struct{})
-	if !l.post(func() { f(); close(ran) }) {
+	if !l.Post(func() { f(); close(ran) }) {
 		return false
 	}
 	<-ran
 	return true
 }
 
-// loopStats reads the stats of each loop.
+// loopStats reads the stats of each loop: on the loop while it runs, and directly once
+// it has stopped.
 func loopStats(t testing.TB, loops []*eventLoop) []tcpLoopStats {
 	t.Helper()
 	st := make([]tcpLoopStats, len(loops))
 	for i, l := range loops {
 		if !l.do(func() { st[i] = l.stats }) {
-			t.Fatal("loop stopped")
+			<-l.Done()
+			st[i] = l.stats
 		}
 	}
 	return st
@@ -130,9 +134,9 @@ func TestTCPLoopBothWays(t *testing.T) {
 		c.SetDeadline(time.Now().Add(time.Minute))
 		srvc <- tcpBothWays(c, n, 2)
 	})
-	loops := testTCPLoops(t)
-	before := loopStats(t, loops)
 	d := l4Dataplane(t, l4Config(ModeTCP, BalanceRoundRobin, srv))
+	loops := testTCPLoops(t, d)
+	before := loopStats(t, loops)
 	c := tcpDial(t, d)
 	c.SetDeadline(time.Now().Add(time.Minute))
 	cl := tcpBothWays(c, n, 1)
@@ -256,12 +260,12 @@ func TestTCPLoopBackpressure(t *testing.T) {
 	// The session holds no more than one buffer or pipe per direction, and does not read
 	// the client while it waits to write to the server.
 	checked := 0
-	for _, l := range testTCPLoops(t) {
+	for _, l := range testTCPLoops(t, d) {
 		l.do(func() {
-			for _, fd := range l.fds {
-				x, ok := fd.(*tcpSide)
+			l.Handlers(func(_ int, h evloop.Handler) {
+				x, ok := h.(*tcpSide)
 				if !ok || x.i != 0 {
-					continue
+					return
 				}
 				s := x.s
 				for di, dir := range s.dir {
@@ -279,7 +283,7 @@ func TestTCPLoopBackpressure(t *testing.T) {
 						t.Errorf("the client's socket is read while the server does not take the bytes")
 					}
 				}
-			}
+			})
 		})
 	}
 	if checked != 1 {
@@ -331,9 +335,9 @@ func TestTCPHalfCloseServerFirst(t *testing.T) {
 }
 
 func TestTCPLoopShutdown(t *testing.T) {
-	loops := testTCPLoops(t)
-	before := loopSessions(t, loops)
 	d := l4Dataplane(t, l4Config(ModeTCP, BalanceRoundRobin, tcpServer(t, tcpEcho)))
+	loops := testTCPLoops(t, d)
+	before := loopSessions(t, loops)
 	var conns []*net.TCPConn
 	for i := 0; i < 6; i++ {
 		c := tcpDial(t, d)
@@ -357,13 +361,20 @@ func TestTCPLoopShutdown(t *testing.T) {
 	if got := loopSessions(t, loops) - before; got != 0 {
 		t.Errorf("sessions on the loops after Close = %d, want 0", got)
 	}
+	for i, l := range loops {
+		select {
+		case <-l.Done():
+		default:
+			t.Errorf("loop %d runs after Close", i)
+		}
+	}
 }
 
 func TestTCPLoopManySessions(t *testing.T) {
 	const n = 500
-	loops := testTCPLoops(t)
-	before := loopStats(t, loops)
 	d := l4Dataplane(t, l4Config(ModeTCP, BalanceRoundRobin, tcpServer(t, tcpEcho)))
+	loops := testTCPLoops(t, d)
+	before := loopStats(t, loops)
 	conns := make([]*net.TCPConn, n)
 	for i := range conns {
 		conns[i] = tcpDial(t, d)
@@ -449,7 +460,7 @@ func TestTCPIdleHeap(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var h deadlineHeap
+			var h evloop.Timers
 			ss := make([]*tcpSession, 3)
 			index := map[*tcpSession]int{}
 			var ended []int
@@ -463,28 +474,28 @@ func TestTCPIdleHeap(t *testing.T) {
 					ss[i].last = at
 				}
 				ended = nil
-				h.expire(st.now)
+				h.Expire(st.now)
 				slices.Sort(ended)
 				if fmt.Sprint(ended) != fmt.Sprint(st.ended) {
 					t.Errorf("at %v: ended %v, want %v", time.Duration(st.now), ended, st.ended)
 				}
-				if got := h.timeout(st.now); got != st.timeout {
+				if got := h.Timeout(st.now); got != st.timeout {
 					t.Errorf("at %v: timeout = %dms, want %dms", time.Duration(st.now), got, st.timeout)
 				}
 			}
 		})
 	}
 	t.Run("remove", func(t *testing.T) {
-		var h deadlineHeap
+		var h evloop.Timers
 		ss := make([]*tcpSession, 5)
 		var ended []int64
 		for i := range ss {
 			ss[i] = &tcpSession{idle: int64(i+1) * ms}
 			ss[i].startIdle(&h, func(s *tcpSession) { ended = append(ended, s.idle/ms) })
 		}
-		h.remove(&ss[2].idleTimer)
-		h.remove(&ss[2].idleTimer) // not there: nothing
-		h.expire(time.Hour.Nanoseconds())
+		h.Remove(&ss[2].idleTimer)
+		h.Remove(&ss[2].idleTimer) // not there: nothing
+		h.Expire(time.Hour.Nanoseconds())
 		if fmt.Sprint(ended) != "[1 2 4 5]" {
 			t.Errorf("ended %v, want [1 2 4 5]", ended)
 		}
@@ -508,11 +519,12 @@ func tcpLoopPair(t *testing.T) (*net.TCPConn, int) {
 // the clock says it has been idle for its timeout.
 func TestTCPLoopIdleClock(t *testing.T) {
 	clk := newFakeClock()
-	l, err := newEventLoop(clk, slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
+	el, err := evloop.New(clk, slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.stop)
+	t.Cleanup(el.Stop)
+	l := &eventLoop{Loop: el, n: 1}
 	// settle returns once the loop has handled a wake-up that began after the call.
 	settle := func() {
 		l.do(func() {})
@@ -545,7 +557,7 @@ func TestTCPLoopIdleClock(t *testing.T) {
 	clk.advance(99 * time.Millisecond) // 159ms: 99ms since the byte
 	open("99ms after the last byte")
 	clk.advance(time.Millisecond)
-	l.post(func() {})
+	l.Post(func() {})
 	select {
 	case <-s.done:
 	case <-time.After(5 * time.Second):
