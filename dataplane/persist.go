@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"lbd/dataplane/sticky"
 )
 
 // Session persistence keeps a client on the server it was first sent to. A backend's
@@ -18,7 +20,7 @@ import (
 // its persistent clients (as in HAProxy); one that is down or disabled loses them to a
 // server the balancer picks, and the client sticks to that one from then on. After a
 // server has answered, persistence records it: a cookie (persist_cookie.go) or an entry
-// of the backend's sticky table (sticky.go).
+// of the backend's sticky table (package sticky).
 
 // Persistence types, the values of Persistence.Type.
 const (
@@ -266,9 +268,9 @@ var persistResultNames = [numPersistResults]string{"", "hit", "miss", "redispatc
 // persistence is the run-time form of a backend's Persistence.
 type persistence struct {
 	backend string
-	cookie  *cookieCodec // type cookie
-	table   *StickyTable // type table
-	key     hashKey      // the table's key
+	cookie  *cookieCodec  // type cookie
+	table   *sticky.Table // type table
+	key     hashKey       // the table's key
 	byName  map[string]*Server
 	results [numPersistResults]prometheus.Counter
 }
@@ -332,7 +334,7 @@ func (p *persistence) chooseKey(k []byte, ps *persistScratch) *Server {
 	}
 	ps.key = append(ps.key[:0], k...)
 	ps.hasKey = true
-	name, ok := p.table.lookup(ps.key)
+	name, ok := p.table.Lookup(ps.key)
 	if !ok {
 		ps.result = persistMiss
 		return nil
@@ -372,7 +374,7 @@ func (p *persistence) recordConn(s *Server, ps *persistScratch) {
 	if p.table == nil || !ps.hasKey || ps.chosen == s {
 		return
 	}
-	p.table.set(ps.key, s.Name)
+	p.table.Set(ps.key, s.Name)
 }
 
 // buildPersistence returns b's persistence, or nil when it has none. A sticky table is
@@ -406,9 +408,9 @@ func (d *Dataplane) buildPersistence(b, prev *backend) *persistence {
 		p.key, _ = parseHashKey(pc.Table.Key)
 		if old != nil && old.table != nil && old.key == p.key {
 			p.table = old.table
-			p.table.setLimits(pc.Table.TTL, pc.Table.Size)
+			p.table.SetLimits(pc.Table.TTL, pc.Table.Size)
 		} else {
-			p.table = newStickyTable(d.persistClock(), pc.Table.TTL, pc.Table.Size)
+			p.table = sticky.New(d.persistClock(), pc.Table.TTL, pc.Table.Size)
 			d.log.Info("sticky table created", "backend", b.cfg.Name, "key", pc.Table.Key,
 				"ttl", pc.Table.TTL, "size", pc.Table.Size)
 		}
@@ -428,7 +430,7 @@ var (
 // Sticky returns the sticky table of backend, for listing, deleting and replicating
 // entries. It fails with ErrNoBackend or ErrNoStickyTable (wrapped, with the names of
 // the backends that have one).
-func (d *Dataplane) Sticky(backend string) (*StickyTable, error) {
+func (d *Dataplane) Sticky(backend string) (*sticky.Table, error) {
 	st := d.snapshot()
 	b := st.byName[backend]
 	if b != nil && b.persist != nil && b.persist.table != nil {

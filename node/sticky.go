@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"lbd/dataplane"
+	"lbd/dataplane/sticky"
 	"lbd/node/api"
 )
 
@@ -40,7 +41,7 @@ func (n *Node) stickyRoutes(mux *http.ServeMux, full bool) {
 }
 
 // stickyTable finds the table of the request's backend, or answers the error.
-func (n *Node) stickyTable(w http.ResponseWriter, r *http.Request) *dataplane.StickyTable {
+func (n *Node) stickyTable(w http.ResponseWriter, r *http.Request) *sticky.Table {
 	t, err := n.dp.Sticky(r.PathValue("backend"))
 	switch {
 	case errors.Is(err, dataplane.ErrNoBackend):

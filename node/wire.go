@@ -6,6 +6,7 @@ package node
 
 import (
 	"lbd/dataplane"
+	"lbd/dataplane/sticky"
 	"lbd/node/api"
 	"lbd/vip"
 )
@@ -40,7 +41,7 @@ func apiServerStatus(s dataplane.ServerStatus) api.ServerStatus {
 	}
 }
 
-func apiStickyEntries(es []dataplane.StickyEntry) []api.StickyEntry {
+func apiStickyEntries(es []sticky.Entry) []api.StickyEntry {
 	out := make([]api.StickyEntry, 0, len(es))
 	for _, e := range es {
 		out = append(out, api.StickyEntry{Key: e.Key, Server: e.Server, Expires: e.Expires})
@@ -48,10 +49,10 @@ func apiStickyEntries(es []dataplane.StickyEntry) []api.StickyEntry {
 	return out
 }
 
-func stickyEntries(es []api.StickyEntry) []dataplane.StickyEntry {
-	out := make([]dataplane.StickyEntry, 0, len(es))
+func stickyEntries(es []api.StickyEntry) []sticky.Entry {
+	out := make([]sticky.Entry, 0, len(es))
 	for _, e := range es {
-		out = append(out, dataplane.StickyEntry{Key: e.Key, Server: e.Server, Expires: e.Expires})
+		out = append(out, sticky.Entry{Key: e.Key, Server: e.Server, Expires: e.Expires})
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package dataplane
+package sticky
 
 import (
 	"fmt"
@@ -7,39 +7,20 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"lbd/internal/clock"
 )
 
-// stClock is a clock that moves only when the test says so.
-type stClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// stAt returns the time d from clk's now, as Entry.Expires holds it.
+func stAt(clk *clock.Fake, d time.Duration) int64 { return clk.Now().Add(d).UnixNano() }
 
-func newSTClock() *stClock { return &stClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *stClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stClock) NewTicker(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-
-func (c *stClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *stClock) at(d time.Duration) int64 { return c.Now().Add(d).UnixNano() }
-
-func stLookup(t *StickyTable, key string) string {
-	s, _ := t.lookup([]byte(key))
+func stLookup(t *Table, key string) string {
+	s, _ := t.Lookup([]byte(key))
 	return s
 }
 
 // stCheck verifies the table's invariants: map, expiry ring and change ring agree.
-func stCheck(tb testing.TB, t *StickyTable) {
+func stCheck(tb testing.TB, t *Table) {
 	tb.Helper()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -74,11 +55,11 @@ func stCheck(tb testing.TB, t *StickyTable) {
 }
 
 func TestStickyExpiry(t *testing.T) {
-	clk := newSTClock()
-	tb := newStickyTable(clk, 10*time.Minute, 100)
-	tb.set([]byte("a"), "s1")
+	clk := clock.NewFake()
+	tb := New(clk, 10*time.Minute, 100)
+	tb.Set([]byte("a"), "s1")
 	clk.Advance(5 * time.Minute)
-	tb.set([]byte("b"), "s2")
+	tb.Set([]byte("b"), "s2")
 	if got := tb.Len(); got != 2 {
 		t.Fatalf("Len = %d, want 2", got)
 	}
@@ -90,7 +71,7 @@ func TestStickyExpiry(t *testing.T) {
 		t.Errorf("Len = %d, want 1", got)
 	}
 	clk.Advance(5*time.Minute - time.Nanosecond)
-	if diff := cmp.Diff([]StickyEntry{{Key: "b", Server: "s2", Expires: clk.at(time.Nanosecond)}}, tb.Entries()); diff != "" {
+	if diff := cmp.Diff([]Entry{{Key: "b", Server: "s2", Expires: stAt(clk, time.Nanosecond)}}, tb.Entries()); diff != "" {
 		t.Errorf("Entries (-want +got):\n%s", diff)
 	}
 	clk.Advance(time.Nanosecond)
@@ -101,9 +82,9 @@ func TestStickyExpiry(t *testing.T) {
 }
 
 func TestStickyRefreshOnUse(t *testing.T) {
-	clk := newSTClock()
-	tb := newStickyTable(clk, 10*time.Minute, 100)
-	tb.set([]byte("a"), "s1")
+	clk := clock.NewFake()
+	tb := New(clk, 10*time.Minute, 100)
+	tb.Set([]byte("a"), "s1")
 	// Used every 6 minutes, it outlives its 10 minutes many times over.
 	for i := range 10 {
 		clk.Advance(6 * time.Minute)
@@ -111,7 +92,7 @@ func TestStickyRefreshOnUse(t *testing.T) {
 			t.Fatalf("use %d: %q, want s1", i, got)
 		}
 	}
-	if diff := cmp.Diff([]StickyEntry{{Key: "a", Server: "s1", Expires: clk.at(10 * time.Minute)}}, tb.Entries()); diff != "" {
+	if diff := cmp.Diff([]Entry{{Key: "a", Server: "s1", Expires: stAt(clk, 10*time.Minute)}}, tb.Entries()); diff != "" {
 		t.Errorf("Entries (-want +got):\n%s", diff)
 	}
 	// A use within ttl/64 of the last refresh does not move the expiry (nor count as a
@@ -119,7 +100,7 @@ func TestStickyRefreshOnUse(t *testing.T) {
 	seq := tb.Seq()
 	clk.Advance(time.Second)
 	stLookup(tb, "a")
-	if tb.Seq() != seq || tb.Entries()[0].Expires != clk.at(10*time.Minute-time.Second) {
+	if tb.Seq() != seq || tb.Entries()[0].Expires != stAt(clk, 10*time.Minute-time.Second) {
 		t.Errorf("a use 1s after a refresh refreshed again")
 	}
 	clk.Advance(10*time.Minute - time.Second)
@@ -130,15 +111,15 @@ func TestStickyRefreshOnUse(t *testing.T) {
 }
 
 func TestStickyEvictsOldest(t *testing.T) {
-	clk := newSTClock()
-	tb := newStickyTable(clk, time.Hour, 3)
+	clk := clock.NewFake()
+	tb := New(clk, time.Hour, 3)
 	for _, k := range []string{"a", "b", "c"} {
-		tb.set([]byte(k), "s-"+k)
+		tb.Set([]byte(k), "s-"+k)
 		clk.Advance(time.Minute)
 	}
 	stLookup(tb, "a") // a is now the most recently used
-	tb.set([]byte("d"), "s-d")
-	tb.set([]byte("e"), "s-e")
+	tb.Set([]byte("d"), "s-d")
+	tb.Set([]byte("e"), "s-e")
 	var keys []string
 	for _, e := range tb.Entries() {
 		keys = append(keys, e.Key)
@@ -151,14 +132,14 @@ func TestStickyEvictsOldest(t *testing.T) {
 	}
 	// Expired entries make room before anything is evicted.
 	clk.Advance(2 * time.Hour)
-	tb.set([]byte("f"), "s-f")
+	tb.Set([]byte("f"), "s-f")
 	if got := tb.Evictions(); got != 2 {
 		t.Errorf("Evictions = %d after expired entries made room, want 2", got)
 	}
 	// Shrinking the bound evicts at once.
-	tb.set([]byte("g"), "s-g")
-	tb.set([]byte("h"), "s-h")
-	tb.setLimits(time.Hour, 1)
+	tb.Set([]byte("g"), "s-g")
+	tb.Set([]byte("h"), "s-h")
+	tb.SetLimits(time.Hour, 1)
 	if e := tb.Entries(); len(e) != 1 || e[0].Key != "h" {
 		t.Errorf("after shrinking to 1: %v, want h only", e)
 	}
@@ -166,13 +147,13 @@ func TestStickyEvictsOldest(t *testing.T) {
 }
 
 func TestStickyChanges(t *testing.T) {
-	clk := newSTClock()
-	tb := newStickyTable(clk, time.Hour, 100)
+	clk := clock.NewFake()
+	tb := New(clk, time.Hour, 100)
 	if e, next := tb.Changes(0, 10); len(e) != 0 || next != 0 {
 		t.Fatalf("empty table: %v, %d", e, next)
 	}
 	for i := range 5 {
-		tb.set(fmt.Appendf(nil, "k%d", i), "s1")
+		tb.Set(fmt.Appendf(nil, "k%d", i), "s1")
 	}
 	// Batches of 2 walk through all five, in order.
 	var got []string
@@ -195,9 +176,9 @@ func TestStickyChanges(t *testing.T) {
 	}
 	// A key changed again comes once more, in its new state, and nothing else.
 	clk.Advance(time.Minute)
-	tb.set([]byte("k1"), "s2")
+	tb.Set([]byte("k1"), "s2")
 	e, next := tb.Changes(mark, 0)
-	if diff := cmp.Diff([]StickyEntry{{Key: "k1", Server: "s2", Expires: clk.at(time.Hour)}}, e); diff != "" {
+	if diff := cmp.Diff([]Entry{{Key: "k1", Server: "s2", Expires: stAt(clk, time.Hour)}}, e); diff != "" {
 		t.Errorf("changes since the mark (-want +got):\n%s", diff)
 	}
 	// From the start, every key once, k1 last.
@@ -208,7 +189,7 @@ func TestStickyChanges(t *testing.T) {
 	// A refresh is a change: replicas must learn the new expiry.
 	clk.Advance(10 * time.Minute)
 	stLookup(tb, "k3")
-	if e, _ := tb.Changes(next, 0); len(e) != 1 || e[0].Key != "k3" || e[0].Expires != clk.at(time.Hour) {
+	if e, _ := tb.Changes(next, 0); len(e) != 1 || e[0].Key != "k3" || e[0].Expires != stAt(clk, time.Hour) {
 		t.Errorf("changes after a refresh: %v", e)
 	}
 	// A mark from a previous life of the table reads from the start.
@@ -219,11 +200,11 @@ func TestStickyChanges(t *testing.T) {
 }
 
 func TestStickyImportDoesNotEcho(t *testing.T) {
-	clk := newSTClock()
-	a := newStickyTable(clk, time.Hour, 100)
-	b := newStickyTable(clk, time.Hour, 100)
-	a.set([]byte("10.0.0.1"), "s1")
-	a.set([]byte("10.0.0.2"), "s2")
+	clk := clock.NewFake()
+	a := New(clk, time.Hour, 100)
+	b := New(clk, time.Hour, 100)
+	a.Set([]byte("10.0.0.1"), "s1")
+	a.Set([]byte("10.0.0.2"), "s2")
 	changes, _ := a.Changes(0, 0)
 	if n := b.Import(changes); n != 2 {
 		t.Fatalf("Import applied %d, want 2", n)
@@ -245,8 +226,8 @@ func TestStickyImportDoesNotEcho(t *testing.T) {
 		t.Errorf("b's changes after a local refresh: %v, want 10.0.0.2 only", e)
 	}
 	// Importing over a local change replaces it and withdraws it from Changes.
-	b.set([]byte("10.0.0.3"), "s1")
-	b.Import([]StickyEntry{{Key: "10.0.0.3", Server: "s2", Expires: clk.at(time.Minute)}})
+	b.Set([]byte("10.0.0.3"), "s1")
+	b.Import([]Entry{{Key: "10.0.0.3", Server: "s2", Expires: stAt(clk, time.Minute)}})
 	if e, _ := b.Changes(0, 0); len(e) != 1 {
 		t.Errorf("b's changes after an import over a local entry: %v", e)
 	}
@@ -259,7 +240,7 @@ func TestStickyImportDoesNotEcho(t *testing.T) {
 		t.Errorf("imported entry outlived its expiry: %q", got)
 	}
 	// Already-expired entries are not imported.
-	if n := b.Import([]StickyEntry{{Key: "old", Server: "s1", Expires: clk.at(-time.Second)}}); n != 0 {
+	if n := b.Import([]Entry{{Key: "old", Server: "s1", Expires: stAt(clk, -time.Second)}}); n != 0 {
 		t.Errorf("imported an expired entry")
 	}
 	stCheck(t, a)
@@ -267,10 +248,10 @@ func TestStickyImportDoesNotEcho(t *testing.T) {
 }
 
 func TestStickyDelete(t *testing.T) {
-	clk := newSTClock()
-	tb := newStickyTable(clk, time.Hour, 100)
+	clk := clock.NewFake()
+	tb := New(clk, time.Hour, 100)
 	for i := range 6 {
-		tb.set(fmt.Appendf(nil, "k%d", i), fmt.Sprintf("s%d", i%2))
+		tb.Set(fmt.Appendf(nil, "k%d", i), fmt.Sprintf("s%d", i%2))
 	}
 	_, mark := tb.Changes(0, 0)
 	if !tb.Delete("k0") {
@@ -302,15 +283,15 @@ func TestStickyDelete(t *testing.T) {
 			t.Errorf("deletion change %v has a server", c)
 		}
 	}
-	other := newStickyTable(clk, time.Hour, 100)
+	other := New(clk, time.Hour, 100)
 	all, _ := tb.Changes(0, 0)
 	other.Import(all) // six keys: two live, four tombstones
-	other.Import([]StickyEntry{{Key: "k2", Server: "", Expires: clk.at(time.Hour)}})
+	other.Import([]Entry{{Key: "k2", Server: "", Expires: stAt(clk, time.Hour)}})
 	if e := other.Entries(); len(e) != 1 || e[0].Key != "k4" {
 		t.Errorf("other after importing deletions: %v, want k4 only", e)
 	}
 	// A deleted key can stick again.
-	tb.set([]byte("k1"), "s0")
+	tb.Set([]byte("k1"), "s0")
 	if got := stLookup(tb, "k1"); got != "s0" || tb.Len() != 3 {
 		t.Errorf("k1 set again: %q, Len %d", got, tb.Len())
 	}
@@ -319,7 +300,7 @@ func TestStickyDelete(t *testing.T) {
 }
 
 func TestStickyConcurrent(t *testing.T) {
-	tb := newStickyTable(newSTClock(), time.Hour, 50)
+	tb := New(clock.NewFake(), time.Hour, 50)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
@@ -327,8 +308,8 @@ func TestStickyConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 2000 {
 				k := fmt.Appendf(nil, "k%d", (i*7+g)%80)
-				if _, ok := tb.lookup(k); !ok {
-					tb.set(k, "s")
+				if _, ok := tb.Lookup(k); !ok {
+					tb.Set(k, "s")
 				}
 				if i%97 == 0 {
 					tb.Changes(uint64(i), 10)

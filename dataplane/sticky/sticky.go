@@ -1,14 +1,6 @@
-package dataplane
-
-import (
-	"cmp"
-	"slices"
-	"sync"
-	"time"
-)
-
-// A sticky table maps a request key (a client address, a header or cookie value) to the
-// name of the server that key sticks to, for table persistence.
+// Package sticky is the sticky table of table persistence: a bounded map of request keys
+// (a client address, a header or cookie value) to the name of the server each key sticks
+// to, with expiry, and a change feed for replicating it between nodes.
 //
 // The request path looks keys up (a hit refreshes the entry's expiry) and records new
 // ones; both are a map lookup and a few pointer moves under one mutex. Entries sit on an
@@ -24,23 +16,39 @@ import (
 // they are never shipped back. Expiry travels as an absolute time, and each node expires
 // entries by its own clock. A deletion is shipped as an entry with no server (a
 // tombstone), which is kept, invisible to lookups, until it expires.
+//
+// The package imports nothing of lbd; the dataplane owns one Table per backend with
+// table persistence.
+package sticky
 
-// StickyEntry is one entry of a sticky table, as the admin API lists it and as
-// replication moves it between nodes.
-type StickyEntry struct {
-	// Key is the request key, such as "192.0.2.7" or a header's value.
-	Key string `json:"key"`
-	// Server is the name of the server the key sticks to. In Changes and Import, ""
-	// means the key was deleted.
-	Server string `json:"server"`
-	// Expires is when the entry lapses, in nanoseconds since the Unix epoch.
-	Expires int64 `json:"expires"`
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Clock is the table's source of time; an internal/clock Clock is one.
+type Clock interface {
+	Now() time.Time
 }
 
-// StickyTable is a bounded map of request keys to server names with expiry. It is safe
-// for concurrent use.
-type StickyTable struct {
-	clock clock
+// Entry is one entry of a table, as Entries lists it and as Changes and Import move it
+// between nodes.
+type Entry struct {
+	// Key is the request key, such as "192.0.2.7" or a header's value.
+	Key string
+	// Server is the name of the server the key sticks to. In Changes and Import, ""
+	// means the key was deleted.
+	Server string
+	// Expires is when the entry lapses, in nanoseconds since the Unix epoch.
+	Expires int64
+}
+
+// Table is a bounded map of request keys to server names with expiry. It is safe for
+// concurrent use.
+type Table struct {
+	clock Clock
 
 	// mu guards everything below.
 	mu   sync.Mutex
@@ -49,12 +57,12 @@ type StickyTable struct {
 	// step is how far a hit must push an entry's expiry before it is refreshed, so that
 	// a busy key is not a change on every request: ttl/64.
 	step    int64
-	entries map[string]*stickyEntry
+	entries map[string]*entry
 	// exp is the sentinel of the ring of entries in order of expiry: exp.enext expires
 	// first.
-	exp stickyEntry
+	exp entry
 	// chg is the sentinel of the ring of entries changed on this node, in order of seq.
-	chg stickyEntry
+	chg entry
 	// seq is the last change sequence number handed out.
 	seq uint64
 	// live counts the entries that are not tombstones.
@@ -63,33 +71,29 @@ type StickyTable struct {
 	evictions uint64
 }
 
-type stickyEntry struct {
+type entry struct {
 	key     string
 	server  string // "" for a tombstone
 	expires int64  // UnixNano
 	// seq is the entry's last local change; 0 when it is not on the change ring.
 	seq          uint64
-	eprev, enext *stickyEntry
-	cprev, cnext *stickyEntry
+	eprev, enext *entry
+	cprev, cnext *entry
 }
 
-// NewStickyTable returns an empty table whose entries live ttl after their last use,
-// holding at most size entries.
-func NewStickyTable(ttl time.Duration, size int) *StickyTable {
-	return newStickyTable(systemClock{}, ttl, size)
-}
-
-func newStickyTable(c clock, ttl time.Duration, size int) *StickyTable {
-	t := &StickyTable{clock: c, entries: map[string]*stickyEntry{}}
+// New returns an empty table whose entries live ttl after their last use, holding at
+// most size entries, on clock c.
+func New(c Clock, ttl time.Duration, size int) *Table {
+	t := &Table{clock: c, entries: map[string]*entry{}}
 	t.exp.enext, t.exp.eprev = &t.exp, &t.exp
 	t.chg.cnext, t.chg.cprev = &t.chg, &t.chg
-	t.setLimits(ttl, size)
+	t.SetLimits(ttl, size)
 	return t
 }
 
-// setLimits changes the ttl and the size bound; entries over the new size are evicted.
+// SetLimits changes the ttl and the size bound; entries over the new size are evicted.
 // Entries keep their expiry.
-func (t *StickyTable) setLimits(ttl time.Duration, size int) {
+func (t *Table) SetLimits(ttl time.Duration, size int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.ttl, t.size = ttl, max(size, 1)
@@ -99,10 +103,10 @@ func (t *StickyTable) setLimits(ttl time.Duration, size int) {
 	}
 }
 
-func (t *StickyTable) now() int64 { return t.clock.Now().UnixNano() }
+func (t *Table) now() int64 { return t.clock.Now().UnixNano() }
 
-// lookup returns the server key sticks to, refreshing the entry's expiry.
-func (t *StickyTable) lookup(key []byte) (server string, ok bool) {
+// Lookup returns the server key sticks to, refreshing the entry's expiry.
+func (t *Table) Lookup(key []byte) (server string, ok bool) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -122,8 +126,8 @@ func (t *StickyTable) lookup(key []byte) (server string, ok bool) {
 	return e.server, true
 }
 
-// set makes key stick to server from now, for ttl.
-func (t *StickyTable) set(key []byte, server string) {
+// Set makes key stick to server from now, for ttl.
+func (t *Table) Set(key []byte, server string) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -142,19 +146,19 @@ func (t *StickyTable) set(key []byte, server string) {
 
 // addLocked makes room for and inserts a tombstone entry for key; the caller fills it in
 // and places it.
-func (t *StickyTable) addLocked(key string, now int64) *stickyEntry {
+func (t *Table) addLocked(key string, now int64) *entry {
 	t.sweepLocked(now)
 	for len(t.entries) >= t.size {
 		t.evictLocked()
 	}
-	e := &stickyEntry{key: key}
+	e := &entry{key: key}
 	t.entries[key] = e
 	return e
 }
 
 // placeLocked puts e, whose expiry is set, at its place on the expiry ring. Entries
 // written here go to the end, or near it: the walk back is short.
-func (t *StickyTable) placeLocked(e *stickyEntry) {
+func (t *Table) placeLocked(e *entry) {
 	if e.enext != nil {
 		e.eprev.enext, e.enext.eprev = e.enext, e.eprev
 	}
@@ -169,7 +173,7 @@ func (t *StickyTable) placeLocked(e *stickyEntry) {
 
 // changedLocked gives e the next sequence number and moves it to the end of the change
 // ring.
-func (t *StickyTable) changedLocked(e *stickyEntry) {
+func (t *Table) changedLocked(e *entry) {
 	if e.seq != 0 {
 		e.cprev.cnext, e.cnext.cprev = e.cnext, e.cprev
 	}
@@ -181,14 +185,14 @@ func (t *StickyTable) changedLocked(e *stickyEntry) {
 }
 
 // unchangedLocked takes e off the change ring: what it holds now is not a local change.
-func (t *StickyTable) unchangedLocked(e *stickyEntry) {
+func (t *Table) unchangedLocked(e *entry) {
 	if e.seq != 0 {
 		e.cprev.cnext, e.cnext.cprev = e.cnext, e.cprev
 		e.cprev, e.cnext, e.seq = nil, nil, 0
 	}
 }
 
-func (t *StickyTable) removeLocked(e *stickyEntry) {
+func (t *Table) removeLocked(e *entry) {
 	e.eprev.enext, e.enext.eprev = e.enext, e.eprev
 	e.eprev, e.enext = nil, nil
 	t.unchangedLocked(e)
@@ -199,7 +203,7 @@ func (t *StickyTable) removeLocked(e *stickyEntry) {
 }
 
 // evictLocked removes the entry that would expire first.
-func (t *StickyTable) evictLocked() {
+func (t *Table) evictLocked() {
 	e := t.exp.enext
 	if e == &t.exp {
 		return
@@ -211,14 +215,14 @@ func (t *StickyTable) evictLocked() {
 }
 
 // sweepLocked removes the entries expired at now.
-func (t *StickyTable) sweepLocked(now int64) {
+func (t *Table) sweepLocked(now int64) {
 	for e := t.exp.enext; e != &t.exp && e.expires <= now; e = t.exp.enext {
 		t.removeLocked(e)
 	}
 }
 
 // tombstoneLocked deletes e as a local change, which Changes ships.
-func (t *StickyTable) tombstoneLocked(e *stickyEntry, now int64) {
+func (t *Table) tombstoneLocked(e *entry, now int64) {
 	if e.server == "" {
 		return
 	}
@@ -230,7 +234,7 @@ func (t *StickyTable) tombstoneLocked(e *stickyEntry, now int64) {
 }
 
 // Delete removes key. It reports whether the key had an entry.
-func (t *StickyTable) Delete(key string) bool {
+func (t *Table) Delete(key string) bool {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -244,7 +248,7 @@ func (t *StickyTable) Delete(key string) bool {
 }
 
 // DeleteServer removes every key that sticks to server, and returns how many it removed.
-func (t *StickyTable) DeleteServer(server string) int {
+func (t *Table) DeleteServer(server string) int {
 	if server == "" {
 		return 0
 	}
@@ -252,7 +256,7 @@ func (t *StickyTable) DeleteServer(server string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sweepLocked(now)
-	var victims []*stickyEntry
+	var victims []*entry
 	for _, e := range t.entries {
 		if e.server == server {
 			victims = append(victims, e)
@@ -265,23 +269,23 @@ func (t *StickyTable) DeleteServer(server string) int {
 }
 
 // Entries returns the live entries, sorted by key.
-func (t *StickyTable) Entries() []StickyEntry {
+func (t *Table) Entries() []Entry {
 	now := t.now()
 	t.mu.Lock()
 	t.sweepLocked(now)
-	out := make([]StickyEntry, 0, t.live)
+	out := make([]Entry, 0, t.live)
 	for e := t.exp.enext; e != &t.exp; e = e.enext {
 		if e.server != "" {
-			out = append(out, StickyEntry{Key: e.key, Server: e.server, Expires: e.expires})
+			out = append(out, Entry{Key: e.key, Server: e.server, Expires: e.expires})
 		}
 	}
 	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b StickyEntry) int { return cmp.Compare(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Key, b.Key) })
 	return out
 }
 
 // Len returns the number of live entries.
-func (t *StickyTable) Len() int {
+func (t *Table) Len() int {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -291,7 +295,7 @@ func (t *StickyTable) Len() int {
 
 // Evictions returns how many live entries the size bound has removed since the table was
 // created.
-func (t *StickyTable) Evictions() uint64 {
+func (t *Table) Evictions() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.evictions
@@ -299,7 +303,7 @@ func (t *StickyTable) Evictions() uint64 {
 
 // Seq returns the sequence number of the last local change; Changes(Seq(), n) returns
 // nothing until the next one.
-func (t *StickyTable) Seq() uint64 {
+func (t *Table) Seq() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.seq
@@ -312,7 +316,7 @@ func (t *StickyTable) Seq() uint64 {
 // applied by Import are not changes. Sequence numbers start at 1 when the table is
 // created; a since beyond the last one (a mark from before a restart) reads from the
 // start. max <= 0 means no bound.
-func (t *StickyTable) Changes(since uint64, max int) (entries []StickyEntry, next uint64) {
+func (t *Table) Changes(since uint64, max int) (entries []Entry, next uint64) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -330,7 +334,7 @@ func (t *StickyTable) Changes(since uint64, max int) (entries []StickyEntry, nex
 			next = e.cprev.seq
 			break
 		}
-		entries = append(entries, StickyEntry{Key: e.key, Server: e.server, Expires: e.expires})
+		entries = append(entries, Entry{Key: e.key, Server: e.server, Expires: e.expires})
 	}
 	return entries, next
 }
@@ -339,7 +343,7 @@ func (t *StickyTable) Changes(since uint64, max int) (entries []StickyEntry, nex
 // until Expires, or is deleted when Server is "". Imported entries are not local changes
 // (Changes does not return them), and one already expired is skipped. It returns how
 // many entries it applied.
-func (t *StickyTable) Import(entries []StickyEntry) int {
+func (t *Table) Import(entries []Entry) int {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
