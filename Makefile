@@ -5,19 +5,23 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
 .PHONY: help build test test-short lint check bench bench-failover demo deps clean package check-package
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-deps: ## install what the build and tests need (Go modules, Debian packages)
+deps: ## install what the build and tests need (Go modules, Debian packages, h2spec)
 	@command -v $(GO) >/dev/null || { echo "Go is not installed (expected in /usr/local/go)"; exit 1; }
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		missing=""; for p in gcc iproute2 procps nftables keepalived tcpdump; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 		if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 	$(GO) mod download
+	@# h2spec (HTTP/2 conformance; TestH2Spec skips without it): best effort, never fails deps.
+	@command -v h2spec >/dev/null || [ -x "$$($(GO) env GOPATH)/bin/h2spec" ] || \
+		$(GO) install $(H2SPEC) || echo "deps: h2spec not installed (TestH2Spec will skip); try: go install $(H2SPEC)"
 
 build: deps ## build bin/lbd and bin/lbctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lbd ./cmd/lbd

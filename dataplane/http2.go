@@ -1,27 +1,35 @@
 package dataplane
 
 // HTTP/2. Connections whose TLS handshake chose "h2" by ALPN, and cleartext connections
-// that start with the HTTP/2 preface on an h2c frontend, go to a net/http Server of the
-// frontend (its bundled HTTP/2 server: net/http dispatches an already handshaken
-// *tls.Conn by its negotiated protocol, and Protocols.UnencryptedHTTP2 serves prior
-// knowledge h2c). Its handler turns each stream's request into a fasthttp request in a
-// RequestCtx of its own and runs it through the same handler as HTTP/1.1 (handle:
-// routes, balancing, retries, the server pools, the metrics), then writes the fasthttp
-// response back on the stream, streaming a large body with a flush per write.
+// that start with the HTTP/2 preface on an h2c frontend, go through a frame inspector
+// (http2_inspect.go) to a net/http Server of the frontend, which serves them with its
+// bundled HTTP/2 server as prior-knowledge HTTP/2 (Protocols.UnencryptedHTTP2: the
+// server sees the inspector, not the *tls.Conn; TLS is done by then). Its handler builds
+// each stream's request head for the server as a fasthttp request straight from the
+// HTTP/2 fields (buildHead; nothing is rendered or parsed again), in a RequestCtx of its
+// own, and runs it through the same handler as HTTP/1.1 (handle: routes, balancing,
+// retries, the server pools, the metrics), then writes the fasthttp response back on
+// the stream, streaming a large body with a flush per write.
 //
-// What HTTP/2 adds costs one copy of the request head (re-read by fasthttp from an
-// HTTP/1.1 rendering, so that header handling is the one of the HTTP/1.1 path) and of
-// the response head. Response trailers are not passed on over HTTP/2.
+// Limits: a request head larger than max_header_bytes, counted as HTTP/1.1 would carry
+// it, is answered with 431 as on HTTP/1.1 (serveH2). Before that, net/http bounds the
+// header list as HTTP/2 counts it (32 bytes per field beside name and value) by
+// SETTINGS_MAX_HEADER_LIST_SIZE, which it advertises (h2MaxHeaderBytes: about twice
+// max_header_bytes) and answers with 431 too; a client that overshoots that by more than
+// twice what is left of it in one frame has its connection closed (PROTOCOL_ERROR)
+// instead, net/http's guard against floods of CONTINUATION frames. Frames are at most
+// 16 KiB (SETTINGS_MAX_FRAME_SIZE left at its default).
+//
+// Request trailers and response trailers are not passed on over HTTP/2.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -31,8 +39,29 @@ import (
 	"lbd/dataplane/internal/h1"
 )
 
-// h2MaxStreams bounds the concurrent streams of one HTTP/2 client connection.
-const h2MaxStreams = 250
+const (
+	// h2MaxStreams bounds the concurrent streams of one HTTP/2 client connection.
+	h2MaxStreams = 250
+	// h2MaxFrameSize is the largest frame a client may send: HTTP/2's default, which
+	// clients assume until they have read the server's settings (net/http would offer
+	// 1 MiB).
+	h2MaxFrameSize = 16 << 10
+	// h2HeaderTableSize is the size of the HPACK dynamic table that decodes the
+	// clients' header blocks, net/http's and the inspector's (SETTINGS_HEADER_TABLE_SIZE).
+	h2HeaderTableSize = 4096
+)
+
+// h2MaxHeaderBytes is the MaxHeaderBytes of the net/http server of a frontend whose
+// max_header_bytes is maxHeader: twice as much, because HTTP/2 counts a field 32 bytes
+// larger than its name and value where HTTP/1.1 counts 4 (": " and CRLF), so that a
+// head of maxHeader bytes as HTTP/1.1 counts it fits while its lines average 28 bytes
+// or more. serveH2 holds each request to maxHeader as HTTP/1.1 counts it.
+func h2MaxHeaderBytes(maxHeader int) int { return 2 * maxHeader }
+
+// h2HeaderListSize is the SETTINGS_MAX_HEADER_LIST_SIZE net/http advertises, and
+// enforces with 431, for a MaxHeaderBytes of maxBytes: it allows for the 32 bytes of ten
+// fields more.
+func h2HeaderListSize(maxBytes int) uint32 { return uint32(maxBytes + 10*32) }
 
 // h2Server is one net/http Server of a frontend and the listener that feeds it.
 type h2Server struct {
@@ -85,9 +114,13 @@ func (f *httpFrontend) startH2(opts serverOpts) *h2Server {
 		Handler:           http.HandlerFunc(f.serveH2),
 		ReadHeaderTimeout: opts.header,
 		IdleTimeout:       opts.idle,
-		MaxHeaderBytes:    opts.maxHeader,
+		MaxHeaderBytes:    h2MaxHeaderBytes(opts.maxHeader),
 		Protocols:         &p,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams},
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:      h2MaxStreams,
+			MaxReadFrameSize:          h2MaxFrameSize,
+			MaxDecoderHeaderTableSize: h2HeaderTableSize,
+		},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, h2ConnKey{}, c)
 		},
@@ -119,7 +152,7 @@ func (f *httpFrontend) deliverH2(c net.Conn) bool {
 			return false
 		}
 		select {
-		case s.ln.conns <- c:
+		case s.ln.conns <- newH2Inspector(c, h2HeaderListSize(h2MaxHeaderBytes(s.opts.maxHeader))):
 			return true
 		case <-s.ln.done:
 		case <-f.stop:
@@ -160,16 +193,11 @@ func (h2PlainConn) SetWriteDeadline(time.Time) error { return nil }
 // h2Request is the per-request scratch space of serveH2, pooled.
 type h2Request struct {
 	ctx  fasthttp.RequestCtx
-	head bytes.Buffer
-	rd   bytes.Reader
-	br   *bufio.Reader
+	keys []string
+	join []byte
 }
 
-var h2RequestPool = sync.Pool{New: func() any {
-	r := new(h2Request)
-	r.br = bufio.NewReaderSize(&r.rd, 4096)
-	return r
-}}
+var h2RequestPool = sync.Pool{New: func() any { return new(h2Request) }}
 
 // serveH2 serves one HTTP/2 request through handle.
 func (f *httpFrontend) serveH2(w http.ResponseWriter, r *http.Request) {
@@ -178,11 +206,16 @@ func (f *httpFrontend) serveH2(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		x.ctx.Request.Reset()
 		x.ctx.Response.Reset()
-		x.head.Reset()
+		clear(x.keys)
+		x.keys = x.keys[:0]
 		h2RequestPool.Put(x)
 	}()
 	var conn net.Conn
-	switch c := r.Context().Value(h2ConnKey{}).(type) {
+	c := r.Context().Value(h2ConnKey{})
+	if i, ok := c.(*h2Inspector); ok {
+		c = i.Conn
+	}
+	switch c := c.(type) {
 	case *tls.Conn:
 		conn = h2TLSConn{c}
 	case net.Conn:
@@ -190,44 +223,11 @@ func (f *httpFrontend) serveH2(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := &x.ctx
 	ctx.Init2(conn, fasthttpLogger{f.d.log}, false)
-	ctx.Request.Header.DisableNormalizing()
-
-	// The head, rendered as HTTP/1.1 and read back by fasthttp.
-	b := &x.head
-	b.WriteString(r.Method)
-	b.WriteByte(' ')
-	b.WriteString(r.RequestURI)
-	b.WriteString(" HTTP/1.1\r\nHost: ")
-	b.WriteString(r.Host)
-	b.WriteString("\r\n")
-	for k, vs := range r.Header {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection", "Host":
-			continue
-		case "Cookie": // split into several fields by HTTP/2 (RFC 9113, 8.2.3)
-			b.WriteString("Cookie: ")
-			for i, v := range vs {
-				if i > 0 {
-					b.WriteString("; ")
-				}
-				b.WriteString(v)
-			}
-			b.WriteString("\r\n")
-			continue
-		}
-		for _, v := range vs {
-			b.WriteString(k)
-			b.WriteString(": ")
-			b.WriteString(v)
-			b.WriteString("\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	x.rd.Reset(b.Bytes())
-	x.br.Reset(&x.rd)
-	if err := ctx.Request.Header.Read(x.br); err != nil {
-		http.Error(w, "400 Bad Request: malformed request", http.StatusBadRequest)
+	if n := x.buildHead(&ctx.Request.Header, r); n > hg.g.cfg.MaxHeaderBytes {
+		f.writeH2(w, ctx, hg, fasthttp.StatusRequestHeaderFieldsTooLarge, "request header larger than "+strconv.Itoa(hg.g.cfg.MaxHeaderBytes)+" bytes")
 		return
+	} else {
+		hg.g.m.bytesIn.Add(float64(n - len(r.RequestURI))) // handle counts the target and the body
 	}
 	limit := int64(hg.g.cfg.MaxBodyBytes)
 	if r.ContentLength > limit {
@@ -247,6 +247,56 @@ func (f *httpFrontend) serveH2(w http.ResponseWriter, r *http.Request) {
 	}
 	f.handle(ctx)
 	writeH2Response(w, &ctx.Response, r.Method == http.MethodHead)
+}
+
+// buildHead sets h, the head of the request for the server, from the HTTP/2 request r:
+// its method, :path as the request target, :authority (or Host) as Host, and its header
+// fields, without parsing anything again. net/http's HTTP/2 server has checked the
+// fields (names, values, the pseudo-header fields; http2_inspect.go: no
+// connection-specific fields) and bounded their size (h2MaxHeaderBytes). It hands them
+// over in a map, so the fields go in the order of their names;
+// the values of one name keep their order. Names are as net/http canonicalized them
+// (HTTP/2 sends them in lower case). The Cookie fields an HTTP/2 client may split are
+// joined with "; " (RFC 9113, 8.2.3). Content-Length is fasthttp's to write from the
+// body. It returns the size of the head as HTTP/1.1 would carry it (request line, Host,
+// the fields, the empty line), which max_header_bytes bounds.
+func (x *h2Request) buildHead(h *fasthttp.RequestHeader, r *http.Request) int {
+	h.DisableNormalizing()
+	h.SetMethod(r.Method)
+	h.SetRequestURI(r.RequestURI)
+	h.SetHost(r.Host)
+	n := len(r.Method) + len(" ") + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(r.Host) + len("\r\n")
+	for k := range r.Header {
+		x.keys = append(x.keys, k)
+	}
+	slices.Sort(x.keys)
+	for _, k := range x.keys {
+		vs := r.Header[k]
+		switch k {
+		case "Host", "Content-Length":
+			continue
+		case "Cookie":
+			x.join = x.join[:0]
+			for i, v := range vs {
+				if i > 0 {
+					x.join = append(x.join, "; "...)
+				}
+				x.join = append(x.join, v...)
+			}
+			// Kept as a field, as when read from HTTP/1.1, not parsed into cookies
+			// (and written back in fasthttp's spelling) unless something asks for one.
+			h.DisableSpecialHeader()
+			h.AddBytesV(k, x.join)
+			h.EnableSpecialHeader()
+			n += len(k) + len(x.join) + 4
+			continue
+		}
+		for _, v := range vs {
+			h.Add(k, v)
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // writeH2 answers an HTTP/2 request with lbd's own answer.

@@ -132,6 +132,7 @@ type proxyState struct {
 	pick  Pick
 	key   []byte
 	buf   []byte
+	raw   []byte   // the head of a request built from HTTP/2, written out (rewriteRequest)
 	del   [][]byte // header names to delete
 	toks  [][]byte // header names listed in Connection
 	xff   [][]byte // X-Forwarded-For values the client sent
@@ -187,12 +188,20 @@ func requestKey(kind int, k *hashKey, req *fasthttp.Request) []byte {
 
 // peekHeader returns the value of the request header name, matched without regard to
 // case, or nil when there is none. Header names keep the client's case (the server does
-// not normalize them), so a name that Peek misses is looked up in the raw header block.
+// not normalize them), so a name that Peek misses is looked up in the raw header block,
+// or, in a request built from HTTP/2 fields (http2.go), which has none, by its canonical
+// form.
 func peekHeader(h *fasthttp.RequestHeader, name string) []byte {
 	if v := h.Peek(name); v != nil {
 		return v
 	}
 	raw := h.RawHeaders()
+	if len(raw) == 0 { // built from HTTP/2 (http2.go): its names are in canonical form
+		h.EnableNormalizing()
+		v := h.Peek(name)
+		h.DisableNormalizing()
+		return v
+	}
 	for len(raw) > 0 {
 		var line []byte
 		line, raw = h1.NextLine(raw)
@@ -223,6 +232,13 @@ func rewriteRequest(req *fasthttp.Request, ip netip.Addr, st *proxyState) {
 	raw := h.RawHeaders() // a copy of the head as received; rewriting does not touch it
 	st.del, st.toks, st.xff = st.del[:0], st.toks[:0], st.xff[:0]
 	te := false
+	// A request built from HTTP/2 fields (http2.go) has no raw head: its head is written
+	// out into st.raw instead (iterating over the header itself would parse its cookies
+	// into fasthttp's lossy form).
+	if len(raw) == 0 {
+		st.raw = h.AppendBytes(st.raw[:0])
+		_, raw = h1.NextLine(st.raw) // not the request line
+	}
 	for r := raw; len(r) > 0; {
 		var line []byte
 		line, r = h1.NextLine(r)

@@ -15,6 +15,7 @@ package dataplane
 // read the ClientHello, route by its server name, and pass the bytes through (sni.go).
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -25,6 +26,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -599,12 +601,17 @@ const h2cPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // sniffH2C reads the first bytes of c, up to the length of the HTTP/2 preface or until
 // they differ from it, and returns c with those bytes put back in front, and whether the
-// client speaks HTTP/2.
+// client speaks HTTP/2. When they differ, it reads on to the end of the first line: a
+// line that is not an HTTP/1.x request line either (no HTTP version at its end) is an
+// invalid HTTP/2 connection preface, which ends the connection without an answer (RFC
+// 9113, 3.4); it returns nil then.
 func (f *httpFrontend) sniffH2C(c net.Conn, g *frontendGen) (net.Conn, bool) {
 	c.SetReadDeadline(time.Now().Add(g.cfg.Timeouts.ClientHeader))
 	buf := make([]byte, 0, len(h2cPreface))
+	var err error
 	for len(buf) < len(h2cPreface) {
-		n, err := c.Read(buf[len(buf):cap(buf)])
+		var n int
+		n, err = c.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if !strings.HasPrefix(h2cPreface, string(buf)) {
 			break
@@ -616,8 +623,27 @@ func (f *httpFrontend) sniffH2C(c net.Conn, g *frontendGen) (net.Conn, bool) {
 			break // let the server answer what came
 		}
 	}
+	h2 := string(buf) == h2cPreface
+	if !h2 && err == nil {
+		for bytes.IndexByte(buf, '\n') < 0 && len(buf) < g.cfg.MaxHeaderBytes && err == nil {
+			buf = slices.Grow(buf, 512)
+			var n int
+			n, err = c.Read(buf[len(buf):min(cap(buf), g.cfg.MaxHeaderBytes)])
+			buf = buf[:len(buf)+n]
+		}
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 && !isRequestLine(buf[:i]) {
+			return nil, false
+		}
+	}
 	c.SetReadDeadline(time.Time{})
-	return &replayConn{Conn: c, prefix: buf}, string(buf) == h2cPreface
+	return &replayConn{Conn: c, prefix: buf}, h2
+}
+
+// isRequestLine reports whether line (without its LF) ends with an HTTP version, as an
+// HTTP/1.x request line does.
+func isRequestLine(line []byte) bool {
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return bytes.HasPrefix(line[bytes.LastIndexByte(line, ' ')+1:], []byte("HTTP/")) && bytes.Count(line, []byte(" ")) >= 2
 }
 
 // redirectHTTPS answers a request on a redirect_to_https frontend: 301 to the same host
