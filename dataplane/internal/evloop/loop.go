@@ -29,7 +29,8 @@ const (
 	retryMax = time.Second
 )
 
-// Clock is what a loop reads the time from, once per wake-up.
+// Clock is what a loop reads the time from, once per wake-up: lbd/internal/clock's
+// Clock, or its Fake in tests, serves.
 type Clock interface{ Now() time.Time }
 
 // Handler is what a loop's descriptor table holds for each descriptor in its epoll set:

@@ -10,27 +10,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"lbd/internal/clock"
 )
-
-// fakeClock is a clock that moves only when the test says.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
 
 // testLog sends a loop's log to t.
 func testLog(t *testing.T) *slog.Logger {
@@ -63,7 +45,7 @@ func do(l *Loop, f func()) bool {
 }
 
 func TestPostRunsInOrder(t *testing.T) {
-	l := testLoop(t, newFakeClock())
+	l := testLoop(t, clock.NewFake())
 	var got []int // touched on the loop only
 	var wg sync.WaitGroup
 	for i := range 100 {
@@ -147,7 +129,7 @@ func waitEvents(t *testing.T, r *recorder, n int) []uint32 {
 }
 
 func TestRegister(t *testing.T) {
-	l := testLoop(t, newFakeClock())
+	l := testLoop(t, clock.NewFake())
 	rd, wr := testPipe(t)
 	r := &recorder{l: l, fd: rd}
 	do(l, func() {
@@ -198,7 +180,7 @@ func TestRegister(t *testing.T) {
 // TestStop: Stop runs what was posted, stops every handler once, and returns once the
 // loop's goroutine has; Post fails from then on, and Stop may be called again.
 func TestStop(t *testing.T) {
-	l, err := New(newFakeClock(), testLog(t))
+	l, err := New(clock.NewFake(), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +225,7 @@ func TestStop(t *testing.T) {
 // TestTimersFireOnLoop: the loop fires its timers in deadline order once its clock has
 // passed them, and not before.
 func TestTimersFireOnLoop(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake()
 	l := testLoop(t, clk)
 	var mu sync.Mutex
 	var fired []string
@@ -273,12 +255,12 @@ func TestTimersFireOnLoop(t *testing.T) {
 	if s := got(); s != "[]" {
 		t.Fatalf("fired %s before the clock moved", s)
 	}
-	clk.advance(9 * time.Millisecond)
+	clk.Advance(9 * time.Millisecond)
 	settle()
 	if s := got(); s != "[]" {
 		t.Fatalf("fired %s at 9ms", s)
 	}
-	clk.advance(11 * time.Millisecond) // 20ms
+	clk.Advance(11 * time.Millisecond) // 20ms
 	settle()
 	if s := got(); s != "[a@20ms b@20ms b2@20ms]" && s != "[a@20ms b2@20ms b@20ms]" {
 		t.Fatalf("fired %s at 20ms, want a, then b and b2", s)
@@ -288,7 +270,7 @@ func TestTimersFireOnLoop(t *testing.T) {
 	if pending != 1 {
 		t.Errorf("%d timers pending at 20ms, want 1", pending)
 	}
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	settle()
 	if s := got(); s != "[a@20ms b@20ms b2@20ms c@1h0m0.02s]" && s != "[a@20ms b2@20ms b@20ms c@1h0m0.02s]" {
 		t.Fatalf("fired %s after an hour", s)
@@ -296,10 +278,10 @@ func TestTimersFireOnLoop(t *testing.T) {
 }
 
 func TestGroup(t *testing.T) {
-	if _, err := NewGroup(0, newFakeClock(), testLog(t)); err == nil {
+	if _, err := NewGroup(0, clock.NewFake(), testLog(t)); err == nil {
 		t.Error("NewGroup(0) returned no error")
 	}
-	g, err := NewGroup(3, newFakeClock(), testLog(t))
+	g, err := NewGroup(3, clock.NewFake(), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
