@@ -6,11 +6,33 @@
 // It is not wired into lbd yet: lbd/node does not start it, and lbctl has no cluster
 // commands.
 //
+// How it fits together: New opens the state directory, starts raft and gossip, and runs
+// one goroutine (run) that follows raft's observations and, on the leader, makes raft's
+// configuration follow gossip. Bootstrap makes a one-node cluster; Join finds it
+// through seeds, and the leader adds the new node as a voter. Apply and PutFiles
+// propose a typed entry on the leader and return once it is committed and applied, or
+// answer ErrNotLeader (naming the leader; forwarding is for the caller) or ErrNoQuorum.
+// Every node's state machine applies the committed entries; Config, History and Files
+// read it. The node publishes its health with SetMeta, and every node sees it in
+// Members.
+//
 // The parts, one concept per file:
 //
 //   - config.go: Config (addresses, seeds, state directory, role, gossip key) and
 //     Timing (the gossip and raft timers, LAN defaults), with defaults and validation
 //     that names each field.
+//   - cluster.go: Cluster, New and Close, and the read side: Config, History, Files,
+//     Members, Status, SetMeta, the gossip keyring.
+//   - write.go: Apply and PutFiles, the wait for a leader and commit, and the count of
+//     reachable voters behind ErrNoQuorum ("no quorum: 1 of 2 voters reachable").
+//   - membership.go: Bootstrap, Join, Leave, Remove, and the leader's reconcile of
+//     gossip into raft's configuration.
+//   - gossip.go: memberlist: the member table kept from its events, the member event
+//     callback, encrypted gossip (AES-GCM keyring, persisted in the state directory,
+//     rotated with InstallKey, UseKey, RemoveKey).
+//   - meta.go: the node metadata carried by gossip (role, raft address, lbd version,
+//     config version, dataplane, VRRP states, backend health) in a compact versioned
+//     encoding checked against memberlist's 512-byte limit.
 //   - entry.go: the raft entries, a type byte and a JSON payload: config put, files put.
 //   - fsm.go: the replicated state machine. It dispatches on the type byte and refuses
 //     a type it does not know, loudly (an error result and an error log line, on every
@@ -25,6 +47,10 @@
 //     logger.
 //   - errors.go: the sentinel errors callers branch on (ErrNotLeader, ErrNoQuorum, ...)
 //     and the error types that carry details.
+//
+// Not there yet: raft traffic is not authenticated (no mutual TLS), there is no join
+// token, writes are not forwarded to the leader, and a cluster that lost its majority
+// cannot be shrunk to the survivors (recover --force).
 //
 // Package cluster imports neither lbd/dataplane, lbd/vip nor lbd/node.
 package cluster

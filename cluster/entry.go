@@ -37,9 +37,9 @@ type configPutEntry struct {
 	Author   string    `json:"author,omitempty"`
 	Time     time.Time `json:"time"`
 	Comment  string    `json:"comment,omitempty"`
-	// BaseVersion, if not 0, must still be the current version when the entry is
-	// applied, or the entry is refused with ErrVersionConflict.
-	BaseVersion uint64 `json:"base_version,omitempty"`
+	// BaseVersion, if not nil, must still be the current version (0: none yet) when
+	// the entry is applied, or the entry is refused with ErrVersionConflict.
+	BaseVersion *uint64 `json:"base_version,omitempty"`
 }
 
 // filesPutEntry is the payload of entryFilesPut: files to write (whole) and files to

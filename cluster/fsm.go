@@ -134,8 +134,8 @@ func (f *fsm) applyConfigPut(index uint64, e *configPutEntry) any {
 	if n := len(f.history); n > 0 {
 		cur = f.history[n-1].Version
 	}
-	if e.BaseVersion != 0 && e.BaseVersion != cur {
-		return fmt.Errorf("%w: the change is based on version %d, but version %d is current", ErrVersionConflict, e.BaseVersion, cur)
+	if e.BaseVersion != nil && *e.BaseVersion != cur {
+		return fmt.Errorf("%w: the change is based on version %d, but version %d is current", ErrVersionConflict, *e.BaseVersion, cur)
 	}
 	v := ConfigVersion{
 		Version:  cur + 1,

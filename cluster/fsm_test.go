@@ -40,11 +40,14 @@ func entry(t *testing.T, index uint64, typ entryType, payload any) *raft.Log {
 
 var t0 = time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
 
-func putDoc(t *testing.T, f *fsm, index uint64, doc string, base uint64) any {
+// putDoc applies a config put, based on the version base if one is given.
+func putDoc(t *testing.T, f *fsm, index uint64, doc string, base ...uint64) any {
 	t.Helper()
-	return f.Apply(entry(t, index, entryConfigPut, &configPutEntry{
-		Document: []byte(doc), Author: "ops", Time: t0.Add(time.Duration(index) * time.Second), Comment: "c" + doc, BaseVersion: base,
-	}))
+	e := &configPutEntry{Document: []byte(doc), Author: "ops", Time: t0.Add(time.Duration(index) * time.Second), Comment: "c" + doc}
+	if len(base) > 0 {
+		e.BaseVersion = &base[0]
+	}
+	return f.Apply(entry(t, index, entryConfigPut, e))
 }
 
 // dirFiles lists a directory's files with their content and mode.
@@ -75,14 +78,16 @@ func TestFSMConfigPut(t *testing.T) {
 		t.Fatal("a new state machine has a current version")
 	}
 	if got := putDoc(t, f, 3, "one", 0); got != uint64(1) {
-		t.Fatalf("first put = %v, want version 1", got)
+		t.Fatalf("first put based on none = %v, want version 1", got)
 	}
 	if got := putDoc(t, f, 4, "two", 1); got != uint64(2) {
 		t.Fatalf("put based on 1 = %v, want version 2", got)
 	}
-	got := putDoc(t, f, 5, "stale", 1)
-	if err, ok := got.(error); !ok || !errors.Is(err, ErrVersionConflict) {
-		t.Fatalf("put based on a stale version = %v, want ErrVersionConflict", got)
+	for _, base := range []uint64{0, 1, 3} {
+		got := putDoc(t, f, 5, "stale", base)
+		if err, ok := got.(error); !ok || !errors.Is(err, ErrVersionConflict) {
+			t.Fatalf("put based on version %d = %v, want ErrVersionConflict", base, got)
+		}
 	}
 	want := ConfigVersion{Version: 2, Document: []byte("two"), Author: "ops", Time: t0.Add(4 * time.Second), Comment: "ctwo", Index: 4}
 	cur, ok := f.current()
@@ -98,7 +103,7 @@ func TestFSMHistoryBounded(t *testing.T) {
 	f, _ := newTestFSM(t)
 	old := f.History()
 	for i := uint64(1); i <= historyLimit+10; i++ {
-		putDoc(t, f, i, "doc", 0)
+		putDoc(t, f, i, "doc")
 		if i == 5 {
 			old = f.History()
 		}
@@ -149,7 +154,7 @@ func TestFSMFilesPut(t *testing.T) {
 
 func TestFSMRefusesUnknownEntry(t *testing.T) {
 	f, logs := newTestFSM(t)
-	putDoc(t, f, 1, "one", 0)
+	putDoc(t, f, 1, "one")
 	before := f.History()
 	for _, data := range [][]byte{{0x7f, '{', '}'}, {0}, nil} {
 		r := f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: data})
@@ -200,16 +205,16 @@ func snapshotRoundTrip(t *testing.T, f *fsm) io.ReadCloser {
 func TestFSMSnapshotRestore(t *testing.T) {
 	src, _ := newTestFSM(t)
 	for i := uint64(1); i <= historyLimit+3; i++ {
-		putDoc(t, src, i, "doc", 0)
+		putDoc(t, src, i, "doc")
 	}
 	src.Apply(entry(t, 100, entryFilesPut, &filesPutEntry{Put: map[string][]byte{"a.pem": []byte("A"), "b.key": []byte("B")}}))
 	rc := snapshotRoundTrip(t, src)
 	atSnapshot := src.History()
 	// Entries applied after the snapshot was taken are not in it.
-	putDoc(t, src, 101, "later", 0)
+	putDoc(t, src, 101, "later")
 
 	dst, _ := newTestFSM(t)
-	putDoc(t, dst, 1, "to be replaced", 0)
+	putDoc(t, dst, 1, "to be replaced")
 	if err := os.WriteFile(filepath.Join(dst.store.dir, "stale.pem"), []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +238,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 
 func TestFSMRestoreRefusesUnknownFormat(t *testing.T) {
 	f, _ := newTestFSM(t)
-	putDoc(t, f, 1, "keep", 0)
+	putDoc(t, f, 1, "keep")
 	body, _ := json.Marshal(snapshotState{})
 	for _, data := range [][]byte{append([]byte{9}, body...), {}, {snapshotFormat, '{'}} {
 		if err := f.Restore(io.NopCloser(bytes.NewReader(data))); err == nil {
