@@ -47,9 +47,14 @@ import (
 // per generation (or on first use) instead of by label on every request.
 type httpGen struct {
 	g *frontendGen
-	// loop is set when g's requests may be served on the event loops (loopable).
-	loop bool
-	def  *backendStats // of g.backend
+	// loop is set when g's requests may be served on the event loops; notLoop says why
+	// not when it is not (loopable).
+	loop    bool
+	notLoop handover
+	// handovers count the connections the loop engine hands to the fasthttp engine, by
+	// reason; nil unless g's engine is loop.
+	handovers [numHandovers]prometheus.Counter
+	def       *backendStats // of g.backend
 	// byBackend holds the stats of every backend g routes to.
 	byBackend map[*backend]*backendStats
 	// noBackend counts the answers lbd gave before choosing a backend.
@@ -76,7 +81,13 @@ type serverStats struct {
 }
 
 func newHTTPGen(g *frontendGen) *httpGen {
-	hg := &httpGen{g: g, byBackend: map[*backend]*backendStats{}, loop: loopable(g)}
+	hg := &httpGen{g: g, byBackend: map[*backend]*backendStats{}}
+	hg.notLoop, hg.loop = loopable(g)
+	if g.cfg.Engine == EngineLoop {
+		for why := range numHandovers {
+			hg.handovers[why] = g.metrics.handovers.WithLabelValues(g.cfg.Name, why.String())
+		}
+	}
 	add := func(b *backend) {
 		if hg.byBackend[b] != nil {
 			return
@@ -560,6 +571,74 @@ func (s *counterSlot) create(vec *prometheus.CounterVec, lvs ...string) promethe
 }
 
 // The hand-over.
+
+// handover is why the loop engine left a connection to the fasthttp engine: the reason
+// label of lbd_http_engine_handover_total. A connection is handed over once, at a
+// request boundary (or before its first request), and stays with fasthttp until it
+// closes; connections of frontends with engine fasthttp are not hand-overs.
+type handover uint8
+
+const (
+	// The frontend generation is not served on the loops (loopable): its new
+	// connections, and connections already on a loop at their next request, go over.
+	handoverTLS        handover = iota // the frontend terminates TLS
+	handoverH2C                        // the frontend takes h2c
+	handoverRedirect                   // redirect_to_https
+	handoverBackendTLS                 // a backend it routes to has tls
+	handoverServerName                 // a server's address is a name (the loop does no DNS)
+	// The connection: no event loop could take it.
+	handoverNoLoop
+	// The request, from its head and body.
+	handoverHTTP10       // not HTTP/1.1
+	handoverConnect      // CONNECT (fasthttp answers 405)
+	handoverNoHost       // no Host (fasthttp answers 400)
+	handoverUpgrade      // an Upgrade field
+	handoverExpect       // an Expect field (fasthttp answers 100 Continue first)
+	handoverTarget       // a Host and target fasthttp's URI parser refuses
+	handoverMalformed    // a head fasthttp refuses, or one that cannot become valid (400)
+	handoverHeadTooLarge // a head over max_header_bytes (431)
+	handoverLargeBody    // a body over 64 KiB, or over max_body_bytes (413)
+	handoverBadBody      // a body fasthttp's reader refuses, such as a malformed chunk (400)
+	handoverCutShort     // the client ended its side within the request (400)
+	handoverUnrenderable // a request fasthttp cannot render for the server
+	numHandovers
+)
+
+var handoverNames = [numHandovers]string{
+	handoverTLS:          "tls",
+	handoverH2C:          "h2c",
+	handoverRedirect:     "redirect_to_https",
+	handoverBackendTLS:   "backend_tls",
+	handoverServerName:   "server_name",
+	handoverNoLoop:       "no_loop",
+	handoverHTTP10:       "http10",
+	handoverConnect:      "connect",
+	handoverNoHost:       "no_host",
+	handoverUpgrade:      "upgrade",
+	handoverExpect:       "expect",
+	handoverTarget:       "bad_target",
+	handoverMalformed:    "malformed",
+	handoverHeadTooLarge: "head_too_large",
+	handoverLargeBody:    "large_body",
+	handoverBadBody:      "bad_body",
+	handoverCutShort:     "cut_short",
+	handoverUnrenderable: "unrenderable",
+}
+
+func (h handover) String() string {
+	if h < numHandovers {
+		return handoverNames[h]
+	}
+	return "handover(" + strconv.Itoa(int(h)) + ")"
+}
+
+// handedOver counts a hand-over for the reason why; nothing for a frontend whose engine
+// is fasthttp.
+func (hg *httpGen) handedOver(why handover) {
+	if c := hg.handovers[why]; c != nil {
+		c.Inc()
+	}
+}
 
 // replayConn is a connection whose first bytes were read already: they are read again
 // first. The loop hands its connections over with one (handedConn), and h2c sniffing

@@ -21,6 +21,9 @@ package dataplane
 //     oversized and cut-short requests go to fasthttp too, so that every answer to a
 //     client's error is the same on both engines.
 //
+// Each hand-over names its reason (handover, http_common.go) and is counted in
+// lbd_http_engine_handover_total.
+//
 // Rate limits, persistence and server maxconn with the backend queue are applied on the
 // loop, with the fasthttp engine's rules and answers. The head is parsed, rewritten and
 // rendered with the same fasthttp types and the same functions as the fasthttp engine
@@ -118,6 +121,27 @@ func (h *loopHTTP) request() *fasthttp.Request {
 	return req
 }
 
+// headHandover tells why the loop leaves a request with head rh to the fasthttp engine,
+// if it does: a protocol, method or field the loop does not serve, or a Host and target
+// that the fasthttp server's URI parser (parseURI) would refuse.
+func (h *loopHTTP) headHandover(rh *fasthttp.RequestHeader) (handover, bool) {
+	switch {
+	case !rh.IsHTTP11():
+		return handoverHTTP10, true
+	case rh.IsConnect():
+		return handoverConnect, true
+	case len(rh.Host()) == 0:
+		return handoverNoHost, true
+	case peekHeader(rh, "Upgrade") != nil:
+		return handoverUpgrade, true
+	case peekHeader(rh, "Expect") != nil:
+		return handoverExpect, true
+	case h.uri.Parse(rh.Host(), rh.RequestURI()) != nil:
+		return handoverTarget, true
+	}
+	return 0, false
+}
+
 // checkTrailer parses t, the trailer section of a chunked response, final empty line
 // included, as the fasthttp engine's ReadTrailer does, and returns its error.
 func (h *loopHTTP) checkTrailer(t []byte) error {
@@ -139,29 +163,41 @@ func (h *loopHTTP) reader(b []byte, size int) *bufio.Reader {
 	return h.br
 }
 
-// loopable reports whether requests of g may be served on the loops (see the top).
-func loopable(g *frontendGen) bool {
+// loopable reports whether requests of g may be served on the loops (see the top), and
+// when they may not, why (for a frontend with engine fasthttp, the reason is not used).
+func loopable(g *frontendGen) (why handover, ok bool) {
 	cfg := &g.cfg
-	if cfg.Engine != EngineLoop || g.tls != nil || cfg.H2C || cfg.RedirectToHTTPS {
-		return false
+	switch {
+	case cfg.Engine != EngineLoop:
+		return 0, false
+	case g.tls != nil:
+		return handoverTLS, false
+	case cfg.H2C:
+		return handoverH2C, false
+	case cfg.RedirectToHTTPS:
+		return handoverRedirect, false
 	}
-	ok := loopableBackend(g.backend)
+	if why, ok := loopableBackend(g.backend); !ok {
+		return why, false
+	}
 	for _, r := range g.routes {
-		ok = ok && loopableBackend(r.backend)
+		if why, ok := loopableBackend(r.backend); !ok {
+			return why, false
+		}
 	}
-	return ok
+	return 0, true
 }
 
-func loopableBackend(b *backend) bool {
+func loopableBackend(b *backend) (why handover, ok bool) {
 	if b.tls != nil {
-		return false
+		return handoverBackendTLS, false
 	}
 	for _, s := range b.servers {
 		if _, err := netip.ParseAddrPort(s.Addr); err != nil {
-			return false
+			return handoverServerName, false // the loop would have to resolve it
 		}
 	}
-	return true
+	return 0, true
 }
 
 // loopConns are the connections of a frontend on the loops, for shutdown.
@@ -225,16 +261,22 @@ func (lc *loopConns) drain(ctx interface {
 	<-done
 }
 
-// toLoop moves a new plain connection to an event loop; false when it cannot (the
-// caller serves it on the fasthttp engine). pc is the connection with the addresses of
-// its PROXY header, nil for none.
+// toLoop moves a new connection to an event loop; false when it cannot (the caller
+// serves it on the fasthttp engine, and toLoop has counted why unless the frontend shuts
+// down). pc is the connection with the addresses of its PROXY header, nil for none.
 func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool {
+	if !hg.loop {
+		hg.handedOver(hg.notLoop)
+		return false
+	}
 	l, err := f.d.loops.get()
 	if err != nil {
+		hg.handedOver(handoverNoLoop)
 		return false
 	}
 	fd, err := dupConn(c)
 	if err != nil {
+		hg.handedOver(handoverNoLoop)
 		return false
 	}
 	m := &hg.g.m
@@ -529,7 +571,7 @@ func (c *httpConn) clientEOF() {
 	case c.state == hcIdle:
 		c.close("", nil)
 	case c.state == hcHead: // cut short: fasthttp answers it (400), as it would have
-		c.handOver(c.in)
+		c.handOver(c.in, handoverCutShort)
 	default: // answered first, and the complete requests held after it too
 		c.want(c.reg &^ unix.EPOLLIN)
 	}
@@ -555,19 +597,19 @@ func (c *httpConn) process(b []byte) {
 		}
 	}
 	if !hg.loop {
-		c.handOver(b)
+		c.handOver(b, hg.notLoop)
 		return
 	}
 	start, end := c.headStart, c.headEnd
 	if end == 0 {
 		var err error
 		if start, end, err = c.scan.Scan(b); err != nil {
-			c.handOver(b) // too large: fasthttp answers 431
+			c.handOver(b, handoverHeadTooLarge) // fasthttp answers 431
 			return
 		}
 		if end == 0 {
 			if !h1.PlausibleHead(b[c.scan.Start():]) {
-				c.handOver(b) // fasthttp answers 400 without waiting for the rest
+				c.handOver(b, handoverMalformed) // fasthttp answers 400 without waiting for the rest
 				return
 			}
 			c.keep(b)
@@ -580,14 +622,12 @@ func (c *httpConn) process(b []byte) {
 	h := c.l.httpState()
 	req := h.request()
 	if err := req.Header.Read(h.reader(b[start:end], cfg.MaxHeaderBytes)); err != nil || h.br.Buffered() != 0 {
-		c.handOver(b) // fasthttp answers it
+		c.handOver(b, handoverMalformed) // fasthttp answers it
 		return
 	}
 	rh := &req.Header
-	if !rh.IsHTTP11() || rh.IsConnect() || len(rh.Host()) == 0 ||
-		peekHeader(rh, "Upgrade") != nil || peekHeader(rh, "Expect") != nil ||
-		h.uri.Parse(rh.Host(), rh.RequestURI()) != nil { // the fasthttp server's parseURI check
-		c.handOver(b)
+	if why, ok := h.headHandover(rh); ok {
+		c.handOver(b, why)
 		return
 	}
 	// The body must be here, whole, within maxBufferedBody; it then has client_idle to
@@ -597,7 +637,7 @@ func (c *httpConn) process(b []byte) {
 	switch cl := rh.ContentLength(); {
 	case cl >= 0:
 		if cl > bodyMax {
-			c.handOver(b)
+			c.handOver(b, handoverLargeBody)
 			return
 		}
 		if len(b)-end < cl {
@@ -611,8 +651,12 @@ func (c *httpConn) process(b []byte) {
 		}
 		n, done, err := c.chunks.Scan(b[c.bodyAt:]) // the bytes not looked at yet
 		c.bodyAt += n
-		if err != nil || (!done && c.bodyAt-end >= maxBufferedBody) {
-			c.handOver(b)
+		switch {
+		case errors.Is(err, h1.ErrBodyLimit), err == nil && !done && c.bodyAt-end >= maxBufferedBody:
+			c.handOver(b, handoverLargeBody)
+			return
+		case err != nil:
+			c.handOver(b, handoverBadBody)
 			return
 		}
 		if !done {
@@ -628,7 +672,7 @@ func (c *httpConn) process(b []byte) {
 		h.rd.Reset(b[end : end+bodyLen])
 		h.br.Reset(&h.rd)
 		if err := req.ContinueReadBody(h.br, bodyMax); err != nil || h.br.Buffered() != 0 || h.rd.Len() != 0 {
-			c.handOver(b)
+			c.handOver(b, handoverBadBody)
 			return
 		}
 	}
@@ -647,7 +691,7 @@ func (c *httpConn) process(b []byte) {
 		}
 	}
 	if !c.request(hg, end-start+bodyLen) {
-		c.handOver(b)
+		c.handOver(b, handoverUnrenderable)
 		return
 	}
 	c.requests++
@@ -1047,7 +1091,7 @@ func (c *httpConn) next() {
 		c.process(c.in)
 	}
 	if c.eof && (c.state == hcIdle || c.state == hcHead) {
-		c.handOver(c.in) // a request cut short by the client's end: fasthttp answers it
+		c.handOver(c.in, handoverCutShort) // fasthttp answers it
 		return
 	}
 	c.readIfRoom()
@@ -1165,9 +1209,9 @@ func (c *httpConn) flush() {
 	}
 }
 
-// handOver gives the connection to the fasthttp engine, replaying b, the bytes read
-// and not yet answered.
-func (c *httpConn) handOver(b []byte) {
+// handOver gives the connection to the fasthttp engine for the reason why, replaying
+// b, the bytes read and not yet answered.
+func (c *httpConn) handOver(b []byte, why handover) {
 	prefix := append([]byte(nil), b...)
 	c.in = nil
 	c.detach()
@@ -1180,6 +1224,7 @@ func (c *httpConn) handOver(b []byte) {
 		return
 	}
 	httpLoopCounters.handedOver.Add(1)
+	c.f.gen.Load().handedOver(why)
 	var conn net.Conn = nc
 	if tc, ok := nc.(*net.TCPConn); ok && c.remote != nil {
 		conn = &proxiedConn{TCPConn: tc, remote: c.remote, local: c.local}

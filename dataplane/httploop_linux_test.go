@@ -1586,3 +1586,114 @@ func testHTTPLoopRateLimitDelayShutdown(t *testing.T, engine string) {
 		t.Errorf("delayed request got %d %q", resp.StatusCode, body)
 	}
 }
+
+// hlHandovers reads lbd_http_engine_handover_total of frontend fe, by reason, leaving
+// out the reasons at 0.
+func hlHandovers(t testing.TB, d *Dataplane) map[string]float64 {
+	t.Helper()
+	got := map[string]float64{}
+	for why := range numHandovers {
+		if v := htValue(t, d.metrics.handovers.WithLabelValues("fe", why.String())); v != 0 {
+			got[why.String()] = v
+		}
+	}
+	return got
+}
+
+// Every hand-over the loop engine makes is counted once, under its reason, in
+// lbd_http_engine_handover_total; a request the loop serves, and a frontend on the
+// fasthttp engine, count nothing. Not reachable here: no_loop (the event loops could not
+// be started), no_host (fasthttp's parser refuses an HTTP/1.1 head without Host first:
+// malformed) and unrenderable (a request fasthttp parsed but cannot write).
+func TestHTTPLoopHandoverReasons(t *testing.T) {
+	be := hlEcho(t)
+	ca := ttNewCA(t)
+	dir := t.TempDir()
+	cert := ca.files(t, dir, "fe", "localhost", "127.0.0.1")
+	_, port, _ := net.SplitHostPort(be.addr)
+	get := func(c *hlConn) { c.roundTrip("GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n") }
+	send := func(req string) func(c *hlConn) {
+		return func(c *hlConn) {
+			c.send(req)
+			c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, io.LimitReader(c.br, 1)) // an answer starts: the hand-over is done
+		}
+	}
+	for _, tc := range []struct {
+		reason string // "": served on the loop
+		config func(cfg *Config)
+		script func(c *hlConn)
+	}{
+		{reason: "", script: get},
+		{reason: "tls", config: func(cfg *Config) {
+			cfg.Frontends[0].TLS = &FrontendTLS{Certificates: []TLSCertificate{cert}}
+		}, script: func(c *hlConn) {}},
+		{reason: "h2c", config: func(cfg *Config) { cfg.Frontends[0].H2C = true }, script: get},
+		{reason: "redirect_to_https", config: func(cfg *Config) { cfg.Frontends[0].RedirectToHTTPS = true }, script: get},
+		{reason: "backend_tls", config: func(cfg *Config) { cfg.Backends[0].TLS = &BackendTLS{Enabled: true} }, script: func(c *hlConn) {}},
+		{reason: "server_name", config: func(cfg *Config) { cfg.Backends[0].Servers[0].Address = "localhost:" + port }, script: get},
+		{reason: "http10", script: send("GET / HTTP/1.0\r\nHost: a\r\n\r\n")},
+		{reason: "connect", script: send("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")},
+		{reason: "upgrade", script: send("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")},
+		{reason: "expect", script: send("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")},
+		{reason: "bad_target", script: send("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n")},
+		{reason: "malformed", script: send("GET\r\nHost: a\r\n\r\n")},
+		{reason: "malformed", script: send("GET / HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n")},
+		{reason: "malformed", script: send("GET / HTTP/1.1\r\n\r\n")}, // fasthttp's parser wants a Host
+		{reason: "head_too_large", script: send("GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("a", 5000) + "\r\n\r\n")},
+		{reason: "large_body", script: send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n" + strings.Repeat("b", 70000))},
+		{reason: "large_body", script: send("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n11170\r\n" + strings.Repeat("b", 70000) + "\r\n0\r\n\r\n")},
+		{reason: "bad_body", script: send("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")},
+		{reason: "cut_short", script: func(c *hlConn) {
+			c.send("GET / HTTP/1.1\r\nHost: a\r\n")
+			c.c.(*net.TCPConn).CloseWrite()
+			c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, c.br)
+		}},
+	} {
+		name := tc.reason
+		if name == "" {
+			name = "served"
+		}
+		t.Run(name, func(t *testing.T) {
+			cfg := hlOneConfig(be.addr)
+			cfg.Frontends[0].MaxHeaderBytes = 4096
+			if tc.config != nil {
+				tc.config(&cfg)
+			}
+			for _, engine := range httpEngines {
+				d := htDataplane(t, withEngine(cfg, engine))
+				tc.script(hlDial(t, d))
+				want := map[string]float64{}
+				if tc.reason != "" && engine == EngineLoop {
+					want[tc.reason] = 1
+				}
+				// The script has seen an answer start, or the connection close: the
+				// hand-over, if any, has been counted (for tls and backend_tls, at the
+				// accept: wait for it).
+				got := hlHandovers(t, d)
+				for deadline := time.Now().Add(hlCounterWait); len(want) > 0 && len(got) == 0 && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+					got = hlHandovers(t, d)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s engine: lbd_http_engine_handover_total (-want +got):\n%s", engine, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestHandoverString(t *testing.T) {
+	seen := map[string]bool{}
+	for why := range numHandovers {
+		s := why.String()
+		if s == "" || seen[s] || strings.HasPrefix(s, "handover(") {
+			t.Errorf("handover %d is named %q", why, s)
+		}
+		seen[s] = true
+	}
+	if s := numHandovers.String(); s != "handover("+strconv.Itoa(int(numHandovers))+")" {
+		t.Errorf("numHandovers.String() = %q", s)
+	}
+}

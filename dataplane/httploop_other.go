@@ -2,11 +2,7 @@
 
 package dataplane
 
-import (
-	"net"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "net"
 
 // toLoop is the loop engine's entry (httploop_linux.go); without event loops every
 // connection is served by the fasthttp engine.
@@ -18,7 +14,7 @@ type loopConns struct{}
 func (lc *loopConns) drain(ctx interface{ Done() <-chan struct{} }) {}
 
 // loopable: no generation is served on loops here.
-func loopable(g *frontendGen) bool { return false }
+func loopable(g *frontendGen) (why handover, ok bool) { return 0, false }
 
 // connQuiet: no check without the loops' system calls.
 func connQuiet(c net.Conn) bool { return true }

@@ -19,6 +19,7 @@ type metrics struct {
 	sessions    *prometheus.CounterVec   // backend, server
 	noServer    *prometheus.CounterVec   // frontend, backend: requests refused for want of a server
 	dropped     *prometheus.CounterVec   // frontend: udp datagrams dropped
+	handovers   *prometheus.CounterVec   // frontend, reason: http connections the loop engine left to fasthttp
 	// proxyErrors counts connections closed for their PROXY header, by frontend and reason.
 	proxyErrors *prometheus.CounterVec
 	// persist holds the metrics of session persistence (persist.go).
@@ -78,6 +79,10 @@ func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
 			Name: "lbd_frontend_dropped_total",
 			Help: "UDP datagrams from clients dropped because the session limit was reached or no server could take a new session, by frontend.",
 		}, []string{"frontend"}),
+		handovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lbd_http_engine_handover_total",
+			Help: "HTTP connections the loop engine handed to the fasthttp engine, by frontend and reason (tls, h2c, http10, upgrade, large_body, ...).",
+		}, []string{"frontend", "reason"}),
 	}
 	m.proxyErrors = newProxyErrorsMetric(reg) // proxyproto.go
 	m.persist = newPersistMetrics(reg, d)     // persist.go
@@ -86,7 +91,7 @@ func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
 	m.tls = newTLSMetrics(reg)                // tls.go
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.connsActive, m.connsTotal, m.bytesIn,
-			m.bytesOut, m.retries, m.errors, m.sessions, m.noServer, m.dropped, &serverCollector{d: d})
+			m.bytesOut, m.retries, m.errors, m.sessions, m.noServer, m.dropped, m.handovers, &serverCollector{d: d})
 	}
 	return m
 }

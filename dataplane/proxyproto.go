@@ -261,9 +261,9 @@ func (f *httpFrontend) deliverProxied(c *net.TCPConn, g *frontendGen) {
 	case !h.Local:
 		conn = &proxiedConn{TCPConn: c, remote: net.TCPAddrFromAddrPort(h.Src), local: net.TCPAddrFromAddrPort(h.Dst)}
 	}
-	if conn != nil && g.tls == nil && !g.cfg.H2C {
+	if conn != nil {
 		pc, _ := conn.(*proxiedConn)
-		if hg := f.gen.Load(); hg.loop && f.toLoop(c, hg, pc) {
+		if f.toLoop(c, f.gen.Load(), pc) { // the current generation's engine, TLS and h2c
 			return
 		}
 	}

@@ -518,16 +518,16 @@ func (p *certPoller) run(done <-chan struct{}) {
 	}
 }
 
-// dispatch hands an accepted connection on: straight to the fasthttp server for a plain
-// frontend, else to a goroutine that runs deliverTLS. It returns false when the frontend
-// stops.
+// dispatch hands an accepted connection on: to an event loop (toLoop), else straight
+// to the fasthttp server for a plain frontend, else to a goroutine that runs deliverTLS.
+// It returns false when the frontend stops.
 func (f *httpFrontend) dispatch(c *net.TCPConn) bool {
 	hg := f.gen.Load()
+	if f.toLoop(c, hg, nil) {
+		return true
+	}
 	g := hg.g
 	if g.tls == nil && !g.cfg.H2C {
-		if hg.loop && f.toLoop(c, hg, nil) {
-			return true
-		}
 		return f.deliver(c)
 	}
 	f.wg.Add(1)
