@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
-.PHONY: help build test test-short lint check bench bench-failover demo deps clean package check-package
+.PHONY: help build test test-short fuzz lint check bench bench-failover demo deps clean package check-package
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,20 @@ test: deps ## run every test, with the race detector
 
 test-short: ## unit tests only: no root, no namespaces, no large transfers (under a minute)
 	$(GO) test -short -count=1 ./...
+
+# fuzz: each native fuzz target of FUZZ_PKGS for FUZZTIME. New inputs that widen coverage
+# are minimized for at most 10s (Go's default, 60s each, can eat a whole run on a busy
+# machine while the progress line shows 0 execs/s); failures land in the package's
+# testdata/fuzz, to commit with the fix.
+FUZZ_PKGS ?= ./dataplane/internal/...
+FUZZTIME ?= 60s
+fuzz: ## run every fuzz target of FUZZ_PKGS (default: the parsers) for FUZZTIME (60s) each
+	@for pkg in $$($(GO) list $(FUZZ_PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg || exit 1; \
+		done; \
+	done
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
