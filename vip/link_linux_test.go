@@ -29,6 +29,15 @@ func TestLinksLinux(t *testing.T) {
 		return up
 	}
 
+	// The veth's carrier comes up a moment after the lab sets it up: start watching once
+	// it has, so that the initial state reported is up (under load it was not yet).
+	for deadline := time.Now().Add(5 * time.Second); !linkUp(); {
+		if time.Now().After(deadline) {
+			t.Fatal("eth0 has no carrier 5s after the lab set it up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan linkEvent, 100)
 	var watchErr error
@@ -59,9 +68,6 @@ func TestLinksLinux(t *testing.T) {
 	}
 
 	waitEvent(true) // the initial state
-	if !linkUp() {
-		t.Fatal("LinkUp(eth0) = false at start, want true")
-	}
 	steps := []struct {
 		name string
 		do   func()
