@@ -41,13 +41,14 @@ type harness struct {
 	mu     sync.Mutex
 	nodes  map[string]*Cluster
 	logs   map[string]*logState
+	events map[string]*eventLog
 	trans  map[string]*raft.InmemTransport // by node name, running nodes only
 	gossip map[string]string               // last gossip address by node name
 }
 
 func newHarness(t *testing.T, tcp bool) *harness {
 	h := &harness{t: t, tcp: tcp, key: testKey, dir: t.TempDir(),
-		nodes: map[string]*Cluster{}, logs: map[string]*logState{}, trans: map[string]*raft.InmemTransport{}, gossip: map[string]string{}}
+		nodes: map[string]*Cluster{}, logs: map[string]*logState{}, events: map[string]*eventLog{}, trans: map[string]*raft.InmemTransport{}, gossip: map[string]string{}}
 	t.Cleanup(func() {
 		for name := range h.nodes {
 			h.stop(name)
@@ -72,7 +73,8 @@ func (h *harness) start(name string, change ...func(*Config, *[]Option)) *Cluste
 	defer h.mu.Unlock()
 	cfg := h.config(name)
 	log, logs := newTestLog(h.t)
-	opts := []Option{WithLogger(log), func(o *options) { o.segmentSize = 1 << 20 }}
+	events := &eventLog{}
+	opts := []Option{WithLogger(log), WithMemberEvents(events.add), func(o *options) { o.segmentSize = 1 << 20 }}
 	var trans *raft.InmemTransport
 	if !h.tcp {
 		_, trans = raft.NewInmemTransport(raft.ServerAddress("raft-" + name))
@@ -91,7 +93,7 @@ func (h *harness) start(name string, change ...func(*Config, *[]Option)) *Cluste
 	if err != nil {
 		h.t.Fatalf("starting %s: %v", name, err)
 	}
-	h.nodes[name], h.logs[name], h.gossip[name] = c, logs, c.GossipAddr()
+	h.nodes[name], h.logs[name], h.events[name], h.gossip[name] = c, logs, events, c.GossipAddr()
 	if trans != nil {
 		h.trans[name] = trans
 	}
@@ -117,6 +119,29 @@ func (h *harness) stop(name string) {
 		h.t.Errorf("closing %s: %v", name, err)
 	}
 	delete(h.nodes, name)
+}
+
+// eventLog records the member events a node reports.
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *eventLog) add(e MemberEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, fmt.Sprintf("%s %s %s", e.Member.Name, e.Type, e.Member.State))
+}
+
+func (l *eventLog) has(event string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.events {
+		if e == event {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *harness) node(name string) *Cluster {
@@ -314,6 +339,11 @@ func TestClusterFormsAndReplicates(t *testing.T) {
 	}
 	if got := len(leader.Members()); got != 3 {
 		t.Errorf("leader sees %d members, want 3", got)
+	}
+	for _, ev := range []string{"a joined alive", "b joined alive", "c joined alive", f.Name() + " updated alive"} {
+		if !h.events[leader.Name()].has(ev) {
+			t.Errorf("the leader had no event %q: %q", ev, h.events[leader.Name()].events)
+		}
 	}
 }
 
@@ -517,11 +547,18 @@ func TestClusterLeaveAndRemove(t *testing.T) {
 		return false
 	})
 
+	if ev := leavingName + " gone left"; !h.events[h.leader().Name()].has(ev) {
+		t.Errorf("no event %q", ev)
+	}
+
 	deadName := dead.Name()
 	h.stop(deadName)
 	if err := h.leader().Remove(ctx, deadName); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, "gossip finds the stopped node dead", func() bool {
+		return h.events[h.leader().Name()].has(deadName + " gone dead")
+	})
 	var left []string
 	for _, n := range rest {
 		if n != deadName {

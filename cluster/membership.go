@@ -18,8 +18,12 @@ import (
 // join token of issue 10 is not there yet.
 
 // reconcileInterval is how often the leader reconciles without being told that the
-// member table changed, to retry what failed.
-const reconcileInterval = 5 * time.Second
+// member table changed; reconcileRetry is how soon it tries again after a member it
+// should have added or removed was not (no answer to the ping, a failed change).
+const (
+	reconcileInterval = 5 * time.Second
+	reconcileRetry    = 200 * time.Millisecond
+)
 
 // Bootstrap makes this node a one-node cluster and waits until it leads it. Only a
 // node without raft state can bootstrap; the others join it.
@@ -175,21 +179,35 @@ func (c *Cluster) run() {
 	defer c.wg.Done()
 	tick := c.clock.NewTicker(reconcileInterval)
 	defer tick.Stop()
+	retry := c.clock.NewTimer(reconcileRetry)
+	retry.Stop()
+	defer retry.Stop()
+	reconcile := func() {
+		if !c.reconcile() {
+			retry.Reset(reconcileRetry)
+		}
+	}
 	for {
 		select {
 		case <-c.done:
 			return
 		case o := <-c.observations:
-			c.observe(o)
+			if c.observe(o) {
+				reconcile()
+			}
 		case <-c.nudge:
-			c.reconcile()
+			reconcile()
+		case <-retry.C():
+			reconcile()
 		case <-tick.C():
-			c.reconcile()
+			reconcile()
 		}
 	}
 }
 
-func (c *Cluster) observe(o raft.Observation) {
+// observe follows raft's observations; it reports whether this node has just become
+// the leader (and should reconcile).
+func (c *Cluster) observe(o raft.Observation) bool {
 	switch d := o.Data.(type) {
 	case raft.FailedHeartbeatObservation:
 		c.mu.Lock()
@@ -201,27 +219,30 @@ func (c *Cluster) observe(o raft.Observation) {
 		c.mu.Unlock()
 	case raft.LeaderObservation:
 		if d.LeaderID == "" {
-			return // stepped down: keep what the last leader knew
+			return false // stepped down: keep what the last leader knew
 		}
 		c.mu.Lock()
 		clear(c.failing)
 		c.mu.Unlock()
 		if string(d.LeaderID) == c.cfg.Name {
 			c.log.Info("leading the cluster", "term", c.raft.CurrentTerm())
-			c.reconcile()
+			return true
 		}
 	}
+	return false
 }
 
-// reconcile makes raft's configuration follow gossip, on the leader only.
-func (c *Cluster) reconcile() {
+// reconcile makes raft's configuration follow gossip, on the leader only. It reports
+// false when something is left to do.
+func (c *Cluster) reconcile() (done bool) {
 	if c.raft.State() != raft.Leader {
-		return
+		return true
 	}
 	servers, err := c.servers()
 	if err != nil {
-		return
+		return false
 	}
+	done = true
 	for _, m := range c.gossip.snapshot() {
 		if m.Name == c.cfg.Name {
 			continue
@@ -235,6 +256,7 @@ func (c *Cluster) reconcile() {
 			f := c.raft.RemoveServer(raft.ServerID(m.Name), 0, 0)
 			if err := f.Error(); err != nil {
 				c.log.Warn("could not remove leaving node from raft", "member", m.Name, "err", err)
+				done = false
 				continue
 			}
 			c.log.Info("removed leaving node from raft", "member", m.Name)
@@ -247,14 +269,17 @@ func (c *Cluster) reconcile() {
 			// a ping now.
 			if err := c.gossip.ping(m.Name, m.GossipAddr); err != nil {
 				c.log.Info("not adding node to raft yet: it does not answer a ping", "member", m.Name, "err", err)
+				done = false
 				continue
 			}
 			f := c.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.RaftAddr), 0, 0)
 			if err := f.Error(); err != nil {
 				c.log.Warn("could not add node to raft", "member", m.Name, "raft", m.RaftAddr, "err", err)
+				done = false
 				continue
 			}
 			c.log.Info("added node to raft as a voter", "member", m.Name, "raft", m.RaftAddr, "role", m.Role)
 		}
 	}
+	return done
 }
