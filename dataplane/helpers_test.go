@@ -78,3 +78,12 @@ func deadAddr(t testing.TB) string {
 	ln.Close()
 	return a
 }
+
+// skipShort skips t under -short (make test-short): it waits on real timeouts, moves
+// tens of MiB, or runs many scenarios, and takes a second or more. make test runs it.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping with -short: " + why)
+	}
+}

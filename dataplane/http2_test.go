@@ -591,6 +591,7 @@ func fileExists(p string) bool {
 // TestH2Spec runs h2spec (github.com/summerwind/h2spec, installed by `make deps`) against
 // a TLS frontend and an h2c frontend: every one of its 145 cases passes, none skipped.
 func TestH2Spec(t *testing.T) {
+	skipShort(t, "runs the h2spec binary, 145 cases on two frontends")
 	bin := h2specBinary()
 	if bin == "" {
 		t.Skip("h2spec is not installed (make deps installs it: go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible)")

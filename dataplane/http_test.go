@@ -596,7 +596,10 @@ func testHTTPEmptyAnswer(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPResponseTimeout(t *testing.T) { forEachEngine(t, testHTTPResponseTimeout) }
+func TestHTTPResponseTimeout(t *testing.T) {
+	skipShort(t, "waits on real response timeouts")
+	forEachEngine(t, testHTTPResponseTimeout)
+}
 
 func testHTTPResponseTimeout(t *testing.T, engine string) {
 	release := make(chan struct{})
@@ -644,7 +647,10 @@ func testHTTPResponseTimeout(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPStreamingTimeouts(t *testing.T) { forEachEngine(t, testHTTPStreamingTimeouts) }
+func TestHTTPStreamingTimeouts(t *testing.T) {
+	skipShort(t, "waits on real response timeouts")
+	forEachEngine(t, testHTTPStreamingTimeouts)
+}
 
 func testHTTPStreamingTimeouts(t *testing.T, engine string) {
 	// A body that keeps coming may take longer than the response timeout; one that
@@ -679,7 +685,10 @@ func testHTTPStreamingTimeouts(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPStreamingMemory(t *testing.T) { forEachEngine(t, testHTTPStreamingMemory) }
+func TestHTTPStreamingMemory(t *testing.T) {
+	skipShort(t, "streams 256 MiB to measure allocations")
+	forEachEngine(t, testHTTPStreamingMemory)
+}
 
 func testHTTPStreamingMemory(t *testing.T, engine string) {
 	const size = 256 << 20
@@ -766,7 +775,10 @@ func testHTTPLimits(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPAlgorithms(t *testing.T) { forEachEngine(t, testHTTPAlgorithms) }
+func TestHTTPAlgorithms(t *testing.T) {
+	skipShort(t, "sends many requests per algorithm and engine")
+	forEachEngine(t, testHTTPAlgorithms)
+}
 
 func testHTTPAlgorithms(t *testing.T, engine string) {
 	var addrs []string
@@ -848,7 +860,10 @@ func testHTTPDrain(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPReloadInFlight(t *testing.T) { forEachEngine(t, testHTTPReloadInFlight) }
+func TestHTTPReloadInFlight(t *testing.T) {
+	skipShort(t, "holds requests in flight across reloads")
+	forEachEngine(t, testHTTPReloadInFlight)
+}
 
 func testHTTPReloadInFlight(t *testing.T, engine string) {
 	for _, tt := range []struct {
@@ -951,7 +966,10 @@ func testHTTPTrailersAndHTTP10(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPShutdownWaits(t *testing.T) { forEachEngine(t, testHTTPShutdownWaits) }
+func TestHTTPShutdownWaits(t *testing.T) {
+	skipShort(t, "waits for a request in flight at a slow server")
+	forEachEngine(t, testHTTPShutdownWaits)
+}
 
 func testHTTPShutdownWaits(t *testing.T, engine string) {
 	var entered atomic.Int64

@@ -254,6 +254,7 @@ func testHTTPLoopInterimSplit(t *testing.T, engine string) {
 }
 
 func TestHTTPLoopPoolSizeDoesNotRefuse(t *testing.T) {
+	skipShort(t, "holds requests at a slow server")
 	forEachEngine(t, testHTTPLoopPoolSizeDoesNotRefuse)
 }
 
@@ -289,6 +290,7 @@ func testHTTPLoopPoolSizeDoesNotRefuse(t *testing.T, engine string) {
 // holds at most a read's worth of the backlog; the rest waits in the client's socket
 // (the loop does not read while it holds the next request).
 func TestHTTPLoopPipelineBacklogBounded(t *testing.T) {
+	skipShort(t, "pipelines requests until the socket buffers fill")
 	be := htNamed(t, "x")
 	d := htDataplane(t, withEngine(hlOneConfig(be.addr()), EngineLoop))
 	conn, err := net.Dial("tcp", d.Addr("fe").String())
@@ -376,6 +378,7 @@ func rvReset(c net.Conn) {
 // descriptor table or deadline heap, every server's in-flight count is 0, and each
 // pool's loopConns count is the server connections the loops still hold.
 func TestHTTPLoopAccounting(t *testing.T) {
+	skipShort(t, "includes 64 MiB answers and slow servers")
 	big := bytes.Repeat([]byte("x"), 256<<10)
 	release := make(chan struct{})
 	var once sync.Once
@@ -540,6 +543,7 @@ func TestHTTPLoopAccounting(t *testing.T) {
 // client that resets while lbd connects, and one that waits for the connect timeout,
 // leave nothing behind.
 func TestHTTPLoopAccountingConnecting(t *testing.T) {
+	skipShort(t, "waits on a real connect timeout")
 	cfg := withEngine(htConfig(BalanceRoundRobin, rvStuckListener(t)), EngineLoop)
 	cfg.Backends[0].Timeouts.Connect = 300 * time.Millisecond
 	d := htDataplane(t, cfg)
@@ -616,6 +620,7 @@ func rvSmallRcvBufServer(t testing.TB) string {
 // stops reading the server (backpressure), also when the answer starts while the
 // request body is still being written to a server that reads slowly.
 func TestHTTPLoopBackpressure(t *testing.T) {
+	skipShort(t, "streams 64 MiB answers to clients that do not read")
 	const bound = 4 << 20
 	check := func(t *testing.T, d *Dataplane, req string) {
 		t.Helper()
@@ -657,6 +662,7 @@ func TestHTTPLoopBackpressure(t *testing.T) {
 // Connection: close, the delayed one gets 503; nothing is left on the loops or in the
 // accounting.
 func TestHTTPLoopShutdownStages(t *testing.T) {
+	skipShort(t, "waits for a shutdown deadline with connections at every stage")
 	big := bytes.Repeat([]byte("b"), 64<<10)
 	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

@@ -780,7 +780,10 @@ func TestHTTPLoopResponseBodies(t *testing.T) {
 	hlExpect(t, EngineLoop, before, int64(len(cases)), 0)
 }
 
-func TestHTTPLoopSlowReader(t *testing.T) { forEachEngine(t, testHTTPLoopSlowReader) }
+func TestHTTPLoopSlowReader(t *testing.T) {
+	skipShort(t, "an 8 MiB answer to a client that reads slowly")
+	forEachEngine(t, testHTTPLoopSlowReader)
+}
 
 // An 8 MiB response to a client that reads slowly arrives whole and in order: the
 // proxy waits for the client rather than dropping or reordering anything.
@@ -1068,7 +1071,10 @@ func TestHTTPLoopBadRequests(t *testing.T) {
 	hlExpect(t, EngineLoop, before, 1, 0)
 }
 
-func TestHTTPLoopServerErrors(t *testing.T) { forEachEngine(t, testHTTPLoopServerErrors) }
+func TestHTTPLoopServerErrors(t *testing.T) {
+	skipShort(t, "every server failure on both engines, some waiting on real timeouts")
+	forEachEngine(t, testHTTPLoopServerErrors)
+}
 
 // What lbd answers when servers fail, and the retries it makes. lbd's own answers (502,
 // 504) are given on the loop, and count as served there.
@@ -1151,6 +1157,7 @@ func testHTTPLoopServerErrors(t *testing.T, engine string) {
 // answer is fasthttp's. Beside them, features the loop serves itself (rate limits,
 // cookie persistence, the PROXY protocol), with the answers the fasthttp engine gives.
 func TestHTTPLoopHandOver(t *testing.T) {
+	skipShort(t, "every hand-over case against both engines")
 	one := func(method, req string) func(c *hlConn) []*hlResp {
 		return func(c *hlConn) []*hlResp { return []*hlResp{c.roundTrip(method, req)} }
 	}
@@ -1339,6 +1346,7 @@ func testHTTPLoopQueue(t *testing.T, engine string) {
 }
 
 func TestHTTPLoopQueueTimeoutAndShutdown(t *testing.T) {
+	skipShort(t, "waits on a real queue timeout and a shutdown deadline")
 	forEachEngine(t, testHTTPLoopQueueTimeoutAndShutdown)
 }
 

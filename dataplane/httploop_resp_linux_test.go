@@ -171,7 +171,10 @@ func testHTTPLoopRespBytesAfterResponse(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPLoopRespConnectTimeout(t *testing.T) { forEachEngine(t, testHTTPLoopRespConnectTimeout) }
+func TestHTTPLoopRespConnectTimeout(t *testing.T) {
+	skipShort(t, "waits on real connect and response timeouts")
+	forEachEngine(t, testHTTPLoopRespConnectTimeout)
+}
 
 // timeouts.connect bounds the connect, timeouts.response the wait for an answer once
 // the request is sent (HAProxy's timeout connect and timeout server): a server that
@@ -198,6 +201,7 @@ func testHTTPLoopRespConnectTimeout(t *testing.T, engine string) {
 }
 
 func TestHTTPLoopRespClientHeaderFromAccept(t *testing.T) {
+	skipShort(t, "waits on a real client header timeout")
 	forEachEngine(t, testHTTPLoopRespClientHeaderFromAccept)
 }
 
@@ -236,7 +240,10 @@ func testHTTPLoopRespClientHeaderFromAccept(t *testing.T, engine string) {
 	t.Errorf("no 408 after 1.8s")
 }
 
-func TestHTTPLoopRespTrickle(t *testing.T) { forEachEngine(t, testHTTPLoopRespTrickle) }
+func TestHTTPLoopRespTrickle(t *testing.T) {
+	skipShort(t, "trickles answers across real response timeouts")
+	forEachEngine(t, testHTTPLoopRespTrickle)
+}
 
 // timeouts.response bounds each stall of a response body, not the body (nginx's
 // proxy_read_timeout, HAProxy's timeout server, and lbd's own documentation): a server
@@ -274,7 +281,10 @@ func testHTTPLoopRespTrickle(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPLoopRespStall(t *testing.T) { forEachEngine(t, testHTTPLoopRespStall) }
+func TestHTTPLoopRespStall(t *testing.T) {
+	skipShort(t, "waits on real response timeouts")
+	forEachEngine(t, testHTTPLoopRespStall)
+}
 
 // A body that stalls is cut once the stall lasts timeouts.response, not before and not
 // much later; and an answer whose head does not come within timeouts.response is a 504
@@ -313,7 +323,10 @@ func testHTTPLoopRespStall(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPLoopRespClientIdle(t *testing.T) { forEachEngine(t, testHTTPLoopRespClientIdle) }
+func TestHTTPLoopRespClientIdle(t *testing.T) {
+	skipShort(t, "waits on a real client idle timeout")
+	forEachEngine(t, testHTTPLoopRespClientIdle)
+}
 
 // A client that stops reading in the middle of a large answer is cut after client_idle,
 // and the server connection with it: the server's writes fail soon after the buffers on
@@ -367,6 +380,7 @@ var rsCutScenarios = []struct{ name, answer string }{
 // reads a small body whole before it answers, so it can still answer 502; the loop has
 // sent the server's head already and counts its status.
 func TestHTTPLoopRespCutCounted(t *testing.T) {
+	skipShort(t, "every cut scenario on both engines")
 	for _, sc := range rsCutScenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			loop, fast := rsEngines(t, func(t *testing.T, engine string) map[string]float64 {
@@ -415,6 +429,7 @@ type rsRetryResult struct {
 // engines must answer the same, send the same requests to the servers and count the
 // same errors, retries, sessions and requests.
 func TestHTTPLoopRespRetries(t *testing.T) {
+	skipShort(t, "every retry scenario on both engines, some waiting on real timeouts")
 	type server func(t *testing.T) (addr string, reqs func() int64)
 	ok := func(t *testing.T) (string, func() int64) {
 		be := hlRaw(t, func(w io.Writer, r *hlReq) bool {
@@ -697,7 +712,10 @@ func testHTTPLoopRespReloadStreaming(t *testing.T, engine string) {
 	}
 }
 
-func TestHTTPLoopRespLarge(t *testing.T) { forEachEngine(t, testHTTPLoopRespLarge) }
+func TestHTTPLoopRespLarge(t *testing.T) {
+	skipShort(t, "moves 64 MiB answers")
+	forEachEngine(t, testHTTPLoopRespLarge)
+}
 
 // 64 MiB answers, by Content-Length and chunked, arrive whole and in order at a client
 // reading at its own pace, one after the other on one connection.

@@ -309,7 +309,10 @@ func TestRateLimitConfig(t *testing.T) {
 	}
 }
 
-func TestHTTPRateLimit(t *testing.T) { forEachEngine(t, testHTTPRateLimit) }
+func TestHTTPRateLimit(t *testing.T) {
+	skipShort(t, "waits out real rate-limit windows")
+	forEachEngine(t, testHTTPRateLimit)
+}
 
 func testHTTPRateLimit(t *testing.T, engine string) {
 	be := htNamed(t, "s0")

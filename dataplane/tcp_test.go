@@ -304,6 +304,7 @@ func TestTCPIdleRule(t *testing.T) {
 }
 
 func TestTCPIdleTimeout(t *testing.T) {
+	skipShort(t, "trickles bytes across real idle timeouts")
 	const idle = 200 * time.Millisecond
 	const trickles, every = 20, 40 * time.Millisecond // 800ms: four idle timeouts
 	// gaps receives the time between the server's trickled bytes.

@@ -28,9 +28,13 @@ import (
 // namespace deletes its veth ends. Addresses come from 198.18.0.0/15 and 2001:2::/48
 // only. DAD is off in the node namespaces, so IPv6 addresses are usable at once.
 
-// requireRoot skips the test unless it runs as root with the ip tool available.
+// requireRoot skips the test unless it runs as root with the ip tool available, and
+// under -short.
 func requireRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping with -short: builds network namespaces")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to create network namespaces (run `sudo go test ./vip/`)")
 	}

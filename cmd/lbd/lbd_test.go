@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +36,13 @@ var bins testutil.Bins
 var lbdBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Every test here runs the lbd binary end to end (with real backends, timers and
+		// reloads), so none is a unit test: make test runs them, make test-short does not.
+		fmt.Println("skipping cmd/lbd's tests with -short: they build and run the lbd binary")
+		os.Exit(0)
+	}
 	var err error
 	if lbdBin, err = bins.Build("lbd/cmd/lbd"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
