@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"lbd/dataplane/balance"
 )
@@ -127,7 +128,7 @@ func TestServerPickAllocs(t *testing.T) {
 }
 
 // BenchmarkServerPick measures Pick over ten of the dataplane's servers with different
-// weights and loads, from changing clients (package balance's benchmarks use a fake
+// weights, loads and response times, from changing clients (package balance's benchmarks use a fake
 // server).
 func BenchmarkServerPick(b *testing.B) {
 	for _, a := range srvAlgos {
@@ -137,6 +138,8 @@ func BenchmarkServerPick(b *testing.B) {
 				for range i % 3 {
 					s.Acquire()
 				}
+				s.Acquire()
+				s.Release(time.Duration(i+1) * time.Millisecond) // a response time for least_time
 			}
 			p := &Pick{}
 			b.ReportAllocs()
