@@ -6,10 +6,11 @@ package dataplane
 // bundled HTTP/2 server as prior-knowledge HTTP/2 (Protocols.UnencryptedHTTP2: the
 // server sees the inspector, not the *tls.Conn; TLS is done by then). Its handler builds
 // each stream's request head for the server as a fasthttp request straight from the
-// HTTP/2 fields (buildHead; nothing is rendered or parsed again), in a RequestCtx of its
-// own, and runs it through the same handler as HTTP/1.1 (handle: routes, balancing,
-// retries, the server pools, the metrics), then writes the fasthttp response back on
-// the stream, streaming a large body with a flush per write.
+// HTTP/2 fields (buildHead; nothing is parsed again, and the only rendering is
+// rewriteRequest's scan of the head), in a RequestCtx of its own, and runs it through
+// the same handler as HTTP/1.1 (handle: routes, balancing, retries, the server pools,
+// the metrics), then writes the fasthttp response back on the stream, streaming a
+// large body with a flush per write.
 //
 // Limits: a request head larger than max_header_bytes, counted as HTTP/1.1 would carry
 // it, is answered with 431 as on HTTP/1.1 (serveH2). Before that, net/http bounds the

@@ -310,6 +310,23 @@ func TestHTTP2HeaderLimit(t *testing.T) {
 			}
 		})
 	}
+	// 1000 empty fields: about 10 000 bytes as HTTP/1.1 counts them, under the default
+	// max_header_bytes (16384), but 38 000 as HTTP/2 does (32 bytes a field), over
+	// net/http's SETTINGS_MAX_HEADER_LIST_SIZE (about twice max_header_bytes): 431 too.
+	for _, fe := range h2tFrontends(t, rec.addr, 0) {
+		t.Run(fe.name+"/over HTTP/2's count", func(t *testing.T) {
+			c := h2tDial(t, fe)
+			if r := c.result(c.request(h2tFields(fe, "GET", "/tiny", 1000, 0), 16384, nil)); r.status != 431 {
+				t.Errorf("1000 empty fields: %+v, want 431", r)
+			}
+			if r := c.result(c.request(h2tFields(fe, "GET", "/after", 1, 100), 16384, nil)); r.status != 200 {
+				t.Errorf("the next request on the connection: %+v, want 200", r)
+			}
+			if h := rec.take(); len(h) != 1 || h[0].Line != "GET /after HTTP/1.1" {
+				t.Errorf("the server received %+v, want GET /after alone", h)
+			}
+		})
+	}
 }
 
 // TestHTTP2Fields: what HTTP/2 clients send that HTTP/1.1 has no words for reaches the
