@@ -262,8 +262,8 @@ func (s *httpServer) connState(c net.Conn, st fasthttp.ConnState) {
 	switch st {
 	case fasthttp.StateNew:
 		var gauge prometheus.Gauge
-		if hc, ok := c.(*handedConn); ok { // counted when the loop engine accepted it
-			gauge = hc.gauge
+		if hand, ok := c.(*handedConn); ok { // counted when the loop engine accepted it
+			gauge = hand.gauge
 		} else {
 			m := &s.f.gen.Load().g.m
 			m.connsTotal.Inc()

@@ -16,7 +16,12 @@ package dataplane
 //   - the classification of a failed attempt (classify), which decides the status, the
 //     retry and the reason counted;
 //   - the counting of answers and failures (answered, served, attemptFailed);
-//   - the replay connection of a hand-over (replayConn, handedConn).
+//   - the hand-over: its named reasons (handover), counted in
+//     lbd_http_engine_handover_total, and its replay connection (replayConn,
+//     handedConn).
+//
+// A chunked body is read by one grammar on both engines too: the loop scans it with
+// h1.ChunkScanner, the fasthttp engine decodes it with h1.ChunkReader, built on it.
 //
 // An engine that needs a rule of its own for any of these is a difference clients can
 // see; the differential tests (httploop_*_test.go, FuzzHTTPEngines) hold them equal.

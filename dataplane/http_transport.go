@@ -61,8 +61,8 @@ type serverClient struct {
 // serverPool is the connection pool to one server. fasthttp's HostClient keeps the
 // connections; lbd does the HTTP round trip on them itself (see roundTrip).
 type serverPool struct {
-	key poolKey
-	hc  *fasthttp.HostClient
+	key  poolKey
+	host *fasthttp.HostClient
 	// retired is set when no generation uses the pool any more: connections coming back
 	// from requests still in flight are closed instead of kept.
 	retired atomic.Bool
@@ -115,7 +115,7 @@ func newHTTPTransport(b *backend, prev *httpTransport) *httpTransport {
 
 func newServerPool(k poolKey, bt *backendTLS) *serverPool {
 	dialer := &net.Dialer{Timeout: k.connect}
-	return &serverPool{key: k, hc: &fasthttp.HostClient{
+	return &serverPool{key: k, host: &fasthttp.HostClient{
 		Addr: k.addr,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", addr)
@@ -160,7 +160,7 @@ func (t *httpTransport) retire(next *httpTransport, loops *eventLoops) {
 			continue
 		}
 		c.pool.retired.Store(true)
-		c.pool.hc.CloseIdleConnections()
+		c.pool.host.CloseIdleConnections()
 		c.pool.closeLoopIdle(loops)
 	}
 }
@@ -244,8 +244,8 @@ func (c *pooledConn) Read(p []byte) (int, error) {
 
 func (t *httpTransport) roundTripOnce(sc *serverClient, req *fasthttp.Request, resp *fasthttp.Response, x roundTripOpts) error {
 	p := sc.pool
-	hc := p.hc
-	cc, err := hc.AcquireConn(0, false)
+	host := p.host
+	cc, err := host.AcquireConn(0, false)
 	if err != nil {
 		return err
 	}
@@ -262,8 +262,8 @@ func (t *httpTransport) roundTripOnce(sc *serverClient, req *fasthttp.Request, r
 		if !reused || tries >= maxStaleRetries || connQuiet(pc.Conn) {
 			break
 		}
-		hc.CloseConn(cc)
-		if cc, err = hc.AcquireConn(0, false); err != nil {
+		host.CloseConn(cc)
+		if cc, err = host.AcquireConn(0, false); err != nil {
 			return err
 		}
 		conn = cc.Conn()
@@ -275,34 +275,34 @@ func (t *httpTransport) roundTripOnce(sc *serverClient, req *fasthttp.Request, r
 		deadline = deadline.Add(time.Duration(n/minUploadRate) * time.Second)
 	}
 	if err := conn.SetWriteDeadline(deadline); err != nil {
-		hc.CloseConn(cc)
+		host.CloseConn(cc)
 		return &sendError{err}
 	}
-	bw := hc.AcquireWriter(conn)
+	bw := host.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
-	hc.ReleaseWriter(bw)
+	host.ReleaseWriter(bw)
 	start := time.Now()
 	if err != nil {
-		hc.CloseConn(cc)
+		host.CloseConn(cc)
 		if reused && !isTimeout(err) {
 			return &staleConnError{&sendError{err}}
 		}
 		return &sendError{err}
 	}
 
-	br := hc.AcquireReader(conn)
+	br := host.AcquireReader(conn)
 	// done gives the reader and connection back; reuse keeps the connection open, unless
 	// the reader holds bytes past the answer.
 	done := func(reuse bool) {
 		reuse = reuse && br.Buffered() == 0
-		hc.ReleaseReader(br)
+		host.ReleaseReader(br)
 		if reuse && !p.retired.Load() {
-			hc.ReleaseConn(cc)
+			host.ReleaseConn(cc)
 		} else {
-			hc.CloseConn(cc)
+			host.CloseConn(cc)
 		}
 	}
 	if err := readHead(resp, br); err != nil {
@@ -355,11 +355,11 @@ func (t *httpTransport) roundTripOnce(sc *serverClient, req *fasthttp.Request, r
 		reuse:    reuse && cl != -2,
 		done: func(reuse bool) { // allocates; streamed responses only
 			reuse = reuse && br.Buffered() == 0
-			hc.ReleaseReader(br)
+			host.ReleaseReader(br)
 			if reuse && !p.retired.Load() {
-				hc.ReleaseConn(cc)
+				host.ReleaseConn(cc)
 			} else {
-				hc.CloseConn(cc)
+				host.CloseConn(cc)
 			}
 		},
 		bytesOut: x.bytesOut,

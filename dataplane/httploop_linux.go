@@ -280,34 +280,51 @@ func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool
 		return false
 	}
 	m := &hg.g.m
-	hc := &httpConn{f: f, l: l, fd: fd, ip: tcpAddrPort(c.RemoteAddr()).Addr(), gauge: m.connsActive}
+	client := &httpConn{f: f, l: l, fd: fd, ip: tcpAddrPort(c.RemoteAddr()).Addr(), gauge: m.connsActive}
 	if pc != nil {
-		hc.ip, hc.remote, hc.local = tcpAddrPort(pc.remote).Addr(), pc.remote, pc.local
+		client.ip, client.remote, client.local = tcpAddrPort(pc.remote).Addr(), pc.remote, pc.local
 	}
-	if !f.loops.add(hc) {
+	if !f.loops.add(client) {
 		unix.Close(fd)
 		return false // shutting down: the fasthttp engine closes it
 	}
 	c.Close()
 	m.connsTotal.Inc()
 	m.connsActive.Inc()
-	if !l.Post(hc.start) {
+	if !l.Post(client.start) {
 		unix.Close(fd)
-		hc.release()
+		client.release()
 	}
 	return true
 }
 
-// Client connection states.
+// clientState is where a client connection on a loop is in its request cycle.
+type clientState uint8
+
 const (
-	hcNew        = iota // posted to its loop, not started yet
-	hcIdle              // keep-alive, waiting for a request (client_idle)
-	hcHead              // reading a request (client_header, then client_idle for a body)
-	hcServer            // the request is with a server: connecting, sending or waiting
-	hcResponding        // the answer is being written
-	hcDelayed           // the request waits for its turn under the rate limit
-	hcQueued            // the request waits in its backend's queue for a server slot
-	hcClosed
+	clientNew       clientState = iota // posted to its loop, not started yet
+	clientIdle                         // keep-alive, waiting for a request
+	clientHead                         // reading a request: its head, then its body
+	clientServer                       // the request is with a server: connecting, sending or waiting
+	clientAnswering                    // the answer is being written
+	clientDelayed                      // the request waits for its turn under the rate limit
+	clientQueued                       // the request waits in its backend's queue for a server slot
+	clientClosed
+)
+
+// dueKind is what a client connection waits for until its deadline (httpConn.due), and
+// so what the deadline's passing does (httpConn.timeout). It is not the state: a new
+// connection is idle with client_header running (dueIdle), and a request body gets
+// client_idle from the end of its head (dueRequest).
+type dueKind uint8
+
+const (
+	dueIdle    dueKind = iota // a request to begin: close quietly
+	dueRequest                // the rest of a request: 408
+	dueDelay                  // the rate limit's delay: then the request goes on
+	dueQueue                  // a server slot, in the backend's queue: 503
+	dueServer                 // a connect or the answer's first byte: the attempt fails
+	dueAnswer                 // the client taking the answer, or the server sending its body: close
 )
 
 // httpConn is a client connection on a loop; only the loop touches it once started.
@@ -321,7 +338,7 @@ type httpConn struct {
 	// remote and local are the addresses of the connection's PROXY header, nil for none.
 	remote, local net.Addr
 
-	state int
+	state clientState
 	// in holds bytes read and not yet taken by a request (only when a read left some).
 	in   []byte
 	scan h1.HeadScanner
@@ -339,8 +356,8 @@ type httpConn struct {
 	closing  bool // the answer said Connection: close
 	draining bool // close once the request in flight is answered
 	timer    evloop.Timer
-	due      int64 // when the current wait times out; 0: it does not
-	dueWhat  int   // what the wait is (hcIdle, hcHead, hcServer, hcResponding)
+	due      int64   // when the current wait times out; 0: it does not
+	dueKind  dueKind // what the wait is, and what its timeout does
 
 	x exchange
 }
@@ -374,7 +391,7 @@ type exchange struct {
 	code     int
 	body     h1.BodyFramer
 	chunkify bool // close-delimited from the server, chunked to the client
-	answered bool // the response head went to the client
+	headSent bool // the response head went to the client
 	bytesOut int
 }
 
@@ -397,14 +414,14 @@ func (c *httpConn) start() {
 	l.SetFD(c.fd, c)
 	// A new connection has client_header for its first request, as on the fasthttp
 	// engine, where client_idle is for waits between requests.
-	c.state = hcIdle
-	c.arm(hcIdle, c.f.gen.Load().g.cfg.Timeouts.ClientHeader)
+	c.state = clientIdle
+	c.arm(dueIdle, c.f.gen.Load().g.cfg.Timeouts.ClientHeader)
 	c.want(unix.EPOLLIN)
 }
 
 // want sets what epoll reports for the client's socket.
 func (c *httpConn) want(ev uint32) {
-	if c.state == hcClosed {
+	if c.state == clientClosed {
 		return
 	}
 	if e := c.l.Register(c.fd, &c.reg, ev); e != 0 {
@@ -413,8 +430,8 @@ func (c *httpConn) want(ev uint32) {
 }
 
 // arm sets the deadline of the current wait.
-func (c *httpConn) arm(what int, d time.Duration) {
-	c.dueWhat = what
+func (c *httpConn) arm(what dueKind, d time.Duration) {
+	c.dueKind = what
 	if d <= 0 {
 		c.due = 0
 		return
@@ -432,7 +449,7 @@ func (c *httpConn) arm(what int, d time.Duration) {
 }
 
 func (c *httpConn) fire(now int64) int64 {
-	if c.state == hcClosed || c.due == 0 {
+	if c.state == clientClosed || c.due == 0 {
 		return 0
 	}
 	if c.due > now {
@@ -445,35 +462,35 @@ func (c *httpConn) fire(now int64) int64 {
 }
 
 func (c *httpConn) idle() {
-	c.state = hcIdle
-	c.arm(hcIdle, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
+	c.state = clientIdle
+	c.arm(dueIdle, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
 }
 
 // timeout handles the passing of the current deadline.
 func (c *httpConn) timeout() {
-	switch c.dueWhat {
-	case hcIdle:
+	switch c.dueKind {
+	case dueIdle:
 		c.close("", nil)
-	case hcHead:
+	case dueRequest:
 		hg := c.f.gen.Load()
 		c.answerClose(hg, fasthttp.StatusRequestTimeout, "request not received in time")
-	case hcDelayed:
-		c.state = hcServer
+	case dueDelay:
+		c.state = clientServer
 		c.route()
-	case hcQueued:
+	case dueQueue:
 		x := &c.x
 		qerr := x.queueTimeout
 		x.queue.timedOut(x.queued)
 		x.queue, x.queued, x.queueTimeout = nil, nil, nil
 		c.answer(x.bs, fasthttp.StatusServiceUnavailable, qerr.Error())
-	case hcServer:
+	case dueServer:
 		if srv := c.x.srv; srv != nil && srv.connecting {
 			c.serverFailed(&connectError{addr: srv.pool.key.addr, err: os.ErrDeadlineExceeded})
 			return
 		}
 		c.serverFailed(fasthttp.ErrTimeout)
-	case hcResponding:
-		if c.x.srv != nil && c.x.answered && len(c.out) == 0 {
+	case dueAnswer:
+		if c.x.srv != nil && c.x.headSent && len(c.out) == 0 {
 			c.serverBodyFailed(errors.New("server stalled sending the body"))
 			return
 		}
@@ -490,7 +507,7 @@ func (c *httpConn) Event(ev uint32) {
 func (c *httpConn) ready(ev uint32) {
 	if ev&unix.EPOLLOUT != 0 || (ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 && len(c.out) > 0) {
 		c.flush()
-		if c.state == hcClosed {
+		if c.state == clientClosed {
 			return
 		}
 	}
@@ -504,18 +521,18 @@ func (c *httpConn) Stop() { c.close("", nil) }
 
 // drain closes an idle connection and marks a busy one to close after its answer.
 func (c *httpConn) drain() {
-	if c.state == hcClosed {
+	if c.state == clientClosed {
 		return
 	}
 	c.draining = true
 	switch c.state {
-	case hcNew: // start closes it
-	case hcIdle:
+	case clientNew: // start closes it
+	case clientIdle:
 		c.close("", nil)
-	case hcDelayed: // as limitWait gives up on the fasthttp engine
+	case clientDelayed: // as limitWait gives up on the fasthttp engine
 		c.answer(nil, fasthttp.StatusServiceUnavailable, whatLimitStopped)
 		c.l.http.commit()
-	case hcQueued: // as queue.wait gives up
+	case clientQueued: // as queue.wait gives up
 		c.leaveQueue()
 		c.answer(c.x.bs, fasthttp.StatusServiceUnavailable, (&queueError{err: errQueueStopped}).Error())
 		c.l.http.commit()
@@ -524,7 +541,7 @@ func (c *httpConn) drain() {
 
 // cut closes the connection whatever it is doing.
 func (c *httpConn) cut() {
-	if c.state == hcNew {
+	if c.state == clientNew {
 		c.draining = true // start closes it
 		return
 	}
@@ -568,9 +585,9 @@ func (c *httpConn) readable() {
 func (c *httpConn) clientEOF() {
 	c.eof = true
 	switch {
-	case c.state == hcIdle:
+	case c.state == clientIdle:
 		c.close("", nil)
-	case c.state == hcHead: // cut short: fasthttp answers it (400), as it would have
+	case c.state == clientHead: // cut short: fasthttp answers it (400), as it would have
 		c.handOver(c.in, handoverCutShort)
 	default: // answered first, and the complete requests held after it too
 		c.want(c.reg &^ unix.EPOLLIN)
@@ -580,20 +597,20 @@ func (c *httpConn) clientEOF() {
 // process handles the input b: the bytes held plus the new ones, or the new ones alone.
 // What it does not take is kept in c.in.
 func (c *httpConn) process(b []byte) {
-	if c.state != hcIdle && c.state != hcHead {
+	if c.state != clientIdle && c.state != clientHead {
 		c.keep(b) // pipelined behind the request in flight
 		c.want(c.reg &^ unix.EPOLLIN)
 		return
 	}
 	hg := c.f.gen.Load()
 	cfg := &hg.g.cfg
-	if c.state == hcIdle {
-		c.state = hcHead
+	if c.state == clientIdle {
+		c.state = clientHead
 		c.scan = h1.NewHeadScanner(cfg.MaxHeaderBytes)
 		if c.requests > 0 { // the first request's client_header runs from the accept
-			c.arm(hcHead, cfg.Timeouts.ClientHeader)
+			c.arm(dueRequest, cfg.Timeouts.ClientHeader)
 		} else {
-			c.dueWhat = hcHead
+			c.dueKind = dueRequest
 		}
 	}
 	if !hg.loop {
@@ -683,14 +700,14 @@ func (c *httpConn) process(b []byte) {
 			hg.g.m.bytesIn.Add(float64(end - start + bodyLen))
 			close := rh.ConnectionClose()
 			c.take(b, end+bodyLen)
-			c.state = hcResponding
+			c.state = clientAnswering
 			n := c.writeOwn(rh.IsHead(), close || c.draining)
 			hg.answered(nil, fasthttp.StatusTooManyRequests, 0, n)
 			httpLoopCounters.served.Add(1)
 			return
 		}
 	}
-	if !c.request(hg, end-start+bodyLen) {
+	if !c.startExchange(hg, end-start+bodyLen) {
 		c.handOver(b, handoverUnrenderable)
 		return
 	}
@@ -698,22 +715,23 @@ func (c *httpConn) process(b []byte) {
 	c.take(b, end+bodyLen)
 	c.readIfRoom()
 	if delay > 0 {
-		c.state = hcDelayed
-		c.arm(hcDelayed, delay)
+		c.state = clientDelayed
+		c.arm(dueDelay, delay)
 		return
 	}
-	c.state = hcServer
+	c.state = clientServer
 	c.route()
 }
 
-// keep holds b as c.in, if it is not c.in already; false when it is too much to hold
-// (the connection has been handed over).
-func (c *httpConn) keep(b []byte) bool {
+// keep holds b, input not taken yet, as c.in: a copy, unless b is c.in already. What is
+// held stays bounded: process hands the connection over before a head passes
+// max_header_bytes or a body maxBufferedBody, and the client is not read while a
+// pipelined request waits behind the one in flight (readIfRoom).
+func (c *httpConn) keep(b []byte) {
 	if len(c.in) > 0 && &b[0] == &c.in[0] {
-		return true
+		return
 	}
 	c.in = append(make([]byte, 0, max(2*len(b), loopReadSize)), b...)
-	return true
 }
 
 // waitBody keeps b, a head whose body has not all arrived, and gives the body
@@ -722,7 +740,7 @@ func (c *httpConn) waitBody(b []byte, idle time.Duration) {
 	c.keep(b)
 	if !c.bodyWait {
 		c.bodyWait = true
-		c.arm(hcHead, idle)
+		c.arm(dueRequest, idle)
 	}
 }
 
@@ -741,9 +759,9 @@ func (c *httpConn) take(b []byte, n int) {
 	}
 }
 
-// request sets up the exchange of the request just read into the loop's
+// startExchange sets up the exchange of the request just read into the loop's
 // fasthttp.Request, n bytes on the wire; false when fasthttp cannot render it.
-func (c *httpConn) request(hg *httpGen, n int) bool {
+func (c *httpConn) startExchange(hg *httpGen, n int) bool {
 	h := c.l.httpState()
 	req := &h.req
 	rh := &req.Header
@@ -819,15 +837,15 @@ func (c *httpConn) enqueue(q *queue) {
 		return
 	}
 	x.queue, x.queued, x.queueTimeout = q, e, timeout
-	c.state = hcQueued
-	c.arm(hcQueued, timeout.timeout)
+	c.state = clientQueued
+	c.arm(dueQueue, timeout.timeout)
 	c.dequeue()
 }
 
 // dequeue tries for a server slot when the request is at the head of its queue.
 func (c *httpConn) dequeue() {
 	x := &c.x
-	if c.state != hcQueued || x.queued == nil || !x.queue.isHead(x.queued) {
+	if c.state != clientQueued || x.queued == nil || !x.queue.isHead(x.queued) {
 		return
 	}
 	b := x.bs.b
@@ -836,7 +854,7 @@ func (c *httpConn) dequeue() {
 		return // waits for a slot
 	}
 	c.leaveQueue()
-	c.state = hcServer
+	c.state = clientServer
 	c.use(s)
 	c.l.http.commit()
 }
@@ -879,7 +897,7 @@ func (c *httpConn) use(s *Server) {
 func (c *httpConn) attempt() {
 	x := &c.x
 	b := x.bs.b
-	c.arm(hcServer, b.cfg.Timeouts.Response)
+	c.arm(dueServer, b.cfg.Timeouts.Response)
 	srv, err := c.l.serverConn(x.pool, x.s)
 	if err != nil {
 		c.serverFailed(err)
@@ -888,7 +906,7 @@ func (c *httpConn) attempt() {
 	x.srv = srv
 	srv.c = c
 	if srv.connecting {
-		c.arm(hcServer, b.cfg.Timeouts.Connect) // sendRequest arms the response timeout
+		c.arm(dueServer, b.cfg.Timeouts.Connect) // sendRequest arms the response timeout
 		return
 	}
 	srv.sendRequest()
@@ -940,23 +958,23 @@ func (c *httpConn) serverFailed(err error) {
 // answer writes lbd's own answer to the request in flight.
 func (c *httpConn) answer(bs *backendStats, code int, what string) {
 	x := &c.x
-	n := c.writeAnswer(code, what, x.head, x.close || c.draining)
+	n := c.renderAnswer(code, what, x.head, x.close || c.draining)
 	x.hg.answered(bs, code, time.Duration(c.l.Now()-x.start), n)
 	httpLoopCounters.served.Add(1)
-	c.state = hcResponding
+	c.state = clientAnswering
 	c.exchangeDone()
 }
 
 // answerClose answers a request the loop could not read, and closes.
 func (c *httpConn) answerClose(hg *httpGen, code int, what string) {
-	n := c.writeAnswer(code, what, false, true)
+	n := c.renderAnswer(code, what, false, true)
 	hg.answered(nil, code, 0, n)
-	c.state = hcResponding // closes once the answer is out (commit, flush)
+	c.state = clientAnswering // closes once the answer is out (commit, flush)
 }
 
-// writeAnswer writes lbd's answer as the fasthttp engine's writeAnswer makes it.
-// A HEAD request gets the head alone.
-func (c *httpConn) writeAnswer(code int, what string, head, close bool) int {
+// renderAnswer writes lbd's answer, made by writeAnswer as on the fasthttp engine, and
+// returns the size of its body. A HEAD request gets the head alone.
+func (c *httpConn) renderAnswer(code int, what string, head, close bool) int {
 	writeAnswer(&c.l.httpState().answer, code, what)
 	return c.writeOwn(head, close)
 }
@@ -1006,9 +1024,9 @@ func (c *httpConn) respond(rh *fasthttp.ResponseHeader) {
 		rh.SetConnectionClose()
 		c.closing = true
 	}
-	x.answered = true
-	c.state = hcResponding
-	c.arm(hcResponding, x.bs.b.cfg.Timeouts.Response)
+	x.headSent = true
+	c.state = clientAnswering
+	c.arm(dueAnswer, x.bs.b.cfg.Timeouts.Response)
 	h := c.stage()
 	h.wbuf = rh.AppendBytes(h.wbuf)
 }
@@ -1079,7 +1097,7 @@ func (c *httpConn) exchangeDone() {
 
 // next starts on the next request once an answer is written whole.
 func (c *httpConn) next() {
-	if c.x.hg != nil || c.state == hcClosed {
+	if c.x.hg != nil || c.state == clientClosed {
 		return
 	}
 	if c.draining || c.closing || c.eof && len(c.in) == 0 {
@@ -1090,7 +1108,7 @@ func (c *httpConn) next() {
 	if len(c.in) > 0 {
 		c.process(c.in)
 	}
-	if c.eof && (c.state == hcIdle || c.state == hcHead) {
+	if c.eof && (c.state == clientIdle || c.state == clientHead) {
 		c.handOver(c.in, handoverCutShort) // fasthttp answers it
 		return
 	}
@@ -1102,17 +1120,18 @@ func (c *httpConn) next() {
 // next is held (pipelined requests wait in the client's socket, not in lbd).
 func (c *httpConn) readIfRoom() {
 	switch {
-	case c.state == hcClosed:
-	case c.state == hcIdle, c.state == hcHead, len(c.in) == 0 && !c.eof:
+	case c.state == clientClosed:
+	case c.state == clientIdle, c.state == clientHead, len(c.in) == 0 && !c.eof:
 		c.want(c.reg | unix.EPOLLIN)
 	default:
 		c.want(c.reg &^ unix.EPOLLIN)
 	}
 }
 
-// write sends p to the client, keeping in c.out what the socket does not take.
+// write stages p for the client in the loop's write buffer; commit sends what the
+// event staged in one write(2) (writeNow).
 func (c *httpConn) write(p []byte) {
-	if c.state == hcClosed || len(p) == 0 {
+	if c.state == clientClosed || len(p) == 0 {
 		return
 	}
 	h := c.stage()
@@ -1135,11 +1154,11 @@ func (h *loopHTTP) commit() {
 	for h.staged != nil {
 		c := h.staged
 		h.staged = nil
-		if c.state != hcClosed {
+		if c.state != clientClosed {
 			c.writeNow(h.wbuf)
 		}
 		h.wbuf = h.wbuf[:0]
-		if c.state == hcResponding && c.x.hg == nil && len(c.out) == 0 {
+		if c.state == clientAnswering && c.x.hg == nil && len(c.out) == 0 {
 			c.next()
 		}
 	}
@@ -1171,7 +1190,7 @@ func (c *httpConn) writeNow(p []byte) {
 		if srv := c.x.srv; srv != nil {
 			srv.want(srv.reg &^ unix.EPOLLIN) // backpressure
 		}
-		c.arm(hcResponding, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
+		c.arm(dueAnswer, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
 	}
 }
 
@@ -1189,7 +1208,7 @@ func (c *httpConn) flush() {
 		c.close("writing the answer", e)
 		return
 	}
-	c.arm(hcResponding, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
+	c.arm(dueAnswer, c.f.gen.Load().g.cfg.Timeouts.ClientIdle)
 	if n < len(c.out) {
 		c.out = c.out[:copy(c.out, c.out[n:])]
 		return
@@ -1201,7 +1220,7 @@ func (c *httpConn) flush() {
 	c.want(c.reg &^ unix.EPOLLOUT)
 	if srv := c.x.srv; srv != nil && !srv.connecting {
 		srv.want(srv.reg | unix.EPOLLIN)
-		c.arm(hcResponding, c.x.bs.b.cfg.Timeouts.Response)
+		c.arm(dueAnswer, c.x.bs.b.cfg.Timeouts.Response)
 		return
 	}
 	if c.x.hg == nil {
@@ -1229,15 +1248,15 @@ func (c *httpConn) handOver(b []byte, why handover) {
 	if tc, ok := nc.(*net.TCPConn); ok && c.remote != nil {
 		conn = &proxiedConn{TCPConn: tc, remote: c.remote, local: c.local}
 	}
-	hc := &handedConn{replayConn: replayConn{Conn: conn, prefix: prefix}, gauge: c.gauge}
+	hand := &handedConn{replayConn: replayConn{Conn: conn, prefix: prefix}, gauge: c.gauge}
 	f := c.f
 	f.wg.Add(1)
 	c.f.loops.remove(c)
 	go func() {
 		defer f.wg.Done()
-		if !f.deliver(hc) {
-			hc.Close()
-			hc.gauge.Dec()
+		if !f.deliver(hand) {
+			hand.Close()
+			hand.gauge.Dec()
 			f.open.Add(-1)
 			f.wake()
 		}
@@ -1248,7 +1267,7 @@ func (c *httpConn) handOver(b []byte, why handover) {
 func (c *httpConn) detach() {
 	c.l.Remove(c.fd, &c.reg)
 	c.l.Timers().Remove(&c.timer)
-	c.state = hcClosed
+	c.state = clientClosed
 	if srv := c.x.srv; srv != nil {
 		c.x.srv = nil
 		srv.close()
@@ -1257,7 +1276,7 @@ func (c *httpConn) detach() {
 
 // close closes the connection at once; why and err say why when it failed.
 func (c *httpConn) close(why string, err error) {
-	if c.state == hcClosed {
+	if c.state == clientClosed {
 		return
 	}
 	if h := c.l.http; h != nil && h.staged == c {
@@ -1286,7 +1305,7 @@ func (c *httpConn) close(why string, err error) {
 
 // release counts a connection the loop is done with.
 func (c *httpConn) release() {
-	c.state = hcClosed
+	c.state = clientClosed
 	c.f.loops.remove(c)
 	c.gauge.Dec()
 	c.f.open.Add(-1)
@@ -1476,7 +1495,7 @@ func (srv *srvConn) fail(err error) {
 		srv.close()
 		return
 	}
-	if c.x.answered {
+	if c.x.headSent {
 		c.serverBodyFailed(err)
 		return
 	}
@@ -1545,7 +1564,7 @@ func (srv *srvConn) sendRequest() {
 	c := srv.c
 	send := c.x.send
 	if srv.sendOff == 0 {
-		c.arm(hcServer, c.x.bs.b.cfg.Timeouts.Response)
+		c.arm(dueServer, c.x.bs.b.cfg.Timeouts.Response)
 	}
 	// The server is read unless the client has bytes pending (backpressure): it may
 	// answer before it has the whole request.
@@ -1596,7 +1615,7 @@ func (srv *srvConn) readable() {
 		return
 	}
 	c := srv.c
-	c.arm(hcResponding, c.x.bs.b.cfg.Timeouts.Response) // a stall, not the whole body
+	c.arm(dueAnswer, c.x.bs.b.cfg.Timeouts.Response) // a stall, not the whole body
 	srv.body(p)
 }
 
@@ -1671,7 +1690,7 @@ func (srv *srvConn) head(p []byte) {
 		rest := b[end:]
 		srv.in = nil
 		c.respond(rh)
-		if c.state == hcClosed {
+		if c.state == clientClosed {
 			return
 		}
 		srv.body(rest)
@@ -1696,7 +1715,7 @@ func (srv *srvConn) body(p []byte) {
 		fwd = p[:at]
 	}
 	c.forward(fwd)
-	if c.state == hcClosed {
+	if c.state == clientClosed {
 		return
 	}
 	if done && len(srv.trailer) > 0 {
