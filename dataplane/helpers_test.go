@@ -3,13 +3,14 @@ package dataplane
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"lbd/internal/testutil"
 )
 
 // Helpers shared by the http tests (prefix ht) and the tcp and udp tests (prefix l4),
@@ -67,16 +68,11 @@ func eventually(t testing.TB, what string, within time.Duration, cond func() boo
 	}
 }
 
-// deadAddr returns a loopback address nothing listens on.
+// deadAddr returns a loopback address that refuses connections until t ends (a port
+// held bound and not listening: no other test's server can be given it).
 func deadAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
+	return testutil.DeadTCPAddr(t)
 }
 
 // skipShort skips t under -short (make test-short): it waits on real timeouts, moves

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"lbd/internal/testutil"
 )
 
 // udpServer answers each datagram with "id:" and the datagram, until the test ends.
@@ -38,16 +40,11 @@ func udpServer(t testing.TB, id string) string {
 	return pc.LocalAddr().String()
 }
 
-// udpDeadAddr returns a loopback address where nothing listens: datagrams sent there
-// draw ICMP port unreachable.
+// udpDeadAddr returns a loopback address where datagrams draw ICMP port unreachable,
+// held so until t ends.
 func udpDeadAddr(t testing.TB) string {
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := pc.LocalAddr().String()
-	pc.Close()
-	return a
+	t.Helper()
+	return testutil.DeadUDPAddr(t)
 }
 
 func udpClient(t testing.TB, addr net.Addr) *net.UDPConn {

@@ -234,12 +234,7 @@ func TestProbeListener(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedPort := closed.Addr().(*net.TCPAddr).Port
-	closed.Close()
+	closedPort := netip.MustParseAddrPort(testutil.DeadTCPAddr(t)).Port() // refuses; no other test can take it
 	tests := []struct {
 		name string
 		addr string

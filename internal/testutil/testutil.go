@@ -1,5 +1,6 @@
 // Package testutil holds the helpers that the tests of several packages share: a buffer
-// for a process's output, and the builds of the commands that integration tests run.
+// for a process's output, the builds of the commands that integration tests run, and
+// loopback addresses that refuse connections for as long as a test runs.
 // Only _test.go files import it (node/deps_test.go checks).
 package testutil
 
