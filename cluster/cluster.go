@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -18,15 +19,19 @@ import (
 // Cluster is one node's cluster agent: gossip membership and the raft-replicated state.
 // Create it with New; Close stops it.
 type Cluster struct {
-	cfg      Config
-	log      *slog.Logger
-	clock    clock.Clock
-	fsm      *fsm
-	stores   *stores
-	trans    raft.Transport
-	raft     *raft.Raft
-	raftAddr string
-	gossip   *gossip
+	cfg    Config
+	log    *slog.Logger
+	clock  clock.Clock
+	fsm    *fsm
+	stores *stores
+	gossip *gossip
+
+	// raft is the running raft; RecoverForce replaces it (and its transport).
+	raft         atomic.Pointer[raft.Raft]
+	newTransport func() (raft.Transport, error)
+	// lifeMu serialises Close and RecoverForce; it guards trans.
+	lifeMu sync.Mutex
+	trans  raft.Transport
 
 	observations chan raft.Observation
 	observer     *raft.Observer
@@ -36,13 +41,18 @@ type Cluster struct {
 	closeOnce    sync.Once
 	closeErr     error
 
-	// mu guards failing: the voters (by name) the leader last failed to heartbeat.
-	// Filled from raft's observations while this node leads, kept after it steps down
-	// (so that a write refused for want of quorum can say who is missing), cleared
-	// when a leader is elected.
-	mu      sync.Mutex
-	failing map[string]bool
+	// mu guards raftAddr, this node's raft address, and failing: the voters (by
+	// name) the leader last failed to heartbeat. failing is filled from raft's
+	// observations while this node leads, kept after it steps down (so that a write
+	// refused for want of quorum can say who is missing), and cleared when a leader is
+	// elected.
+	mu       sync.Mutex
+	raftAddr string
+	failing  map[string]bool
 }
+
+// r returns the running raft.
+func (c *Cluster) r() *raft.Raft { return c.raft.Load() }
 
 // Option changes how New builds the agent.
 type Option func(*options)
@@ -51,7 +61,7 @@ type options struct {
 	log           *slog.Logger
 	clock         clock.Clock
 	onMember      func(MemberEvent)
-	raftTransport raft.Transport // tests: raft's InmemTransport
+	raftTransport func() (raft.Transport, error) // tests: raft's InmemTransport
 	segmentSize   int
 	trailingLogs  *uint64
 }
@@ -114,13 +124,12 @@ func New(cfg Config, opts ...Option) (c *Cluster, err error) {
 	}
 	closers = append(closers, c.stores.wal)
 
-	c.trans = o.raftTransport
-	if c.trans == nil {
-		t, err := newTCPTransport(&c.cfg, c.log)
-		if err != nil {
-			return nil, err
-		}
-		c.trans = t
+	c.newTransport = o.raftTransport
+	if c.newTransport == nil {
+		c.newTransport = func() (raft.Transport, error) { return newTCPTransport(&c.cfg, c.log) }
+	}
+	if c.trans, err = c.newTransport(); err != nil {
+		return nil, err
 	}
 	if cl, ok := c.trans.(io.Closer); ok {
 		closers = append(closers, cl)
@@ -133,7 +142,7 @@ func New(cfg Config, opts ...Option) (c *Cluster, err error) {
 	closers = append(closers, closerFunc(c.gossip.ml.Shutdown))
 
 	rc := raftConfig(&c.cfg, c.log, o.trailingLogs)
-	c.raft, err = raft.NewRaft(rc, c.fsm, c.stores.wal, c.stores.wal, c.stores.snaps, c.trans)
+	r, err := raft.NewRaft(rc, c.fsm, c.stores.wal, c.stores.wal, c.stores.snaps, c.trans)
 	if err != nil {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
@@ -144,10 +153,11 @@ func New(cfg Config, opts ...Option) (c *Cluster, err error) {
 		}
 		return false
 	})
-	c.raft.RegisterObserver(c.observer)
+	r.RegisterObserver(c.observer)
+	c.raft.Store(r)
 	c.wg.Add(1)
 	go c.run()
-	c.log.Info("cluster agent started", "gossip", c.gossip.addr(), "raft", c.raftAddr, "role", cfg.Role)
+	c.log.Info("cluster agent started", "gossip", c.gossip.addr(), "raft", c.RaftAddr(), "role", cfg.Role)
 	return c, nil
 }
 
@@ -169,15 +179,17 @@ func (c *Cluster) poke() {
 // call more than once.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
+		c.lifeMu.Lock()
+		defer c.lifeMu.Unlock()
 		close(c.done)
 		var errs []error
-		if c.raft.State() != raft.Shutdown {
-			if err := c.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && !errors.Is(err, raft.ErrRaftShutdown) {
+		if c.r().State() != raft.Shutdown {
+			if err := c.r().Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && !errors.Is(err, raft.ErrRaftShutdown) {
 				c.log.Warn("no snapshot taken on close", "err", err)
 			}
 		}
-		c.raft.DeregisterObserver(c.observer)
-		errs = append(errs, c.raft.Shutdown().Error())
+		c.r().DeregisterObserver(c.observer)
+		errs = append(errs, c.r().Shutdown().Error())
 		c.wg.Wait()
 		errs = append(errs, c.gossip.ml.Shutdown())
 		if cl, ok := c.trans.(io.Closer); ok {
@@ -194,7 +206,11 @@ func (c *Cluster) Close() error {
 func (c *Cluster) GossipAddr() string { return c.gossip.addr() }
 
 // RaftAddr is the address other nodes reach this node's raft at.
-func (c *Cluster) RaftAddr() string { return c.raftAddr }
+func (c *Cluster) RaftAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.raftAddr
+}
 
 // Name is the node's name.
 func (c *Cluster) Name() string { return c.cfg.Name }
@@ -284,25 +300,25 @@ type Status struct {
 
 // Status returns this node's view of raft.
 func (c *Cluster) Status() Status {
-	addr, id := c.raft.LeaderWithID()
+	addr, id := c.r().LeaderWithID()
 	st := Status{
 		Name:                  c.cfg.Name,
-		State:                 stateName(c.raft.State()),
+		State:                 stateName(c.r().State()),
 		LeaderID:              string(id),
 		LeaderAddr:            string(addr),
-		Term:                  c.raft.CurrentTerm(),
-		CommitIndex:           c.raft.CommitIndex(),
-		AppliedIndex:          c.raft.AppliedIndex(),
-		LastIndex:             c.raft.LastIndex(),
+		Term:                  c.r().CurrentTerm(),
+		CommitIndex:           c.r().CommitIndex(),
+		AppliedIndex:          c.r().AppliedIndex(),
+		LastIndex:             c.r().LastIndex(),
 		RefusedUnknownEntries: c.fsm.refused.Load(),
 	}
 	if st.State != "leader" {
-		st.LastContact = c.raft.LastContact()
+		st.LastContact = c.r().LastContact()
 	}
 	if v, ok := c.fsm.current(); ok {
 		st.ConfigVersion = v.Version
 	}
-	if f := c.raft.GetConfiguration(); f.Error() == nil {
+	if f := c.r().GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			st.Servers = append(st.Servers, Server{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
 		}
@@ -324,7 +340,7 @@ func stateName(s raft.RaftState) string {
 
 // servers returns raft's latest configuration by node name.
 func (c *Cluster) servers() (map[string]raft.Server, error) {
-	f := c.raft.GetConfiguration()
+	f := c.r().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, err
 	}

@@ -42,8 +42,12 @@ type harness struct {
 	nodes  map[string]*Cluster
 	logs   map[string]*logState
 	events map[string]*eventLog
-	trans  map[string]*raft.InmemTransport // by node name, running nodes only
-	gossip map[string]string               // last gossip address by node name
+	gossip map[string]string // last gossip address by node name
+
+	// tmu guards trans, the raft transports of the running nodes by node name. It
+	// is not mu: a node makes its transport while start holds mu.
+	tmu   sync.Mutex
+	trans map[string]*raft.InmemTransport
 }
 
 func newHarness(t *testing.T, tcp bool) *harness {
@@ -75,16 +79,8 @@ func (h *harness) start(name string, change ...func(*Config, *[]Option)) *Cluste
 	log, logs := newTestLog(h.t)
 	events := &eventLog{}
 	opts := []Option{WithLogger(log), WithMemberEvents(events.add), func(o *options) { o.segmentSize = 1 << 20 }}
-	var trans *raft.InmemTransport
 	if !h.tcp {
-		_, trans = raft.NewInmemTransport(raft.ServerAddress("raft-" + name))
-		for other, ot := range h.trans {
-			if other != name {
-				trans.Connect(ot.LocalAddr(), ot)
-				ot.Connect(trans.LocalAddr(), trans)
-			}
-		}
-		opts = append(opts, func(o *options) { o.raftTransport = trans })
+		opts = append(opts, func(o *options) { o.raftTransport = func() (raft.Transport, error) { return h.transport(name), nil } })
 	}
 	for _, ch := range change {
 		ch(&cfg, &opts)
@@ -94,10 +90,23 @@ func (h *harness) start(name string, change ...func(*Config, *[]Option)) *Cluste
 		h.t.Fatalf("starting %s: %v", name, err)
 	}
 	h.nodes[name], h.logs[name], h.events[name], h.gossip[name] = c, logs, events, c.GossipAddr()
-	if trans != nil {
-		h.trans[name] = trans
-	}
 	return c
+}
+
+// transport makes a node's raft transport (at start, and again after RecoverForce)
+// and wires it to the other running nodes'.
+func (h *harness) transport(name string) *raft.InmemTransport {
+	h.tmu.Lock()
+	defer h.tmu.Unlock()
+	_, trans := raft.NewInmemTransport(raft.ServerAddress("raft-" + name))
+	for other, ot := range h.trans {
+		if other != name {
+			trans.Connect(ot.LocalAddr(), ot)
+			ot.Connect(trans.LocalAddr(), trans)
+		}
+	}
+	h.trans[name] = trans
+	return trans
 }
 
 // stop closes a node as a crash would look to the others: no leave.
@@ -109,12 +118,14 @@ func (h *harness) stop(name string) {
 	if c == nil {
 		return
 	}
+	h.tmu.Lock()
 	if trans := h.trans[name]; trans != nil {
 		for _, ot := range h.trans {
 			ot.Disconnect(trans.LocalAddr())
 		}
 		delete(h.trans, name)
 	}
+	h.tmu.Unlock()
 	if err := c.Close(); err != nil {
 		h.t.Errorf("closing %s: %v", name, err)
 	}
@@ -158,7 +169,7 @@ func (h *harness) leader() *Cluster {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, c := range h.nodes {
-			if c.raft.State() == raft.Leader {
+			if c.r().State() == raft.Leader {
 				l = c
 				return true
 			}
@@ -442,7 +453,7 @@ func TestClusterSnapshotInstall(t *testing.T) {
 	if err := a.PutFiles(ctx, FilesChange{Put: map[string][]byte{"ca.pem": []byte("CA")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.raft.Snapshot().Error(); err != nil {
+	if err := a.r().Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	if first, err := a.stores.wal.FirstIndex(); err != nil || first == 1 {
@@ -664,4 +675,55 @@ func TestGossipKeyRotation(t *testing.T) {
 	}
 	h.stop("old")
 	h.waitVoters("a", "b", "c")
+}
+
+// TestClusterRecoverForce: a pair that lost a node for good is shrunk to the survivor,
+// which then commits alone; the lost node, back, is added again and catches up.
+func TestClusterRecoverForce(t *testing.T) {
+	for _, lost := range []string{"follower", "leader"} {
+		t.Run(lost, func(t *testing.T) {
+			h := newHarness(t, false)
+			h.form("a", "b")
+			ctx := context.Background()
+			h.apply(1, "v1")
+			survivor, gone := h.leader(), h.followers()[0]
+			if lost == "leader" {
+				survivor, gone = gone, survivor
+			}
+			if _, err := survivor.RecoverForce(ctx); err == nil {
+				t.Fatal("recover with a leader succeeded")
+			}
+			h.stop(gone.Name())
+			eventually(t, 10*time.Second, "no leader, and gossip finds the lost node dead", func() bool {
+				if survivor.Status().LeaderID != "" {
+					return false
+				}
+				st, ok := survivor.gossip.state(gone.Name())
+				return ok && st == MemberDead
+			})
+			if _, err := survivor.Apply(ctx, []byte("v2"), Change{}); !errors.Is(err, ErrNoQuorum) {
+				t.Fatalf("apply before recover = %v, want ErrNoQuorum", err)
+			}
+
+			got, err := survivor.RecoverForce(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0] != survivor.Name() {
+				t.Errorf("survivors = %v, want [%s]", got, survivor.Name())
+			}
+			h.waitVoters(survivor.Name())
+			h.apply(2, "v2")
+			if cur, _ := survivor.Config(); cur.Version != 2 || len(survivor.History()) != 2 {
+				t.Errorf("after recover: version %d, %d kept", cur.Version, len(survivor.History()))
+			}
+
+			back := h.start(gone.Name())
+			if err := back.Join(ctx, survivor.GossipAddr()); err != nil {
+				t.Fatal(err)
+			}
+			h.waitVoters("a", "b")
+			h.waitVersion(2, "v2")
+		})
+	}
 }

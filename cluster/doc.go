@@ -27,6 +27,8 @@
 //     reachable voters behind ErrNoQuorum ("no quorum: 1 of 2 voters reachable").
 //   - membership.go: Bootstrap, Join, Leave, Remove, and the leader's reconcile of
 //     gossip into raft's configuration.
+//   - recover.go: RecoverForce, which shrinks a cluster that lost its majority for good
+//     to the voters still reachable, restarting raft with them as its configuration.
 //   - gossip.go: memberlist: the member table kept from its events, the member event
 //     callback, encrypted gossip (AES-GCM keyring, persisted in the state directory,
 //     rotated with InstallKey, UseKey, RemoveKey).
@@ -49,8 +51,7 @@
 //     and the error types that carry details.
 //
 // Not there yet: raft traffic is not authenticated (no mutual TLS), there is no join
-// token, writes are not forwarded to the leader, and a cluster that lost its majority
-// cannot be shrunk to the survivors (recover --force).
+// token, and writes are not forwarded to the leader.
 //
 // Package cluster imports neither lbd/dataplane, lbd/vip nor lbd/node.
 package cluster

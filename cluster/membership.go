@@ -28,8 +28,8 @@ const (
 // Bootstrap makes this node a one-node cluster and waits until it leads it. Only a
 // node without raft state can bootstrap; the others join it.
 func (c *Cluster) Bootstrap(ctx context.Context) error {
-	f := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
-		{ID: raft.ServerID(c.cfg.Name), Address: raft.ServerAddress(c.raftAddr), Suffrage: raft.Voter},
+	f := c.r().BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+		{ID: raft.ServerID(c.cfg.Name), Address: raft.ServerAddress(c.RaftAddr()), Suffrage: raft.Voter},
 	}})
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrCantBootstrap) {
@@ -38,7 +38,7 @@ func (c *Cluster) Bootstrap(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	c.log.Info("bootstrapped a one-node cluster")
-	return c.waitFor(ctx, "waiting to lead the new cluster", func() bool { return c.raft.State() == raft.Leader })
+	return c.waitFor(ctx, "waiting to lead the new cluster", func() bool { return c.r().State() == raft.Leader })
 }
 
 // Join contacts the seeds (default: Config.Seeds) through gossip and waits until the
@@ -76,13 +76,13 @@ func (c *Cluster) Leave(ctx context.Context) error {
 	if err := c.gossip.setMeta(func(m *nodeMeta) { m.Leaving = true }); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
-	if c.raft.State() == raft.Leader {
+	if c.r().State() == raft.Leader {
 		// Hand leadership over; the new leader removes this node, as it does a
 		// follower that leaves. (A leader removing itself sees its own removal
 		// answered with "leadership lost".)
-		if err := c.waitFuture(ctx, c.raft.LeadershipTransfer()); err != nil {
+		if err := c.waitFuture(ctx, c.r().LeadershipTransfer()); err != nil {
 			c.log.Warn("leadership transfer failed; removing this node itself", "err", err)
-			err := c.waitFuture(ctx, c.raft.RemoveServer(raft.ServerID(c.cfg.Name), 0, 0))
+			err := c.waitFuture(ctx, c.r().RemoveServer(raft.ServerID(c.cfg.Name), 0, 0))
 			if err != nil && !errors.Is(err, raft.ErrLeadershipLost) {
 				return fmt.Errorf("leave: removing this node from raft: %w", err)
 			}
@@ -106,8 +106,8 @@ func (c *Cluster) Remove(ctx context.Context, name string) error {
 	if name == c.cfg.Name {
 		return errors.New("remove: this is the local node; use Leave")
 	}
-	if c.raft.State() != raft.Leader {
-		addr, id := c.raft.LeaderWithID()
+	if c.r().State() != raft.Leader {
+		addr, id := c.r().LeaderWithID()
 		return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
 	}
 	servers, err := c.servers()
@@ -120,7 +120,7 @@ func (c *Cluster) Remove(ctx context.Context, name string) error {
 	c.gossip.markRemoved(name)
 	ctx, cancel := c.writeContext(ctx)
 	defer cancel()
-	if err := c.waitFuture(ctx, c.raft.RemoveServer(raft.ServerID(name), 0, 0)); err != nil {
+	if err := c.waitFuture(ctx, c.r().RemoveServer(raft.ServerID(name), 0, 0)); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	c.log.Info("removed node from the cluster", "member", name)
@@ -225,7 +225,7 @@ func (c *Cluster) observe(o raft.Observation) bool {
 		clear(c.failing)
 		c.mu.Unlock()
 		if string(d.LeaderID) == c.cfg.Name {
-			c.log.Info("leading the cluster", "term", c.raft.CurrentTerm())
+			c.log.Info("leading the cluster", "term", c.r().CurrentTerm())
 			return true
 		}
 	}
@@ -235,7 +235,7 @@ func (c *Cluster) observe(o raft.Observation) bool {
 // reconcile makes raft's configuration follow gossip, on the leader only. It reports
 // false when something is left to do.
 func (c *Cluster) reconcile() (done bool) {
-	if c.raft.State() != raft.Leader {
+	if c.r().State() != raft.Leader {
 		return true
 	}
 	servers, err := c.servers()
@@ -253,7 +253,7 @@ func (c *Cluster) reconcile() (done bool) {
 			if !in {
 				continue
 			}
-			f := c.raft.RemoveServer(raft.ServerID(m.Name), 0, 0)
+			f := c.r().RemoveServer(raft.ServerID(m.Name), 0, 0)
 			if err := f.Error(); err != nil {
 				c.log.Warn("could not remove leaving node from raft", "member", m.Name, "err", err)
 				done = false
@@ -272,7 +272,7 @@ func (c *Cluster) reconcile() (done bool) {
 				done = false
 				continue
 			}
-			f := c.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.RaftAddr), 0, 0)
+			f := c.r().AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.RaftAddr), 0, 0)
 			if err := f.Error(); err != nil {
 				c.log.Warn("could not add node to raft", "member", m.Name, "raft", m.RaftAddr, "err", err)
 				done = false

@@ -110,7 +110,7 @@ func (c *Cluster) propose(ctx context.Context, data []byte) (any, error) {
 			return nil, ErrClosed
 		default:
 		}
-		if c.raft.State() == raft.Leader {
+		if c.r().State() == raft.Leader {
 			if r, n := c.quorum(); r < n/2+1 {
 				return nil, &QuorumError{Reachable: r, Voters: n}
 			}
@@ -118,7 +118,7 @@ func (c *Cluster) propose(ctx context.Context, data []byte) (any, error) {
 			if !retry {
 				return resp, err
 			}
-		} else if addr, id := c.raft.LeaderWithID(); id != "" {
+		} else if addr, id := c.r().LeaderWithID(); id != "" {
 			return nil, &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
 		} else {
 			// No leader known: an election may be under way, unless gossip and
@@ -150,7 +150,7 @@ func (c *Cluster) applyOnLeader(ctx context.Context, data []byte) (resp any, err
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d) // context deadlines are on the system clock
 	}
-	f := c.raft.Apply(data, timeout)
+	f := c.r().Apply(data, timeout)
 	// The goroutine ends when raft answers the future, which it always does: commit,
 	// lost leadership, or shutdown.
 	errc := make(chan error, 1)
@@ -190,7 +190,7 @@ func (c *Cluster) quorum() (reachable, voters int) {
 	if err != nil {
 		return 0, 0
 	}
-	leader := c.raft.State() == raft.Leader
+	leader := c.r().State() == raft.Leader
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, s := range servers {
