@@ -126,6 +126,10 @@ func (c *Config) mergeVRRP() (vip.Config, map[string]string) {
 			v := *in.Preempt
 			in.Preempt = &v
 		}
+		if in.CheckUnicastSource != nil {
+			v := *in.CheckUnicastSource
+			in.CheckUnicastSource = &v
+		}
 		out.Instances = append(out.Instances, in)
 	}
 	return out, origin

@@ -60,6 +60,15 @@ type Instance struct {
 	// UnicastSource is the address advertisements are sent from. Default: the
 	// interface's first address of the family (IPv6: its link-local address).
 	UnicastSource string `yaml:"unicast_source"`
+	// CheckUnicastSource drops advertisements from any sender that is not one of
+	// UnicastPeers (keepalived's check_unicast_src, which is off by default there). It
+	// applies only with UnicastPeers. Default: true.
+	CheckUnicastSource *bool `yaml:"check_unicast_src"`
+	// LowerPrioNoAdvert: as master, do not answer a lower-priority advertisement with
+	// an advertisement (RFC 5798 discards it; keepalived's lower_prio_no_advert). The
+	// master still announces its addresses again, at most once per advert interval.
+	// Default: false (answer at once, at most once per advert interval).
+	LowerPrioNoAdvert bool `yaml:"lower_prio_no_advert"`
 	// AuthPass is the version 2 simple-text password (auth_type PASS), at most 8 bytes;
 	// empty means auth_type none. Version 2 only. Default: "".
 	AuthPass string `yaml:"auth_pass"`
@@ -222,6 +231,10 @@ func (in *Instance) SetDefaults() {
 	}
 	if in.Label == "" {
 		in.Label = DefaultLabel
+	}
+	if in.CheckUnicastSource == nil {
+		t := true
+		in.CheckUnicastSource = &t
 	}
 	g := &in.GARP
 	if g.Repeat == 0 {

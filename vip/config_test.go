@@ -23,9 +23,10 @@ func TestSetDefaults(t *testing.T) {
 	want := Instance{
 		Name: "web", Interface: "eth0", VRID: 51, Addresses: []string{"198.18.0.100/24"},
 		Version: 3, Priority: 100, AdvertInterval: time.Second, Preempt: &yes, Label: "lbd",
-		GARP:         GARP{Repeat: 5, Interval: &garpInterval, Delay: &garpDelay},
-		TrackScripts: []TrackScript{{Name: "s", Command: []string{"true"}, Interval: 2 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 2}},
-		Notify:       Notify{Timeout: 10 * time.Second},
+		CheckUnicastSource: &yes,
+		GARP:               GARP{Repeat: 5, Interval: &garpInterval, Delay: &garpDelay},
+		TrackScripts:       []TrackScript{{Name: "s", Command: []string{"true"}, Interval: 2 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 2}},
+		Notify:             Notify{Timeout: 10 * time.Second},
 	}
 	if diff := cmp.Diff(want, in); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)

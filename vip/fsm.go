@@ -17,6 +17,15 @@ import (
 //   - A master that hears a lower-priority master answers at once and announces its
 //     addresses again (the RFC discards the advertisement), so that a split brain heals
 //     within one round trip and the neighbours that followed the wrong node come back.
+//     With LowerPrioNoAdvert (keepalived's lower_prio_no_advert) it announces without
+//     advertising. Either way it answers at most once per advertisement interval
+//     (lower-priority and priority 0 advertisements alike), so that a stream of forged
+//     or stale advertisements costs one advertisement and one announcement burst per
+//     interval, not one per packet.
+//   - A backup that follows a master takes a priority 0 advertisement only from that
+//     master: a priority 0 from anyone else (a stranger on the LAN, another backup) would
+//     make it master after Skew_Time and flap the addresses. With no master known yet,
+//     any sender's priority 0 counts, as in the RFC.
 //   - preempt_delay: after startup (or a fault clearing) a backup that outranks the
 //     master does not preempt until the delay has passed.
 //   - Resign: a planned handover. The master sends priority 0 and becomes a backup that
@@ -161,6 +170,9 @@ type MachineConfig struct {
 	PreemptDelay   time.Duration // see the package comment
 	Accept         bool          // Accept_Mode: reported only, the caller decides
 	AdvertInterval time.Duration // Advertisement_Interval
+	// LowerPrioNoAdvert: a master that hears a lower priority does not answer with an
+	// advertisement (it still announces its addresses); see the package comment.
+	LowerPrioNoAdvert bool
 }
 
 // Machine is one virtual router's state. It is not safe for concurrent use: one
@@ -179,6 +191,9 @@ type Machine struct {
 	yielding            bool      // resigned: do not preempt until master again
 	master              netip.Addr
 	masterPriority      int
+	// lastAnswer is when a master last answered a lower-priority or priority 0
+	// advertisement; it answers again only an AdvertInterval later.
+	lastAnswer time.Time
 }
 
 // NewMachine returns a machine in Initialize.
@@ -408,6 +423,10 @@ func (m *Machine) advert(a Advert, now time.Time) []Action {
 	switch m.state {
 	case Backup:
 		if a.Priority == 0 {
+			if m.master.IsValid() && a.Src != m.master {
+				// Not our master's: a stranger's or another backup's (lbd's addition).
+				return nil
+			}
 			// 6.4.2: the master is leaving; take over after Skew_Time.
 			m.masterDown = now.Add(m.skew())
 			m.master, m.masterPriority = netip.Addr{}, 0
@@ -433,7 +452,10 @@ func (m *Machine) advert(a Advert, now time.Time) []Action {
 		return nil
 	case Master:
 		if a.Priority == 0 {
-			// 6.4.3: another master left; advertise at once.
+			// 6.4.3: another master left; advertise at once (once per interval).
+			if !m.answer(now) {
+				return nil
+			}
 			m.adverTimer = now.Add(m.cfg.AdvertInterval)
 			return []Action{SendAdvert{Priority: m.priority}}
 		}
@@ -447,11 +469,29 @@ func (m *Machine) advert(a Advert, now time.Time) []Action {
 			return []Action{RemoveAddresses{}, BecameBackup{}}
 		}
 		// 6.4.3 discards the advertisement. We answer at once and announce again, so
-		// that the other master steps down now and its neighbours come back to us.
+		// that the other master steps down now and its neighbours come back to us; at
+		// most once per interval, and without the advertisement with
+		// LowerPrioNoAdvert.
+		if !m.answer(now) {
+			return nil
+		}
+		if m.cfg.LowerPrioNoAdvert {
+			return []Action{Announce{}}
+		}
 		m.adverTimer = now.Add(m.cfg.AdvertInterval)
 		return []Action{SendAdvert{Priority: m.priority}, Announce{}}
 	}
 	return nil
+}
+
+// answer reports whether a master may answer an advertisement at now (the last answer
+// is at least an AdvertInterval old), and records the answer.
+func (m *Machine) answer(now time.Time) bool {
+	if !m.lastAnswer.IsZero() && now.Before(m.lastAnswer.Add(m.cfg.AdvertInterval)) {
+		return false
+	}
+	m.lastAnswer = now
+	return true
 }
 
 func (m *Machine) setPriority(p int, now time.Time) []Action {

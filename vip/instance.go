@@ -76,6 +76,7 @@ type instance struct {
 	garp    garpSchedule
 	faulted bool // the FaultEvent given to the machine
 	syncing bool // the step in progress comes from a sync group member
+	dropLog map[DropReason]*dropLogState
 
 	cmds     mailbox[func()]
 	recv     chan Received
@@ -117,6 +118,9 @@ func newInstance(mgr *Manager, cfg Instance, tr Transport) *instance {
 		Version: cfg.Version, VRID: uint8(cfg.VRID), Interval: cfg.AdvertInterval,
 		Addresses: vips, Own: []netip.Addr{src}, Codec: in.codec,
 	}
+	if cfg.CheckUnicastSource == nil || *cfg.CheckUnicastSource {
+		in.expect.Peers = cfg.Peers() // none: multicast, any sender
+	}
 	in.pkt = Packet{Version: cfg.Version, VRID: uint8(cfg.VRID), Interval: cfg.AdvertInterval, Addresses: vips}
 	if cfg.Version == 2 && cfg.AuthPass != "" {
 		data, _ := AuthDataFromPassword(cfg.AuthPass) // Validate checked the length
@@ -133,6 +137,7 @@ func newInstance(mgr *Manager, cfg Instance, tr Transport) *instance {
 	in.machine = NewMachine(MachineConfig{
 		Version: cfg.Version, Priority: cfg.Priority, Primary: src, Preempt: *cfg.Preempt,
 		PreemptDelay: cfg.PreemptDelay, Accept: cfg.Accept, AdvertInterval: cfg.AdvertInterval,
+		LowerPrioNoAdvert: cfg.LowerPrioNoAdvert,
 	})
 	in.st = InstanceStatus{
 		Name: cfg.Name, Interface: cfg.Interface, VRID: cfg.VRID, State: Initialize,
@@ -300,7 +305,7 @@ func (in *instance) received(r Received) {
 		}
 		in.update(func(st *InstanceStatus) { st.Dropped[reason]++ })
 		if !reason.Quiet() {
-			in.log.Info("vrrp packet dropped", "err", err)
+			in.logDrop(reason, err)
 		}
 		return
 	}
@@ -309,6 +314,41 @@ func (in *instance) received(r Received) {
 		in.log.Debug("master advertises another interval", "master", adv.Src, "interval", adv.Interval, "ours", in.cfg.AdvertInterval)
 	}
 	in.step(Advert{Priority: int(adv.Priority), Src: adv.Src, Interval: adv.Interval})
+}
+
+// dropLogEvery is how often the log shows a dropped packet of one reason: a host that
+// floods the instance with bad packets costs one line per reason per period, and the
+// counters (lbd_vrrp_dropped_total) still count every packet.
+const dropLogEvery = 10 * time.Second
+
+// dropLogState is when a reason was last logged and how many drops were not logged
+// since.
+type dropLogState struct {
+	last       time.Time
+	suppressed uint64
+}
+
+// logDrop logs a dropped packet, at most once per dropLogEvery for each reason; the
+// line says how many were not logged before it.
+func (in *instance) logDrop(reason DropReason, err error) {
+	if in.dropLog == nil {
+		in.dropLog = map[DropReason]*dropLogState{}
+	}
+	now := in.clock.Now()
+	s := in.dropLog[reason]
+	if s == nil {
+		s = &dropLogState{}
+		in.dropLog[reason] = s
+	} else if now.Before(s.last.Add(dropLogEvery)) {
+		s.suppressed++
+		return
+	}
+	if s.suppressed > 0 {
+		in.log.Info("vrrp packet dropped", "err", err, "not_logged_since_last", s.suppressed)
+	} else {
+		in.log.Info("vrrp packet dropped", "err", err)
+	}
+	s.last, s.suppressed = now, 0
 }
 
 // step applies ev to the machine and carries out its actions.

@@ -47,7 +47,8 @@ func TestGARPSchedule(t *testing.T) {
 
 // TestInstanceUnicastV2: version 2 with a password over unicast peers elects as v3
 // over multicast does, and a packet with the wrong password or TTL is dropped and
-// counted by reason.
+// counted by reason (with check_unicast_src off on b, so that a stranger's packets reach
+// those checks; hostile_test.go has it on).
 func TestInstanceUnicastV2(t *testing.T) {
 	cfg := func(prio int, self, peer string) Config {
 		return webConfig(prio, func(in *Instance) {
@@ -59,7 +60,10 @@ func TestInstanceUnicastV2(t *testing.T) {
 		l := newTestLAN(t)
 		defer l.closeAll()
 		a := l.node("a", "198.18.0.1", cfg(200, "198.18.0.1", "198.18.0.2"))
-		b := l.node("b", "198.18.0.2", cfg(100, "198.18.0.2", "198.18.0.1"))
+		cfgB := cfg(100, "198.18.0.2", "198.18.0.1")
+		no := false
+		cfgB.Instances[0].CheckUnicastSource = &no
+		b := l.node("b", "198.18.0.2", cfgB)
 		l.clock.Advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 		if st, _ := a.status("web"); st.Dropped[DropOwn] != 0 {

@@ -638,6 +638,10 @@ func cloneConfig(c Config) Config {
 			v := *in.Preempt
 			in.Preempt = &v
 		}
+		if in.CheckUnicastSource != nil {
+			v := *in.CheckUnicastSource
+			in.CheckUnicastSource = &v
+		}
 		if in.GARP.Interval != nil {
 			v := *in.GARP.Interval
 			in.GARP.Interval = &v

@@ -368,6 +368,9 @@ const (
 	// DropOwn: our own packet, looped back by multicast or sent from one of our
 	// addresses. Not an error: count it, don't log it.
 	DropOwn DropReason = "own_packet"
+	// DropUnicastSource: with unicast peers, a sender that is not one of them
+	// (keepalived's check_unicast_src).
+	DropUnicastSource DropReason = "unicast_src"
 	// DropTTL: IPv4 TTL or IPv6 hop limit other than 255: the packet crossed a router.
 	DropTTL DropReason = "ttl"
 	// DropVersion: not version 2 or 3, not the version configured, or version 2 over IPv6.
@@ -386,17 +389,17 @@ const (
 	// DropInterval: an advertised interval of 0, or, for version 2, other than ours
 	// (RFC 3768 section 7.1; version 3 accepts the master's interval).
 	DropInterval DropReason = "interval"
-	// DropAddressCount: from a non-owner (priority below 255), a number of addresses
-	// other than ours.
+	// DropAddressCount: a number of addresses other than ours (from any sender,
+	// the address owner included, as keepalived checks).
 	DropAddressCount DropReason = "address_count"
-	// DropAddressList: from a non-owner, addresses other than ours.
+	// DropAddressList: addresses other than ours (from any sender).
 	DropAddressList DropReason = "address_list"
 )
 
 // DropReasons lists every reason, to create the counters at zero.
 func DropReasons() []DropReason {
 	return []DropReason{
-		DropLength, DropVRID, DropOwn, DropTTL, DropVersion, DropType, DropFamily,
+		DropLength, DropVRID, DropOwn, DropUnicastSource, DropTTL, DropVersion, DropType, DropFamily,
 		DropChecksum, DropAuthType, DropAuthPassword, DropInterval, DropAddressCount,
 		DropAddressList,
 	}
@@ -447,6 +450,9 @@ type Expect struct {
 	// Own are this node's addresses on the interface (at least Transport.Source);
 	// packets from them are our own (DropOwn).
 	Own []netip.Addr
+	// Peers, when not empty, are the only senders accepted (DropUnicastSource): the
+	// unicast peers, with check_unicast_src.
+	Peers []netip.Addr
 	// Codec selects the checksum variant.
 	Codec CodecOptions
 }
@@ -465,10 +471,12 @@ type Accepted struct {
 }
 
 // Check decodes a received packet and applies the receive checks, in the order of the
-// Drop… constants: length, VRID, own packet, TTL, then Parse's checks (version, type,
-// family, length, checksum, interval, auth type), the configured version and family,
-// version 2 authentication and interval, and the addresses (skipped when the sender is
-// the address owner, priority 255). A dropped packet returns a *DropError.
+// Drop… constants: length, VRID, own packet, unicast source, TTL, then Parse's checks
+// (version, type, family, length, checksum, interval, auth type), the configured version
+// and family, version 2 authentication and interval, and the addresses. RFC 5798 section
+// 7.1 lets the address owner (priority 255) advertise other addresses; like keepalived,
+// Check does not: otherwise any host could take over with priority 255 and whatever
+// addresses it likes. A dropped packet returns a *DropError.
 func (e *Expect) Check(r Received) (Accepted, error) {
 	src := r.Src.Unmap()
 	if len(r.Payload) < vrrpHeaderLen {
@@ -483,6 +491,9 @@ func (e *Expect) Check(r Received) (Accepted, error) {
 		if a.Unmap().WithZone("") == src.WithZone("") {
 			return Accepted{}, dropf(DropOwn, src, "sent from our address %v", a)
 		}
+	}
+	if len(e.Peers) > 0 && !slices.ContainsFunc(e.Peers, func(a netip.Addr) bool { return a.Unmap().WithZone("") == src.WithZone("") }) {
+		return Accepted{}, dropf(DropUnicastSource, src, "not one of the unicast peers %v", e.Peers)
 	}
 	if r.TTL != RequiredTTL {
 		return Accepted{}, dropf(DropTTL, src, "ttl %d, want %d", r.TTL, RequiredTTL)
@@ -521,19 +532,17 @@ func (e *Expect) Check(r Received) (Accepted, error) {
 	} else {
 		adv.IntervalDiffers = p.Interval != e.Interval
 	}
-	if p.Priority != 255 {
-		if len(p.Addresses) != len(e.Addresses) {
-			return Accepted{}, dropf(DropAddressCount, src, "%d addresses, we have %d", len(p.Addresses), len(e.Addresses))
+	if len(p.Addresses) != len(e.Addresses) {
+		return Accepted{}, dropf(DropAddressCount, src, "%d addresses, we have %d", len(p.Addresses), len(e.Addresses))
+	}
+	for _, a := range p.Addresses {
+		if !slices.ContainsFunc(e.Addresses, func(o netip.Addr) bool { return ours(o) == a }) {
+			return Accepted{}, dropf(DropAddressList, src, "address %v is not one of ours %v", a, e.Addresses)
 		}
-		for _, a := range p.Addresses {
-			if !slices.ContainsFunc(e.Addresses, func(o netip.Addr) bool { return ours(o) == a }) {
-				return Accepted{}, dropf(DropAddressList, src, "address %v is not one of ours %v", a, e.Addresses)
-			}
-		}
-		for _, o := range e.Addresses {
-			if !slices.Contains(p.Addresses, ours(o)) {
-				return Accepted{}, dropf(DropAddressList, src, "our address %v is missing from %v", o, p.Addresses)
-			}
+	}
+	for _, o := range e.Addresses {
+		if !slices.Contains(p.Addresses, ours(o)) {
+			return Accepted{}, dropf(DropAddressList, src, "our address %v is missing from %v", o, p.Addresses)
 		}
 	}
 	return adv, nil
