@@ -159,17 +159,21 @@ func (p *lbdProc) write(t *testing.T, cfg string) {
 	}
 }
 
-// reload sends SIGHUP and waits until the reload counters show it was handled.
+// reload sends SIGHUP and waits until the reload counters show it was handled and its
+// log line has arrived (lbd counts a reload before it logs it, and the log comes through
+// a pipe: a test that reads the log right after the counter could miss the line).
 func (p *lbdProc) reload(t *testing.T, result string) {
 	t.Helper()
+	logged := map[string]string{"success": "config reloaded", "failure": "config reload refused"}[result]
 	before := p.metric(t, `lbd_config_reloads_total{result="`+result+`"}`)
+	linesBefore := strings.Count(p.logs.String(), logged)
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for p.metric(t, `lbd_config_reloads_total{result="`+result+`"}`) == before {
+	for p.metric(t, `lbd_config_reloads_total{result="`+result+`"}`) == before || strings.Count(p.logs.String(), logged) == linesBefore {
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s reload counted after SIGHUP\n%s", result, p.logs.String())
+			t.Fatalf("no %s reload counted and logged after SIGHUP\n%s", result, p.logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
