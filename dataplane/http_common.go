@@ -57,7 +57,8 @@ type httpGen struct {
 	loop    bool
 	notLoop handover
 	// handovers count the connections the loop engine hands to the fasthttp engine, by
-	// reason; nil unless g's engine is loop.
+	// reason: all of them when g's engine is loop, handoverEngine alone when it is
+	// fasthttp (connections on a loop from before the reload that set it).
 	handovers [numHandovers]prometheus.Counter
 	def       *backendStats // of g.backend
 	// byBackend holds the stats of every backend g routes to.
@@ -88,8 +89,8 @@ type serverStats struct {
 func newHTTPGen(g *frontendGen) *httpGen {
 	hg := &httpGen{g: g, byBackend: map[*backend]*backendStats{}}
 	hg.notLoop, hg.loop = loopable(g)
-	if g.cfg.Engine == EngineLoop {
-		for why := range numHandovers {
+	for why := range numHandovers {
+		if g.cfg.Engine == EngineLoop || why == handoverEngine {
 			hg.handovers[why] = g.metrics.handovers.WithLabelValues(g.cfg.Name, why.String())
 		}
 	}
@@ -580,7 +581,8 @@ func (s *counterSlot) create(vec *prometheus.CounterVec, lvs ...string) promethe
 // handover is why the loop engine left a connection to the fasthttp engine: the reason
 // label of lbd_http_engine_handover_total. A connection is handed over once, at a
 // request boundary (or before its first request), and stays with fasthttp until it
-// closes; connections of frontends with engine fasthttp are not hand-overs.
+// closes. New connections of a frontend with engine fasthttp are not hand-overs; its
+// connections still on a loop from before a reload are (handoverEngine).
 type handover uint8
 
 const (
@@ -591,6 +593,7 @@ const (
 	handoverRedirect                   // redirect_to_https
 	handoverBackendTLS                 // a backend it routes to has tls
 	handoverServerName                 // a server's address is a name (the loop does no DNS)
+	handoverEngine                     // a reload set engine: fasthttp (loop connections only)
 	// The connection: no event loop could take it.
 	handoverNoLoop
 	// The request, from its head and body.
@@ -615,6 +618,7 @@ var handoverNames = [numHandovers]string{
 	handoverRedirect:     "redirect_to_https",
 	handoverBackendTLS:   "backend_tls",
 	handoverServerName:   "server_name",
+	handoverEngine:       "engine",
 	handoverNoLoop:       "no_loop",
 	handoverHTTP10:       "http10",
 	handoverConnect:      "connect",
@@ -637,8 +641,7 @@ func (h handover) String() string {
 	return "handover(" + strconv.Itoa(int(h)) + ")"
 }
 
-// handedOver counts a hand-over for the reason why; nothing for a frontend whose engine
-// is fasthttp.
+// handedOver counts a hand-over for the reason why.
 func (hg *httpGen) handedOver(why handover) {
 	if c := hg.handovers[why]; c != nil {
 		c.Inc()

@@ -164,12 +164,12 @@ func (h *loopHTTP) reader(b []byte, size int) *bufio.Reader {
 }
 
 // loopable reports whether requests of g may be served on the loops (see the top), and
-// when they may not, why (for a frontend with engine fasthttp, the reason is not used).
+// when they may not, why.
 func loopable(g *frontendGen) (why handover, ok bool) {
 	cfg := &g.cfg
 	switch {
 	case cfg.Engine != EngineLoop:
-		return 0, false
+		return handoverEngine, false
 	case g.tls != nil:
 		return handoverTLS, false
 	case cfg.H2C:
@@ -266,7 +266,9 @@ func (lc *loopConns) drain(ctx interface {
 // down). pc is the connection with the addresses of its PROXY header, nil for none.
 func (f *httpFrontend) toLoop(c *net.TCPConn, hg *httpGen, pc *proxiedConn) bool {
 	if !hg.loop {
-		hg.handedOver(hg.notLoop)
+		if hg.notLoop != handoverEngine { // the fasthttp engine's own connection
+			hg.handedOver(hg.notLoop)
+		}
 		return false
 	}
 	l, err := f.d.loops.get()

@@ -1610,8 +1610,8 @@ func hlHandovers(t testing.TB, d *Dataplane) map[string]float64 {
 
 // Every hand-over the loop engine makes is counted once, under its reason, in
 // lbd_http_engine_handover_total; a request the loop serves, and a frontend on the
-// fasthttp engine, count nothing. Not reachable here: no_loop (the event loops could not
-// be started), no_host (fasthttp's parser refuses an HTTP/1.1 head without Host first:
+// fasthttp engine, count nothing. Elsewhere: engine (TestHTTPLoopHandoverOnReload). Not
+// reachable here: no_loop (the event loops could not be started), no_host (fasthttp's parser refuses an HTTP/1.1 head without Host first:
 // malformed) and unrenderable (a request fasthttp parsed but cannot write).
 func TestHTTPLoopHandoverReasons(t *testing.T) {
 	be := hlEcho(t)
@@ -1687,6 +1687,49 @@ func TestHTTPLoopHandoverReasons(t *testing.T) {
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("%s engine: lbd_http_engine_handover_total (-want +got):\n%s", engine, diff)
 				}
+			}
+		})
+	}
+}
+
+// A reload that makes a frontend's generation not loopable hands its loop connections
+// over at their next request, counted under the new generation's reason: engine when it
+// sets engine: fasthttp, whose own new connections then count nothing.
+func TestHTTPLoopHandoverOnReload(t *testing.T) {
+	be := hlEcho(t)
+	for _, tc := range []struct {
+		reason string
+		change func(cfg *Config)
+	}{
+		{"engine", func(cfg *Config) { cfg.Frontends[0].Engine = EngineFastHTTP }},
+		{"h2c", func(cfg *Config) { cfg.Frontends[0].H2C = true }},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			cfg := withEngine(hlOneConfig(be.addr), EngineLoop)
+			d := htDataplane(t, cfg)
+			c := hlDial(t, d)
+			before := hlCountsNow()
+			if r := c.roundTrip("GET", "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"); r.status != 200 {
+				t.Fatalf("before the reload: %d %q", r.status, r.body)
+			}
+			hlExpect(t, EngineLoop, before, 1, 0)
+			next := cloneConfig(cfg)
+			tc.change(&next)
+			if err := d.Apply(next); err != nil {
+				t.Fatal(err)
+			}
+			if r := c.roundTrip("GET", "GET /b HTTP/1.1\r\nHost: a\r\n\r\n"); r.status != 200 || !strings.HasPrefix(r.body, "GET /b HTTP/1.1\n") {
+				t.Fatalf("after the reload: %d %q", r.status, r.body)
+			}
+			if r := hlDial(t, d).roundTrip("GET", "GET /c HTTP/1.1\r\nHost: a\r\n\r\n"); r.status != 200 {
+				t.Fatalf("a new connection: %d %q", r.status, r.body)
+			}
+			want := map[string]float64{tc.reason: 1}
+			if tc.reason != "engine" {
+				want[tc.reason] = 2 // the new connection too
+			}
+			if diff := cmp.Diff(want, hlHandovers(t, d)); diff != "" {
+				t.Errorf("lbd_http_engine_handover_total (-want +got):\n%s", diff)
 			}
 		})
 	}

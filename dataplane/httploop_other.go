@@ -14,7 +14,7 @@ type loopConns struct{}
 func (lc *loopConns) drain(ctx interface{ Done() <-chan struct{} }) {}
 
 // loopable: no generation is served on loops here.
-func loopable(g *frontendGen) (why handover, ok bool) { return 0, false }
+func loopable(g *frontendGen) (why handover, ok bool) { return handoverEngine, false }
 
 // connQuiet: no check without the loops' system calls.
 func connQuiet(c net.Conn) bool { return true }
