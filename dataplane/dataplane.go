@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lbd/dataplane/balance"
+	"lbd/internal/clock"
 )
 
 // Options configure a Dataplane.
@@ -27,6 +28,10 @@ type Options struct {
 	// DrainTimeout bounds how long a listener removed by a reload, or closed by Close,
 	// waits for its connections to finish before closing them. Default: 30s.
 	DrainTimeout time.Duration
+	// Clock drives the dataplane's timers: health checks, passive-check readmission,
+	// queue timeouts, rate-limit delays, the udp idle sweeper, the certificate poller,
+	// sticky-entry expiry. Default: clock.System().
+	Clock clock.Clock
 }
 
 // Dataplane runs the frontends and backends of one Config, and switches to a new Config
@@ -35,6 +40,7 @@ type Dataplane struct {
 	log     *slog.Logger
 	metrics *metrics
 	drain   time.Duration
+	clock   clock.Clock
 
 	// mu serializes Apply and Close and guards runners and closed.
 	mu      sync.Mutex
@@ -187,15 +193,19 @@ func New(opts Options) *Dataplane {
 	d := &Dataplane{
 		log:     opts.Logger,
 		drain:   opts.DrainTimeout,
+		clock:   opts.Clock,
 		runners: map[listenerKey]*runner{},
 	}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
+	if d.clock == nil {
+		d.clock = clock.System()
+	}
 	if d.drain == 0 {
 		d.drain = 30 * time.Second
 	}
-	d.loops = newEventLoops(systemClock{}, d.log)
+	d.loops = newEventLoops(d.clock, d.log)
 	d.state.Store(&state{byName: map[string]*backend{}})
 	d.metrics = newMetrics(opts.Registry, d)
 	return d

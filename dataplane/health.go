@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"lbd/internal/clock"
 )
 
 // Kinds of active health check, the values of HealthCheck.Type.
@@ -295,22 +297,8 @@ func isToken(s string) bool {
 	return true
 }
 
-// healthClock is the time source of health checking: Now, and timers that call a
-// function once. The system clock implements it; tests use a fake that fires timers when
-// it is advanced.
-type healthClock interface {
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine after d; stop cancels the call if it has not
-	// started and reports whether it did.
-	AfterFunc(d time.Duration, f func()) (stop func() bool)
-}
-
-func (systemClock) AfterFunc(d time.Duration, f func()) func() bool {
-	return time.AfterFunc(d, f).Stop
-}
-
 // clockRef lets a clock interface value sit in an atomic.Pointer.
-type clockRef struct{ c healthClock }
+type clockRef struct{ c clock.Clock }
 
 // healthMetrics are the counters of health checking.
 type healthMetrics struct {
@@ -458,11 +446,13 @@ type serverHealth struct {
 // now returns the server's clock time.
 func (h *serverHealth) now() time.Time { return h.clockOf().Now() }
 
-func (h *serverHealth) clockOf() healthClock {
+// clockOf returns the clock of the backend whose health checking last took the server
+// over; the system clock for a server that no backend has started.
+func (h *serverHealth) clockOf() clock.Clock {
 	if r := h.clk.Load(); r != nil {
 		return r.c
 	}
-	return systemClock{}
+	return clock.System()
 }
 
 // backendHealth runs the health checking of one config generation's backend.
@@ -472,7 +462,7 @@ type backendHealth struct {
 	servers []*Server
 	log     *slog.Logger
 	m       *healthMetrics
-	clk     healthClock
+	clk     clock.Clock
 	// newProbe makes a server's active probe; agentProbe its agent query. Tests replace
 	// them.
 	newProbe   func(s *Server) probe
@@ -488,10 +478,10 @@ type backendHealth struct {
 
 // newBackendHealth prepares b's health checking; start runs it. It touches no server.
 func newBackendHealth(d *Dataplane, b *backend) *backendHealth {
-	return newBackendHealthClock(d.log, d.metrics.health, b, systemClock{})
+	return newBackendHealthClock(d.log, d.metrics.health, b, d.clock)
 }
 
-func newBackendHealthClock(log *slog.Logger, m *healthMetrics, b *backend, clk healthClock) *backendHealth {
+func newBackendHealthClock(log *slog.Logger, m *healthMetrics, b *backend, clk clock.Clock) *backendHealth {
 	bh := &backendHealth{
 		name: b.cfg.Name, cfg: &b.cfg, servers: b.servers, log: log, m: m, clk: clk,
 		rand: rand.Float64,
@@ -614,20 +604,20 @@ func (bh *backendHealth) updateLocked(s *Server, now time.Time, why string) {
 // periodic runs a job on a chain of timers: each run returns the delay before the next.
 // stop cancels the next run and the context of the one in progress.
 type periodic struct {
-	clk healthClock
+	clk clock.Clock
 	job func(ctx context.Context) (next time.Duration, again bool)
 	ctx context.Context
 	// cancel aborts a run in progress.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu guards stopTimer and stopped.
-	mu        sync.Mutex
-	stopTimer func() bool
-	stopped   bool
+	// mu guards timer and stopped.
+	mu      sync.Mutex
+	timer   clock.Timer // the next run's
+	stopped bool
 }
 
-func newPeriodic(clk healthClock, job func(ctx context.Context) (time.Duration, bool)) *periodic {
+func newPeriodic(clk clock.Clock, job func(ctx context.Context) (time.Duration, bool)) *periodic {
 	p := &periodic{clk: clk, job: job}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p
@@ -639,24 +629,24 @@ func (p *periodic) schedule(d time.Duration) {
 	if p.stopped {
 		return
 	}
-	p.stopTimer = p.clk.AfterFunc(d, p.run)
+	p.timer = p.clk.AfterFunc(d, p.run)
 }
 
 // kick runs the job now instead of at its time, unless a run is in progress.
 func (p *periodic) kick() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stopped || p.stopTimer == nil || !p.stopTimer() {
+	if p.stopped || p.timer == nil || !p.timer.Stop() {
 		return
 	}
-	p.stopTimer = p.clk.AfterFunc(0, p.run)
+	p.timer = p.clk.AfterFunc(0, p.run)
 }
 
 func (p *periodic) stop() {
 	p.mu.Lock()
 	p.stopped = true
-	if p.stopTimer != nil {
-		p.stopTimer()
+	if p.timer != nil {
+		p.timer.Stop()
 	}
 	p.mu.Unlock()
 	p.cancel()

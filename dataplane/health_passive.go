@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"lbd/internal/clock"
 )
 
 // passiveState counts one server's failures on real traffic.
@@ -18,12 +20,12 @@ type passiveState struct {
 	last        string    // the reason of the last failure
 	down        bool      // taken out until `until`
 	until       time.Time
-	stopTimer   func() bool // cancels the re-admission timer
+	readmit     clock.Timer // the re-admission timer
 }
 
 func (p *passiveState) reset() {
-	if p.stopTimer != nil {
-		p.stopTimer()
+	if p.readmit != nil {
+		p.readmit.Stop()
 	}
 	*p = passiveState{}
 }
@@ -75,7 +77,7 @@ func (b *backend) reportFailure(s *Server, reason string) {
 		return
 	}
 	h.passiveFails.Store(int32(h.passive.fails))
-	h.passive.stopTimer = bh.clk.AfterFunc(pc.FailTimeout, func() { bh.readmit(s) })
+	h.passive.readmit = bh.clk.AfterFunc(pc.FailTimeout, func() { bh.readmit(s) })
 	why := fmt.Sprintf("passive: %s within %v, last: %s", plural(h.passive.fails, "failure"), pc.FailTimeout, reason)
 	bh.updateLocked(s, now, why)
 	if h.checks != nil {

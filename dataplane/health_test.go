@@ -13,103 +13,21 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
+
+	"lbd/internal/clock"
 )
 
-// fakeClock is a healthClock that moves only when advanced; timers due by then run in
-// time order, synchronously, from advance.
-type fakeClock struct {
-	// mu guards now, timers and seq.
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-	seq    int
-}
-
-type fakeTimer struct {
-	at            time.Time
-	seq           int
-	f             func()
-	done, stopped bool
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now.Add(d), seq: c.seq, f: f}
-	c.seq++
-	c.timers = append(c.timers, t)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if t.done || t.stopped {
-			return false
-		}
-		t.stopped = true
-		return true
-	}
-}
-
-// advance moves the clock by d, running every timer that comes due on the way.
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(d)
-	for {
-		var next *fakeTimer
-		for _, t := range c.timers {
-			if t.done || t.stopped || t.at.After(end) {
-				continue
-			}
-			if next == nil || t.at.Before(next.at) || (t.at.Equal(next.at) && t.seq < next.seq) {
-				next = t
-			}
-		}
-		if next == nil {
-			c.now = end
-			c.mu.Unlock()
-			return
-		}
-		next.done = true
-		if next.at.After(c.now) {
-			c.now = next.at
-		}
-		c.mu.Unlock()
-		next.f()
-		c.mu.Lock()
-	}
-}
-
-// pending returns how many timers are waiting.
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.done && !t.stopped {
-			n++
-		}
-	}
-	return n
-}
-
-// healthRig is one backend's health checking on a fake clock, with scripted probes.
+// healthRig is one backend's health checking on a fake clock, with scripted probes. Its
+// tests run inside synctest.Test, so that advance can wait for the checks it sets off.
 type healthRig struct {
 	t    *testing.T
-	clk  *fakeClock
+	clk  *clock.Fake
 	b    *backend
 	bh   *backendHealth
 	logs *syncBuf
@@ -163,7 +81,7 @@ func newHealthRig(t *testing.T, bc Backend, names ...string) *healthRig {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	r := &healthRig{t: t, clk: newFakeClock(), logs: &syncBuf{},
+	r := &healthRig{t: t, clk: clock.NewFake(), logs: &syncBuf{},
 		results: map[string]error{}, probes: map[string][]time.Duration{}, agent: map[string]agentReport{}}
 	r.b = &backend{cfg: cfg.Backends[0], byName: map[string]*Server{}}
 	for _, sc := range r.b.cfg.Servers {
@@ -198,6 +116,11 @@ func newHealthRig(t *testing.T, bc Backend, names ...string) *healthRig {
 	t.Cleanup(func() { r.bh.stop(true) })
 	return r
 }
+
+// advance moves the rig's clock forward by d, one timer at a time, letting the checks
+// that each timer starts finish (and arm their next timer) before the next: the rig's
+// tests run in a synctest bubble.
+func (r *healthRig) advance(d time.Duration) { r.clk.AdvanceSettled(d, synctest.Wait) }
 
 type tlogWriter struct{ t *testing.T }
 
@@ -317,363 +240,383 @@ func TestJitterBounds(t *testing.T) {
 // the first failure and down and between the first success and up, one log line and one
 // counted transition per change.
 func TestCheckerSchedule(t *testing.T) {
-	r := newHealthRig(t, Backend{HealthCheck: &HealthCheck{
-		Type: CheckHTTP, Interval: time.Second, FastInterval: 100 * time.Millisecond,
-		Rise: 2, Fall: 3, Jitter: new(0),
-	}}, "a")
-	s := r.server("a")
-	r.set("a", checkFailure("http status 503"))
-	r.bh.start()
-	r.clk.advance(0) // the first check, at once without jitter
-	if !s.Up() {
-		t.Fatal("down after one failure; fall is 3")
-	}
-	r.clk.advance(150 * time.Millisecond)
-	if !s.Up() {
-		t.Fatal("down after two failures; fall is 3")
-	}
-	r.clk.advance(100 * time.Millisecond)
-	if s.Up() {
-		t.Fatal("up after three failures")
-	}
-	r.set("a", nil)
-	r.clk.advance(time.Second) // first success at 1.2s, in the steady down interval
-	if s.Up() {
-		t.Fatal("up after one success; rise is 2")
-	}
-	r.clk.advance(100 * time.Millisecond)
-	if !s.Up() {
-		t.Fatal("still down after two successes")
-	}
-	r.clk.advance(time.Second)
-	want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond,
-		1200 * time.Millisecond, 1300 * time.Millisecond, 2300 * time.Millisecond}
-	if got := r.probeTimes("a"); !slices.Equal(got, want) {
-		t.Errorf("checks at %v, want %v", got, want)
-	}
-	if n := r.logs.count("server down", "check: http status 503 (3 consecutive failures)"); n != 1 {
-		t.Errorf("%d 'server down' lines with the reason, want 1:\n%s", n, r.logs)
-	}
-	if n := r.logs.count("server up", "check passed 2 times"); n != 1 {
-		t.Errorf("%d 'server up' lines, want 1:\n%s", n, r.logs)
-	}
-	if d, u := r.transitions("a", "down"), r.transitions("a", "up"); d != 1 || u != 1 {
-		t.Errorf("transitions: %v down, %v up; want 1 and 1", d, u)
-	}
-	if f, ok := r.checks("a", "failure"), r.checks("a", "success"); f != 3 || ok != 3 {
-		t.Errorf("checks counted: %v failures, %v successes; want 3 and 3", f, ok)
-	}
-	st := s.HealthStatus()
-	if st.Check != "up" || st.LastCheck != "passed" || st.Reason != "check passed 2 times" {
-		t.Errorf("status %+v", st)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newHealthRig(t, Backend{HealthCheck: &HealthCheck{
+			Type: CheckHTTP, Interval: time.Second, FastInterval: 100 * time.Millisecond,
+			Rise: 2, Fall: 3, Jitter: new(0),
+		}}, "a")
+		s := r.server("a")
+		r.set("a", checkFailure("http status 503"))
+		r.bh.start()
+		r.advance(0) // the first check, at once without jitter
+		if !s.Up() {
+			t.Fatal("down after one failure; fall is 3")
+		}
+		r.advance(150 * time.Millisecond)
+		if !s.Up() {
+			t.Fatal("down after two failures; fall is 3")
+		}
+		r.advance(100 * time.Millisecond)
+		if s.Up() {
+			t.Fatal("up after three failures")
+		}
+		r.set("a", nil)
+		r.advance(time.Second) // first success at 1.2s, in the steady down interval
+		if s.Up() {
+			t.Fatal("up after one success; rise is 2")
+		}
+		r.advance(100 * time.Millisecond)
+		if !s.Up() {
+			t.Fatal("still down after two successes")
+		}
+		r.advance(time.Second)
+		want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond,
+			1200 * time.Millisecond, 1300 * time.Millisecond, 2300 * time.Millisecond}
+		if got := r.probeTimes("a"); !slices.Equal(got, want) {
+			t.Errorf("checks at %v, want %v", got, want)
+		}
+		if n := r.logs.count("server down", "check: http status 503 (3 consecutive failures)"); n != 1 {
+			t.Errorf("%d 'server down' lines with the reason, want 1:\n%s", n, r.logs)
+		}
+		if n := r.logs.count("server up", "check passed 2 times"); n != 1 {
+			t.Errorf("%d 'server up' lines, want 1:\n%s", n, r.logs)
+		}
+		if d, u := r.transitions("a", "down"), r.transitions("a", "up"); d != 1 || u != 1 {
+			t.Errorf("transitions: %v down, %v up; want 1 and 1", d, u)
+		}
+		if f, ok := r.checks("a", "failure"), r.checks("a", "success"); f != 3 || ok != 3 {
+			t.Errorf("checks counted: %v failures, %v successes; want 3 and 3", f, ok)
+		}
+		st := s.HealthStatus()
+		if st.Check != "up" || st.LastCheck != "passed" || st.Reason != "check passed 2 times" {
+			t.Errorf("status %+v", st)
+		}
 
-	// Stopped, the checker runs no more checks and leaves no timer behind.
-	r.bh.stop(true)
-	r.clk.advance(10 * time.Second)
-	if n := len(r.probeTimes("a")); n != 6 {
-		t.Errorf("%d checks after stop, want 6", n)
-	}
-	if n := r.clk.pending(); n != 0 {
-		t.Errorf("%d timers pending after stop", n)
-	}
+		// Stopped, the checker runs no more checks and leaves no timer behind.
+		r.bh.stop(true)
+		r.advance(10 * time.Second)
+		if n := len(r.probeTimes("a")); n != 6 {
+			t.Errorf("%d checks after stop, want 6", n)
+		}
+		if n := r.clk.Armed(); n != 0 {
+			t.Errorf("%d timers pending after stop", n)
+		}
+	})
 }
 
 // TestCheckerJitterSpreadsStarts checks that the servers' first checks are spread over
 // the first interval.
 func TestCheckerJitterSpreadsStarts(t *testing.T) {
-	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-	r := newHealthRig(t, Backend{HealthCheck: &HealthCheck{Interval: time.Second}}, names...)
-	i := 0
-	r.bh.rand = func() float64 { i++; return float64(i%8) / 8 }
-	r.bh.start()
-	r.clk.advance(899 * time.Millisecond) // before any second check (0.9s at the earliest)
-	seen := map[time.Duration]bool{}
-	for _, n := range names {
-		ts := r.probeTimes(n)
-		if len(ts) != 1 {
-			t.Fatalf("server %s: checks at %v in the first interval, want one", n, ts)
+	synctest.Test(t, func(t *testing.T) {
+		names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+		r := newHealthRig(t, Backend{HealthCheck: &HealthCheck{Interval: time.Second}}, names...)
+		i := 0
+		r.bh.rand = func() float64 { i++; return float64(i%8) / 8 }
+		r.bh.start()
+		r.advance(899 * time.Millisecond) // before any second check (0.9s at the earliest)
+		seen := map[time.Duration]bool{}
+		for _, n := range names {
+			ts := r.probeTimes(n)
+			if len(ts) != 1 {
+				t.Fatalf("server %s: checks at %v in the first interval, want one", n, ts)
+			}
+			seen[ts[0]] = true
 		}
-		seen[ts[0]] = true
-	}
-	if len(seen) != len(names) {
-		t.Errorf("first checks at %v: not spread", seen)
-	}
+		if len(seen) != len(names) {
+			t.Errorf("first checks at %v: not spread", seen)
+		}
+	})
 }
 
 // TestReloadKeepsHealth checks that a new generation's checker takes over the state of a
 // server it keeps, and that the old one's late results are dropped.
 func TestReloadKeepsHealth(t *testing.T) {
-	hc := &HealthCheck{Interval: time.Second, FastInterval: 100 * time.Millisecond, Rise: 2, Fall: 2, Jitter: new(0)}
-	r := newHealthRig(t, Backend{HealthCheck: hc}, "a")
-	s := r.server("a")
-	r.set("a", errRefused)
-	r.bh.start()
-	r.clk.advance(100 * time.Millisecond)
-	if s.Up() {
-		t.Fatal("up after two failures")
-	}
-	old := s.health.checks
-	next := newBackendHealthClock(r.bh.log, r.bh.m, r.b, r.clk)
-	next.newProbe, next.rand = r.bh.newProbe, r.bh.rand
-	next.start()
-	r.bh.stop(false)
-	t.Cleanup(func() { next.stop(true) })
-	if s.Up() {
-		t.Fatal("a reload brought the server up")
-	}
-	if _, ok := old.observe(nil, r.clk.Now()); ok {
-		t.Error("the old generation's checker still owns the server")
-	}
-	r.set("a", nil)
-	r.clk.advance(1100 * time.Millisecond)
-	if !s.Up() {
-		t.Error("the new generation's checks did not bring the server up")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		hc := &HealthCheck{Interval: time.Second, FastInterval: 100 * time.Millisecond, Rise: 2, Fall: 2, Jitter: new(0)}
+		r := newHealthRig(t, Backend{HealthCheck: hc}, "a")
+		s := r.server("a")
+		r.set("a", errRefused)
+		r.bh.start()
+		r.advance(100 * time.Millisecond)
+		if s.Up() {
+			t.Fatal("up after two failures")
+		}
+		old := s.health.checks
+		next := newBackendHealthClock(r.bh.log, r.bh.m, r.b, r.clk)
+		next.newProbe, next.rand = r.bh.newProbe, r.bh.rand
+		next.start()
+		r.bh.stop(false)
+		t.Cleanup(func() { next.stop(true) })
+		if s.Up() {
+			t.Fatal("a reload brought the server up")
+		}
+		if _, ok := old.observe(nil, r.clk.Now()); ok {
+			t.Error("the old generation's checker still owns the server")
+		}
+		r.set("a", nil)
+		r.advance(1100 * time.Millisecond)
+		if !s.Up() {
+			t.Error("the new generation's checks did not bring the server up")
+		}
 
-	// A generation without health checks leaves the server up.
-	r.set("a", errRefused)
-	r.clk.advance(1100 * time.Millisecond)
-	if s.Up() {
-		t.Fatal("still up after two failures")
-	}
-	r.b.cfg.HealthCheck = nil
-	none := newBackendHealthClock(r.bh.log, r.bh.m, r.b, r.clk)
-	none.start()
-	next.stop(true)
-	if !s.Up() {
-		t.Error("removing the health checks left the server down")
-	}
-	if st := s.HealthStatus(); st.Check != "" {
-		t.Errorf("check status %q without checks", st.Check)
-	}
+		// A generation without health checks leaves the server up.
+		r.set("a", errRefused)
+		r.advance(1100 * time.Millisecond)
+		if s.Up() {
+			t.Fatal("still up after two failures")
+		}
+		r.b.cfg.HealthCheck = nil
+		none := newBackendHealthClock(r.bh.log, r.bh.m, r.b, r.clk)
+		none.start()
+		next.stop(true)
+		if !s.Up() {
+			t.Error("removing the health checks left the server down")
+		}
+		if st := s.HealthStatus(); st.Check != "" {
+			t.Errorf("check status %q without checks", st.Check)
+		}
+	})
 }
 
 func TestPassiveWindow(t *testing.T) {
-	r := newHealthRig(t, Backend{Passive: &PassiveCheck{MaxFails: new(3), FailTimeout: 10 * time.Second}}, "a", "b")
-	r.bh.start()
-	a := r.server("a")
+	synctest.Test(t, func(t *testing.T) {
+		r := newHealthRig(t, Backend{Passive: &PassiveCheck{MaxFails: new(3), FailTimeout: 10 * time.Second}}, "a", "b")
+		r.bh.start()
+		a := r.server("a")
 
-	// Two failures, then the window passes: the count starts again.
-	r.b.reportFailure(a, "connect")
-	r.clk.advance(time.Second)
-	r.b.reportFailure(a, "timeout")
-	r.clk.advance(10 * time.Second)
-	r.b.reportFailure(a, "connect")
-	r.b.reportFailure(a, "connect")
-	if !a.Up() {
-		t.Fatal("down after 2 failures in the window; max_fails is 3")
-	}
-	// A success clears the count.
-	r.b.reportSuccess(a)
-	r.b.reportFailure(a, "connect")
-	r.b.reportFailure(a, "connect")
-	if !a.Up() {
-		t.Fatal("down after a success and 2 failures")
-	}
-	r.b.reportFailure(a, "reset")
-	if a.Up() || a.Available() {
-		t.Fatal("up after 3 failures within fail_timeout")
-	}
-	r.b.reportFailure(a, "connect") // a request that was in flight
-	if n := r.logs.count("server down", "passive: 3 failures within 10s, last: reset"); n != 1 {
-		t.Errorf("%d 'server down' lines, want 1:\n%s", n, r.logs)
-	}
-	if st := a.HealthStatus(); !strings.HasPrefix(st.Passive, "down until ") {
-		t.Errorf("passive status %q", st.Passive)
-	}
-	if b := r.b.byName["b"]; !b.Up() {
-		t.Error("server b went down with a")
-	}
+		// Two failures, then the window passes: the count starts again.
+		r.b.reportFailure(a, "connect")
+		r.advance(time.Second)
+		r.b.reportFailure(a, "timeout")
+		r.advance(10 * time.Second)
+		r.b.reportFailure(a, "connect")
+		r.b.reportFailure(a, "connect")
+		if !a.Up() {
+			t.Fatal("down after 2 failures in the window; max_fails is 3")
+		}
+		// A success clears the count.
+		r.b.reportSuccess(a)
+		r.b.reportFailure(a, "connect")
+		r.b.reportFailure(a, "connect")
+		if !a.Up() {
+			t.Fatal("down after a success and 2 failures")
+		}
+		r.b.reportFailure(a, "reset")
+		if a.Up() || a.Available() {
+			t.Fatal("up after 3 failures within fail_timeout")
+		}
+		r.b.reportFailure(a, "connect") // a request that was in flight
+		if n := r.logs.count("server down", "passive: 3 failures within 10s, last: reset"); n != 1 {
+			t.Errorf("%d 'server down' lines, want 1:\n%s", n, r.logs)
+		}
+		if st := a.HealthStatus(); !strings.HasPrefix(st.Passive, "down until ") {
+			t.Errorf("passive status %q", st.Passive)
+		}
+		if b := r.b.byName["b"]; !b.Up() {
+			t.Error("server b went down with a")
+		}
 
-	r.clk.advance(9 * time.Second)
-	if a.Up() {
-		t.Fatal("back before fail_timeout")
-	}
-	r.clk.advance(time.Second)
-	if !a.Up() {
-		t.Fatal("still out after fail_timeout")
-	}
-	// Back in, it starts from zero.
-	r.b.reportFailure(a, "connect")
-	r.b.reportFailure(a, "connect")
-	if !a.Up() {
-		t.Error("down after 2 new failures")
-	}
-	if d, u := r.transitions("a", "down"), r.transitions("a", "up"); d != 1 || u != 1 {
-		t.Errorf("transitions: %v down, %v up; want 1 and 1", d, u)
-	}
+		r.advance(9 * time.Second)
+		if a.Up() {
+			t.Fatal("back before fail_timeout")
+		}
+		r.advance(time.Second)
+		if !a.Up() {
+			t.Fatal("still out after fail_timeout")
+		}
+		// Back in, it starts from zero.
+		r.b.reportFailure(a, "connect")
+		r.b.reportFailure(a, "connect")
+		if !a.Up() {
+			t.Error("down after 2 new failures")
+		}
+		if d, u := r.transitions("a", "down"), r.transitions("a", "up"); d != 1 || u != 1 {
+			t.Errorf("transitions: %v down, %v up; want 1 and 1", d, u)
+		}
+	})
 }
 
 func TestPassive5xx(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint("on_5xx=", on), func(t *testing.T) {
-			r := newHealthRig(t, Backend{Passive: &PassiveCheck{On5xx: on}}, "a")
-			r.bh.start()
-			a := r.server("a")
-			r.b.reportResponse(a, 404)
-			if !a.Up() {
-				t.Fatal("a 404 took the server out")
-			}
-			r.b.reportResponse(a, 503)
-			if a.Up() == on {
-				t.Errorf("after a 503: up %v", a.Up())
-			}
+			synctest.Test(t, func(t *testing.T) {
+				r := newHealthRig(t, Backend{Passive: &PassiveCheck{On5xx: on}}, "a")
+				r.bh.start()
+				a := r.server("a")
+				r.b.reportResponse(a, 404)
+				if !a.Up() {
+					t.Fatal("a 404 took the server out")
+				}
+				r.b.reportResponse(a, 503)
+				if a.Up() == on {
+					t.Errorf("after a 503: up %v", a.Up())
+				}
+			})
 		})
 	}
 }
 
 func TestPassiveHTTPFailureKinds(t *testing.T) {
-	r := newHealthRig(t, Backend{Passive: &PassiveCheck{MaxFails: new(1)}}, "a")
-	r.bh.start()
-	a := r.server("a")
-	r.b.reportHTTPFailure(a, classify(fasthttp.ErrNoFreeConns, true))
-	if !a.Up() {
-		t.Fatal("a full connection pool took the server out")
-	}
-	r.b.reportHTTPFailure(a, classify(&connectError{"x", syscall.ECONNREFUSED}, true))
-	if a.Up() {
-		t.Fatal("a connect failure did not take the server out")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newHealthRig(t, Backend{Passive: &PassiveCheck{MaxFails: new(1)}}, "a")
+		r.bh.start()
+		a := r.server("a")
+		r.b.reportHTTPFailure(a, classify(fasthttp.ErrNoFreeConns, true))
+		if !a.Up() {
+			t.Fatal("a full connection pool took the server out")
+		}
+		r.b.reportHTTPFailure(a, classify(&connectError{"x", syscall.ECONNREFUSED}, true))
+		if a.Up() {
+			t.Fatal("a connect failure did not take the server out")
+		}
+	})
 }
 
 func TestPassiveOff(t *testing.T) {
-	for name, bc := range map[string]Backend{
-		"no passive":  {},
-		"max_fails 0": {Passive: &PassiveCheck{MaxFails: new(0)}},
-	} {
-		r := newHealthRig(t, bc, "a")
-		r.bh.start()
-		for range 10 {
-			r.b.reportFailure(r.server("a"), "connect")
+	synctest.Test(t, func(t *testing.T) {
+		for name, bc := range map[string]Backend{
+			"no passive":  {},
+			"max_fails 0": {Passive: &PassiveCheck{MaxFails: new(0)}},
+		} {
+			r := newHealthRig(t, bc, "a")
+			r.bh.start()
+			for range 10 {
+				r.b.reportFailure(r.server("a"), "connect")
+			}
+			if !r.server("a").Up() {
+				t.Errorf("%s: failures took the server out", name)
+			}
 		}
-		if !r.server("a").Up() {
-			t.Errorf("%s: failures took the server out", name)
-		}
-	}
+	})
 }
 
 // TestPassiveAndActive checks that a server passive checking took out comes back only
 // when active checks say up.
 func TestPassiveAndActive(t *testing.T) {
-	r := newHealthRig(t, Backend{
-		HealthCheck: &HealthCheck{Interval: time.Second, FastInterval: 100 * time.Millisecond, Rise: 2, Fall: 3, Jitter: new(0)},
-		Passive:     &PassiveCheck{FailTimeout: 5 * time.Second},
-	}, "a")
-	a := r.server("a")
-	r.bh.start()
-	r.clk.advance(0)
+	synctest.Test(t, func(t *testing.T) {
+		r := newHealthRig(t, Backend{
+			HealthCheck: &HealthCheck{Interval: time.Second, FastInterval: 100 * time.Millisecond, Rise: 2, Fall: 3, Jitter: new(0)},
+			Passive:     &PassiveCheck{FailTimeout: 5 * time.Second},
+		}, "a")
+		a := r.server("a")
+		r.bh.start()
+		r.advance(0)
 
-	// The server really is dead: passive takes it out at once, active checks (kicked
-	// to run now) follow, and when fail_timeout ends it stays out.
-	r.set("a", errRefused)
-	r.b.reportFailure(a, "connect")
-	if a.Up() {
-		t.Fatal("up after a failure with max_fails 1")
-	}
-	r.clk.advance(0)
-	if got := r.probeTimes("a"); len(got) != 2 || got[1] != 0 {
-		t.Errorf("checks at %v: the passive failure did not run a check at once", got)
-	}
-	r.clk.advance(5 * time.Second)
-	if a.Up() {
-		t.Fatal("up after fail_timeout while active checks fail")
-	}
-	if st := a.HealthStatus(); st.Check != "down" {
-		t.Errorf("check status %q, want down", st.Check)
-	}
-	// It comes back after rise successes.
-	r.set("a", nil)
-	r.clk.advance(time.Second)
-	r.clk.advance(100 * time.Millisecond)
-	if !a.Up() {
-		t.Fatal("still down after the active checks passed")
-	}
-	if n := r.logs.count("server down"); n != 1 {
-		t.Errorf("%d 'server down' lines, want 1", n)
-	}
+		// The server really is dead: passive takes it out at once, active checks (kicked
+		// to run now) follow, and when fail_timeout ends it stays out.
+		r.set("a", errRefused)
+		r.b.reportFailure(a, "connect")
+		if a.Up() {
+			t.Fatal("up after a failure with max_fails 1")
+		}
+		r.advance(0)
+		if got := r.probeTimes("a"); len(got) != 2 || got[1] != 0 {
+			t.Errorf("checks at %v: the passive failure did not run a check at once", got)
+		}
+		r.advance(5 * time.Second)
+		if a.Up() {
+			t.Fatal("up after fail_timeout while active checks fail")
+		}
+		if st := a.HealthStatus(); st.Check != "down" {
+			t.Errorf("check status %q, want down", st.Check)
+		}
+		// It comes back after rise successes.
+		r.set("a", nil)
+		r.advance(time.Second)
+		r.advance(100 * time.Millisecond)
+		if !a.Up() {
+			t.Fatal("still down after the active checks passed")
+		}
+		if n := r.logs.count("server down"); n != 1 {
+			t.Errorf("%d 'server down' lines, want 1", n)
+		}
 
-	// Failures on traffic while the checks pass: back after fail_timeout.
-	r.b.reportFailure(a, "timeout")
-	if a.Up() {
-		t.Fatal("up after a failure")
-	}
-	r.clk.advance(5 * time.Second)
-	if !a.Up() {
-		t.Fatal("still down after fail_timeout with passing checks")
-	}
-	if n := r.logs.count("server up", "passive: fail_timeout expired, check says up"); n != 1 {
-		t.Errorf("%d 'server up' lines for the passive expiry, want 1:\n%s", n, r.logs)
-	}
+		// Failures on traffic while the checks pass: back after fail_timeout.
+		r.b.reportFailure(a, "timeout")
+		if a.Up() {
+			t.Fatal("up after a failure")
+		}
+		r.advance(5 * time.Second)
+		if !a.Up() {
+			t.Fatal("still down after fail_timeout with passing checks")
+		}
+		if n := r.logs.count("server up", "passive: fail_timeout expired, check says up"); n != 1 {
+			t.Errorf("%d 'server up' lines for the passive expiry, want 1:\n%s", n, r.logs)
+		}
+	})
 }
 
 func TestSlowStartRamp(t *testing.T) {
-	r := newHealthRig(t, Backend{SlowStart: 20 * time.Second}, "a")
-	r.b.cfg.Servers[0].Weight = new(2)
-	a := r.server("a")
-	a.SetWeight(2)
-	r.bh.start()
-	if w := a.Weight(); w != 2*weightScale {
-		t.Fatalf("weight %d at start, want full %d: slow start is for servers coming back", w, 2*weightScale)
-	}
-	a.SetState(Disabled)
-	a.SetState(Enabled) // re-enabled: ramps
-	steps := []struct {
-		at   time.Duration
-		want int
-	}{
-		{0, 10}, {999 * time.Millisecond, 10}, {time.Second, 20}, {10 * time.Second, 110},
-		{19 * time.Second, 200}, {19999 * time.Millisecond, 200}, {20 * time.Second, 200}, {60 * time.Second, 200},
-	}
-	start := r.clk.Now()
-	prev := 0
-	for _, st := range steps {
-		r.clk.advance(start.Add(st.at).Sub(r.clk.Now()))
-		w := a.Weight()
-		if w != st.want {
-			t.Errorf("at %v weight %d, want %d", st.at, w, st.want)
+	synctest.Test(t, func(t *testing.T) {
+		r := newHealthRig(t, Backend{SlowStart: 20 * time.Second}, "a")
+		r.b.cfg.Servers[0].Weight = new(2)
+		a := r.server("a")
+		a.SetWeight(2)
+		r.bh.start()
+		if w := a.Weight(); w != 2*weightScale {
+			t.Fatalf("weight %d at start, want full %d: slow start is for servers coming back", w, 2*weightScale)
 		}
-		if w < prev {
-			t.Errorf("at %v weight %d fell from %d", st.at, w, prev)
+		a.SetState(Disabled)
+		a.SetState(Enabled) // re-enabled: ramps
+		steps := []struct {
+			at   time.Duration
+			want int
+		}{
+			{0, 10}, {999 * time.Millisecond, 10}, {time.Second, 20}, {10 * time.Second, 110},
+			{19 * time.Second, 200}, {19999 * time.Millisecond, 200}, {20 * time.Second, 200}, {60 * time.Second, 200},
 		}
-		prev = w
-	}
-	if a.health.rampStart.Load() != 0 {
-		t.Error("the ramp did not end")
-	}
-	if got := a.EffectiveWeight(); got != 2 {
-		t.Errorf("EffectiveWeight() = %v, want 2", got)
-	}
+		start := r.clk.Now()
+		prev := 0
+		for _, st := range steps {
+			r.advance(start.Add(st.at).Sub(r.clk.Now()))
+			w := a.Weight()
+			if w != st.want {
+				t.Errorf("at %v weight %d, want %d", st.at, w, st.want)
+			}
+			if w < prev {
+				t.Errorf("at %v weight %d fell from %d", st.at, w, prev)
+			}
+			prev = w
+		}
+		if a.health.rampStart.Load() != 0 {
+			t.Error("the ramp did not end")
+		}
+		if got := a.EffectiveWeight(); got != 2 {
+			t.Errorf("EffectiveWeight() = %v, want 2", got)
+		}
 
-	// A server of weight 1 ramps too.
-	a.SetWeight(1)
-	a.startRamp(r.clk.Now())
-	if w := a.Weight(); w != weightScale/rampSteps {
-		t.Errorf("weight 1 at the start of the ramp: %d, want %d", w, weightScale/rampSteps)
-	}
-	r.clk.advance(10 * time.Second)
-	if w := a.EffectiveWeight(); w != 0.55 {
-		t.Errorf("weight 1 halfway: %v, want 0.55", w)
-	}
+		// A server of weight 1 ramps too.
+		a.SetWeight(1)
+		a.startRamp(r.clk.Now())
+		if w := a.Weight(); w != weightScale/rampSteps {
+			t.Errorf("weight 1 at the start of the ramp: %d, want %d", w, weightScale/rampSteps)
+		}
+		r.advance(10 * time.Second)
+		if w := a.EffectiveWeight(); w != 0.55 {
+			t.Errorf("weight 1 halfway: %v, want 0.55", w)
+		}
+	})
 }
 
 // TestSlowStartAfterHealth checks that a server coming up again ramps.
 func TestSlowStartAfterHealth(t *testing.T) {
-	r := newHealthRig(t, Backend{SlowStart: 10 * time.Second, Passive: &PassiveCheck{FailTimeout: time.Second}}, "a")
-	a := r.server("a")
-	r.bh.start()
-	r.b.reportFailure(a, "connect")
-	r.clk.advance(time.Second)
-	if !a.Up() {
-		t.Fatal("still out")
-	}
-	if w := a.EffectiveWeight(); w != 0.05 {
-		t.Errorf("effective weight %v right after coming back, want 0.05", w)
-	}
-	r.clk.advance(5 * time.Second)
-	if w := a.EffectiveWeight(); w != 0.55 {
-		t.Errorf("effective weight %v halfway, want 0.55", w)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newHealthRig(t, Backend{SlowStart: 10 * time.Second, Passive: &PassiveCheck{FailTimeout: time.Second}}, "a")
+		a := r.server("a")
+		r.bh.start()
+		r.b.reportFailure(a, "connect")
+		r.advance(time.Second)
+		if !a.Up() {
+			t.Fatal("still out")
+		}
+		if w := a.EffectiveWeight(); w != 0.05 {
+			t.Errorf("effective weight %v right after coming back, want 0.05", w)
+		}
+		r.advance(5 * time.Second)
+		if w := a.EffectiveWeight(); w != 0.55 {
+			t.Errorf("effective weight %v halfway, want 0.55", w)
+		}
+	})
 }
 
 func TestParseAgentReply(t *testing.T) {
@@ -718,62 +661,64 @@ func TestParseAgentReply(t *testing.T) {
 }
 
 func TestAgentApplies(t *testing.T) {
-	r := newHealthRig(t, Backend{Agent: &AgentCheck{Port: 9, Interval: time.Second}, SlowStart: 10 * time.Second}, "a", "b")
-	a, b := r.server("a"), r.server("b")
-	r.bh.rand = func() float64 { return 0 }
-	set := func(line string) {
-		t.Helper()
-		rep, err := parseAgentReply(line)
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		r := newHealthRig(t, Backend{Agent: &AgentCheck{Port: 9, Interval: time.Second}, SlowStart: 10 * time.Second}, "a", "b")
+		a, b := r.server("a"), r.server("b")
+		r.bh.rand = func() float64 { return 0 }
+		set := func(line string) {
+			t.Helper()
+			rep, err := parseAgentReply(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			r.agent["a"] = rep
+			r.mu.Unlock()
+			r.advance(time.Second)
 		}
-		r.mu.Lock()
-		r.agent["a"] = rep
-		r.mu.Unlock()
-		r.clk.advance(time.Second)
-	}
-	r.bh.start()
-	set("50%")
-	if w := a.EffectiveWeight(); w != 0.5 || !a.Available() {
-		t.Errorf("after 50%%: effective weight %v, available %v", w, a.Available())
-	}
-	set("drain")
-	if a.Available() || !a.Up() {
-		t.Errorf("after drain: available %v, up %v; want false, true", a.Available(), a.Up())
-	}
-	set("ready 100%")
-	if !a.Available() {
-		t.Error("not available after ready")
-	}
-	if w := a.EffectiveWeight(); w != 0.05 {
-		t.Errorf("effective weight %v after ready, want slow start's 0.05", w)
-	}
-	set("down#maintenance")
-	if a.Up() {
-		t.Error("up after the agent said down")
-	}
-	if n := r.logs.count("server down", "agent: down"); n != 1 {
-		t.Errorf("%d 'server down' lines, want 1", n)
-	}
-	set("down")
-	set("down")
-	if n := r.logs.count("agent report", "report=down"); n != 1 {
-		t.Errorf("%d agent report lines for a repeated report, want 1", n)
-	}
-	set("up 0%")
-	if !a.Up() || a.Available() {
-		t.Errorf("after up 0%%: up %v available %v; want true, false", a.Up(), a.Available())
-	}
-	// The other server's agent does not answer: logged once, nothing changes.
-	if !b.Up() || !b.Available() {
-		t.Error("an unreachable agent changed the server")
-	}
-	if n := r.logs.count("agent query failed", "server=b"); n != 1 {
-		t.Errorf("%d 'agent query failed' lines, want 1", n)
-	}
-	if st := b.HealthStatus(); st.Agent != "error: no agent" {
-		t.Errorf("agent status %q", st.Agent)
-	}
+		r.bh.start()
+		set("50%")
+		if w := a.EffectiveWeight(); w != 0.5 || !a.Available() {
+			t.Errorf("after 50%%: effective weight %v, available %v", w, a.Available())
+		}
+		set("drain")
+		if a.Available() || !a.Up() {
+			t.Errorf("after drain: available %v, up %v; want false, true", a.Available(), a.Up())
+		}
+		set("ready 100%")
+		if !a.Available() {
+			t.Error("not available after ready")
+		}
+		if w := a.EffectiveWeight(); w != 0.05 {
+			t.Errorf("effective weight %v after ready, want slow start's 0.05", w)
+		}
+		set("down#maintenance")
+		if a.Up() {
+			t.Error("up after the agent said down")
+		}
+		if n := r.logs.count("server down", "agent: down"); n != 1 {
+			t.Errorf("%d 'server down' lines, want 1", n)
+		}
+		set("down")
+		set("down")
+		if n := r.logs.count("agent report", "report=down"); n != 1 {
+			t.Errorf("%d agent report lines for a repeated report, want 1", n)
+		}
+		set("up 0%")
+		if !a.Up() || a.Available() {
+			t.Errorf("after up 0%%: up %v available %v; want true, false", a.Up(), a.Available())
+		}
+		// The other server's agent does not answer: logged once, nothing changes.
+		if !b.Up() || !b.Available() {
+			t.Error("an unreachable agent changed the server")
+		}
+		if n := r.logs.count("agent query failed", "server=b"); n != 1 {
+			t.Errorf("%d 'agent query failed' lines, want 1", n)
+		}
+		if st := b.HealthStatus(); st.Agent != "error: no agent" {
+			t.Errorf("agent status %q", st.Agent)
+		}
+	})
 }
 
 func TestParseStatusRanges(t *testing.T) {

@@ -531,7 +531,7 @@ func (c *httpConn) drain() {
 	case clientNew: // start closes it
 	case clientIdle:
 		c.close("", nil)
-	case clientDelayed: // as limitWait gives up on the fasthttp engine
+	case clientDelayed: // as limiter.wait gives up on the fasthttp engine
 		c.answer(nil, fasthttp.StatusServiceUnavailable, whatLimitStopped)
 		c.l.http.commit()
 	case clientQueued: // as queue.wait gives up

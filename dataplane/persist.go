@@ -410,16 +410,13 @@ func (d *Dataplane) buildPersistence(b, prev *backend) *persistence {
 			p.table = old.table
 			p.table.SetLimits(pc.Table.TTL, pc.Table.Size)
 		} else {
-			p.table = sticky.New(d.persistClock(), pc.Table.TTL, pc.Table.Size)
+			p.table = sticky.New(d.clock, pc.Table.TTL, pc.Table.Size)
 			d.log.Info("sticky table created", "backend", b.cfg.Name, "key", pc.Table.Key,
 				"ttl", pc.Table.TTL, "size", pc.Table.Size)
 		}
 	}
 	return p
 }
-
-// persistClock is the clock of new sticky tables.
-func (d *Dataplane) persistClock() clock { return systemClock{} }
 
 // Errors of Dataplane.Sticky, for callers to branch on.
 var (

@@ -13,7 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"lbd/dataplane/sticky"
-	fclock "lbd/internal/clock"
+	"lbd/internal/clock"
 )
 
 // ptKey is the cookie key of the tests.
@@ -373,7 +373,7 @@ var netipLoopback = netip.MustParseAddr("127.0.0.1")
 
 // A table hit allocates nothing.
 func TestPersistenceChooseAllocs(t *testing.T) {
-	tb := sticky.New(fclock.NewFake(), time.Hour, 100)
+	tb := sticky.New(clock.NewFake(), time.Hour, 100)
 	s := NewServer("s0", "127.0.0.1:1", 1)
 	p := &persistence{table: tb, byName: map[string]*Server{"s0": s}}
 	p.key, _ = parseHashKey("header:X-User")

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"lbd/internal/clock"
 )
 
 // QueueConfig is a backend's queue for requests waiting for a server under its maxconn.
@@ -136,23 +138,10 @@ func (e *queueError) Error() string {
 
 func (e *queueError) Unwrap() error { return e.err }
 
-// timerClock is a clock with timers, which the queue needs for its timeout.
-type timerClock interface {
-	clock
-	// NewTimer returns a channel that receives the time once after d, and a function
-	// that stops the timer.
-	NewTimer(d time.Duration) (<-chan time.Time, func() bool)
-}
-
-func (systemClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
-}
-
 // queue is a backend's FIFO of requests waiting for a server slot. It lives across
 // reloads while its backend keeps its name.
 type queue struct {
-	clock    timerClock
+	clock    clock.Clock // of the waiters' timeouts
 	timeouts prometheus.Counter
 	full     prometheus.Counter
 
@@ -176,7 +165,7 @@ type qwaiter struct {
 	wake  func()
 }
 
-func newQueue(backend string, cfg QueueConfig, clk timerClock, timeouts, full prometheus.Counter) *queue {
+func newQueue(backend string, cfg QueueConfig, clk clock.Clock, timeouts, full prometheus.Counter) *queue {
 	q := &queue{clock: clk, timeouts: timeouts, full: full}
 	q.configure(backend, cfg)
 	return q
@@ -288,8 +277,8 @@ func (q *queue) wait(try func() (s *Server, ok bool), stop <-chan struct{}) (*Se
 	q.mu.Lock()
 	timeoutErr := &queueError{err: errQueueTimeout, backend: q.backend, size: q.size, timeout: q.timeout}
 	q.mu.Unlock()
-	timer, stopTimer := q.clock.NewTimer(timeoutErr.timeout)
-	defer stopTimer()
+	timer := q.clock.NewTimer(timeoutErr.timeout)
+	defer timer.Stop()
 	w := e.Value.(*qwaiter)
 	for {
 		if q.isHead(e) {
@@ -301,7 +290,7 @@ func (q *queue) wait(try func() (s *Server, ok bool), stop <-chan struct{}) (*Se
 		}
 		select {
 		case <-w.ready:
-		case <-timer:
+		case <-timer.C():
 			q.leave(e)
 			if q.timeouts != nil {
 				q.timeouts.Inc()
@@ -378,7 +367,7 @@ func (d *Dataplane) setupLimits(b *backend, bc Backend, prev *backend) {
 		b.queue.configure(bc.Name, bc.Queue)
 	} else {
 		m := d.metrics.ctl
-		b.queue = newQueue(bc.Name, bc.Queue, systemClock{},
+		b.queue = newQueue(bc.Name, bc.Queue, d.clock,
 			m.queueTimeouts.WithLabelValues(bc.Name), m.queueFull.WithLabelValues(bc.Name))
 	}
 	for i, s := range b.servers {

@@ -10,12 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"lbd/dataplane/balance"
+	"lbd/internal/clock"
 )
 
 // ctlQueued is a backend of n servers, each with maxconn, and its queue on a fake clock.
 type ctlQueued struct {
 	b        *backend
-	clk      *ctlFakeClock
+	clk      *clock.Fake
 	timeouts prometheus.Counter
 	full     prometheus.Counter
 }
@@ -23,7 +24,7 @@ type ctlQueued struct {
 func newCtlQueued(n, maxconn int, qc QueueConfig) *ctlQueued {
 	qc.setDefaults()
 	c := &ctlQueued{
-		clk:      newCtlFakeClock(),
+		clk:      clock.NewFake(),
 		timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}),
 		full:     prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
 	}
@@ -160,10 +161,10 @@ func TestQueueTimeout(t *testing.T) {
 	c := newCtlQueued(1, 1, QueueConfig{Timeout: 2 * time.Second})
 	c.b.acquire(&Pick{}, nil)
 	r := c.start(t, 1, nil)
-	ctlEventually(t, "the queue timer", func() bool { return c.clk.pending() == 1 })
-	c.clk.advance(1999 * time.Millisecond)
+	c.clk.BlockUntil(1) // the request's queue timer
+	c.clk.Advance(1999 * time.Millisecond)
 	ctlNotYet(t, r)
-	c.clk.advance(time.Millisecond)
+	c.clk.Advance(time.Millisecond)
 	got := ctlRecv(t, r)
 	if !errors.Is(got.err, errQueueTimeout) || got.s != nil {
 		t.Fatalf("after the queue timeout: %+v", got)
@@ -187,9 +188,11 @@ func TestQueueTimeoutKeepsOrder(t *testing.T) {
 	c := newCtlQueued(1, 1, QueueConfig{Timeout: time.Second})
 	c.b.acquire(&Pick{}, nil)
 	r1 := c.start(t, 1, nil)
-	c.clk.advance(500 * time.Millisecond)
+	c.clk.BlockUntil(1) // r1's queue timer
+	c.clk.Advance(500 * time.Millisecond)
 	r2 := c.start(t, 2, nil)
-	c.clk.advance(500 * time.Millisecond)
+	c.clk.BlockUntil(2) // and r2's
+	c.clk.Advance(500 * time.Millisecond)
 	if got := ctlRecv(t, r1); !errors.Is(got.err, errQueueTimeout) {
 		t.Fatalf("head: %+v", got)
 	}

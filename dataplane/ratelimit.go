@@ -38,6 +38,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"lbd/internal/clock"
 )
 
 // RateLimit is a frontend's request rate limit, nginx's limit_req.
@@ -227,7 +229,7 @@ type limiter struct {
 	rate    int64 // milli-requests per second
 	burst   int64 // milli-requests
 	maxKeys int
-	clock   clock
+	clock   clock.Clock
 	base    time.Time
 
 	rejected prometheus.Counter
@@ -246,7 +248,7 @@ type limitEntry struct {
 }
 
 // newLimiter returns the limiter of cfg, which Validate has accepted, on clk.
-func newLimiter(cfg RateLimit, clk clock, rejected, delayed prometheus.Counter) *limiter {
+func newLimiter(cfg RateLimit, clk clock.Clock, rejected, delayed prometheus.Counter) *limiter {
 	rate, _ := parseRate(cfg.Rate)
 	key, _ := parseLimitKey(cfg.Key)
 	return &limiter{
@@ -331,7 +333,7 @@ func (d *Dataplane) limiterFor(fc Frontend, old *state) *limiter {
 		}
 	}
 	m := d.metrics.ctl
-	return newLimiter(*fc.RateLimit, systemClock{},
+	return newLimiter(*fc.RateLimit, d.clock,
 		m.rateLimited.WithLabelValues(fc.Name, "rejected"),
 		m.rateLimited.WithLabelValues(fc.Name, "delayed"))
 }
@@ -339,12 +341,12 @@ func (d *Dataplane) limiterFor(fc Frontend, old *state) *limiter {
 // errLimitStopped ends a delayed request whose frontend is shutting down.
 var errLimitStopped = errors.New("frontend stopping")
 
-// limitWait blocks for d, or until stop is closed.
-func limitWait(d time.Duration, stop <-chan struct{}) error {
-	t := time.NewTimer(d)
+// wait blocks for d on the limiter's clock, or until stop is closed.
+func (l *limiter) wait(d time.Duration, stop <-chan struct{}) error {
+	t := l.clock.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-t.C():
 		return nil
 	case <-stop:
 		return errLimitStopped
@@ -362,7 +364,7 @@ func (f *httpFrontend) limitHTTP(ctx *fasthttp.RequestCtx, hg *httpGen) bool {
 		return false
 	}
 	if delay > 0 {
-		if err := limitWait(delay, f.stop); err != nil {
+		if err := hg.g.limit.wait(delay, f.stop); err != nil {
 			f.answer(ctx, hg, nil, fasthttp.StatusServiceUnavailable, whatLimitStopped)
 			ctx.SetConnectionClose()
 			return false
@@ -382,7 +384,7 @@ func (f *tcpFrontend) limitTCP(c *tcpConn, g *frontendGen) bool {
 		return false
 	}
 	if v.delay > 0 {
-		return limitWait(v.delay, f.stop) == nil
+		return g.limit.wait(v.delay, f.stop) == nil
 	}
 	return true
 }

@@ -5,78 +5,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"lbd/internal/clock"
 )
-
-// ctlFakeClock is a clock that moves only when told; its timers fire when advance passes
-// their deadline. (Helpers of the rate limit, queue and control tests carry ctl.)
-type ctlFakeClock struct {
-	// mu guards now and timers.
-	mu     sync.Mutex
-	now    time.Time
-	timers []*ctlFakeTimer
-}
-
-type ctlFakeTimer struct {
-	at      time.Time
-	c       chan time.Time
-	stopped bool
-}
-
-func newCtlFakeClock() *ctlFakeClock {
-	return &ctlFakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *ctlFakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *ctlFakeClock) NewTicker(time.Duration) (<-chan time.Time, func()) {
-	return make(chan time.Time), func() {}
-}
-
-func (c *ctlFakeClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &ctlFakeTimer{at: c.now.Add(d), c: make(chan time.Time, 1)}
-	c.timers = append(c.timers, t)
-	return t.c, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !t.stopped
-		t.stopped = true
-		return was
-	}
-}
-
-// timers returns the number of timers armed and not yet fired or stopped.
-func (c *ctlFakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.stopped {
-			n++
-		}
-	}
-	return n
-}
-
-func (c *ctlFakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for _, t := range c.timers {
-		if !t.stopped && !t.at.After(c.now) {
-			t.stopped = true
-			t.c <- c.now
-		}
-	}
-}
 
 func TestLimitStep(t *testing.T) {
 	const r10 = 10 * 1000 // 10r/s in milli-requests per second
@@ -128,19 +61,19 @@ func TestLimitStep(t *testing.T) {
 }
 
 // ctlLimiter is a limiter of cfg on a fake clock, with counters to read.
-func ctlLimiter(cfg RateLimit) (*limiter, *ctlFakeClock) {
+func ctlLimiter(cfg RateLimit) (*limiter, *clock.Fake) {
 	cfg.setDefaults()
-	clk := newCtlFakeClock()
+	clk := clock.NewFake()
 	return newLimiter(cfg, clk, nil, nil), clk
 }
 
 // ctlRun sends one request of key every step, n times, and writes each verdict as "ok",
 // "ok+DELAY" or "429/WAIT".
-func ctlRun(l *limiter, clk *ctlFakeClock, key string, step time.Duration, n int) string {
+func ctlRun(l *limiter, clk *clock.Fake, key string, step time.Duration, n int) string {
 	var out []string
 	for i := range n {
 		if i > 0 {
-			clk.advance(step)
+			clk.Advance(step)
 		}
 		v := l.take([]byte(key))
 		switch {
@@ -206,7 +139,7 @@ func TestLimiterMaxKeysEvictsLeastRecentlyUsed(t *testing.T) {
 	l, clk := ctlLimiter(RateLimit{Rate: "1r/s", MaxKeys: 3})
 	for _, k := range []string{"a", "b", "c"} {
 		l.take([]byte(k))
-		clk.advance(10 * time.Millisecond)
+		clk.Advance(10 * time.Millisecond)
 	}
 	l.take([]byte("a")) // rejected, but a is now the most recently used
 	if v := l.take([]byte("d")); !v.ok {
@@ -234,12 +167,12 @@ func TestLimiterExpiresDrainedKeys(t *testing.T) {
 		l.take([]byte("a")) // excess 3000
 	}
 	// a's excess plus a request (4000) drains in 400ms; until then it is kept.
-	clk.advance(399 * time.Millisecond)
+	clk.Advance(399 * time.Millisecond)
 	l.take([]byte("b"))
 	if n := l.size(); n != 2 {
 		t.Fatalf("%d keys held at 399ms, want 2 (a has not drained)", n)
 	}
-	clk.advance(time.Millisecond)
+	clk.Advance(time.Millisecond)
 	l.take([]byte("b")) // b was used last: a is at the tail, drained
 	if n := l.size(); n != 1 {
 		t.Fatalf("%d keys held at 400ms, want 1 (a drained and expired)", n)

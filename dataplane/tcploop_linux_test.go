@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lbd/dataplane/internal/evloop"
+	"lbd/internal/clock"
 )
 
 // testTCPLoops returns d's event loops, started if need be.
@@ -518,7 +519,7 @@ func tcpLoopPair(t *testing.T) (*net.TCPConn, int) {
 // TestTCPLoopIdleClock runs a loop on a fake clock: the session ends when, and only when,
 // the clock says it has been idle for its timeout.
 func TestTCPLoopIdleClock(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake()
 	el, err := evloop.New(clk, slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -547,16 +548,16 @@ func TestTCPLoopIdleClock(t *testing.T) {
 		}
 	}
 
-	clk.advance(60 * time.Millisecond)
+	clk.Advance(60 * time.Millisecond)
 	l.do(func() {}) // the loop's clock reads 60ms from here on
 	tcpWriteString(t, client, "x")
 	server.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(server, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(99 * time.Millisecond) // 159ms: 99ms since the byte
+	clk.Advance(99 * time.Millisecond) // 159ms: 99ms since the byte
 	open("99ms after the last byte")
-	clk.advance(time.Millisecond)
+	clk.Advance(time.Millisecond)
 	l.Post(func() {})
 	select {
 	case <-s.done:

@@ -35,6 +35,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"lbd/internal/clock"
 )
 
 // FrontendTLS terminates TLS on an http frontend.
@@ -290,7 +292,7 @@ func (d *Dataplane) buildFrontendTLS(g *frontendGen, i int) error {
 		return nil
 	}
 	path := fmt.Sprintf("frontends[%d].tls", i)
-	clk := clock(systemClock{})
+	clk := d.clock
 	set, err := loadCertSet(path, t, clk.Now())
 	if err != nil {
 		return err
@@ -463,7 +465,7 @@ type tlsState struct {
 func (s *tlsState) start(f *httpFrontend) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.pollDone = make(chan struct{})
-	p := &certPoller{clock: systemClock{}, d: f.d, current: func() *certStore {
+	p := &certPoller{clock: f.d.clock, d: f.d, current: func() *certStore {
 		if t := f.gen.Load().g.tls; t != nil {
 			return t.store
 		}
@@ -498,20 +500,24 @@ func (s *tlsState) stop(f *httpFrontend, ctx context.Context) {
 
 // certPoller reloads the certificates of the current generation when their files change.
 type certPoller struct {
-	clock   clock
+	clock   clock.Clock
 	d       *Dataplane
 	current func() *certStore
 }
 
+// run polls every certPollInterval until done is closed. The interval counts from the
+// end of the last poll (a timer re-armed after each), so a test that steps the clock
+// knows a poll is over when the timer is armed again.
 func (p *certPoller) run(done <-chan struct{}) {
-	tick, stop := p.clock.NewTicker(certPollInterval)
-	defer stop()
+	t := p.clock.NewTimer(certPollInterval)
+	defer t.Stop()
 	for {
 		select {
-		case <-tick:
+		case <-t.C():
 			if s := p.current(); s != nil {
 				s.poll(p.d)
 			}
+			t.Reset(certPollInterval)
 		case <-done:
 			return
 		}

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // certPollInterval is how often the certificate files of a TLS frontend are checked for
@@ -222,7 +224,7 @@ type certStore struct {
 	path  string // "frontends[0].tls", for log lines
 	name  string // the frontend's name
 	cfg   *FrontendTLS
-	clock clock
+	clock clock.Clock
 	set   atomic.Pointer[certSet]
 
 	// mu serializes polls and guards failing.

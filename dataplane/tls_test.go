@@ -22,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // Helpers of the TLS tests carry the prefix tt.
@@ -343,22 +345,11 @@ func TestTLSValidate(t *testing.T) {
 	}
 }
 
-// ttFakeClock is a clock whose ticker fires when the test says.
-type ttFakeClock struct {
-	now   time.Time
-	ticks chan time.Time
-}
-
-func (c *ttFakeClock) Now() time.Time { return c.now }
-func (c *ttFakeClock) NewTicker(time.Duration) (<-chan time.Time, func()) {
-	return c.ticks, func() {}
-}
-
-// tick fires the ticker and returns once the poll it triggers is done (the channel is
-// unbuffered: the second send completes only when the poller waits again).
-func (c *ttFakeClock) tick() {
-	c.ticks <- c.now
-	c.ticks <- c.now
+// ttPoll steps p's clock to its next poll and returns once the poll is done: the poller
+// arms its timer again only then.
+func ttPoll(clk *clock.Fake) {
+	clk.Advance(certPollInterval)
+	clk.BlockUntil(1)
 }
 
 func TestTLSReloadOnFileChange(t *testing.T) {
@@ -371,11 +362,12 @@ func TestTLSReloadOnFileChange(t *testing.T) {
 	if got := ttDialLeaf(t, addr, "", ca); got[0] != "old.example.com" {
 		t.Fatalf("served %v", got)
 	}
-	clk := &ttFakeClock{now: time.Now(), ticks: make(chan time.Time)}
+	clk := clock.NewFake()
 	p := &certPoller{clock: clk, d: d, current: func() *certStore { return d.snapshot().frontends[0].tls.store }}
 	done := make(chan struct{})
 	go p.run(done)
 	defer close(done)
+	clk.BlockUntil(1) // the poller's timer
 
 	// A client connected before the change keeps its connection.
 	c := ttClient(t, ca, true)
@@ -387,12 +379,12 @@ func TestTLSReloadOnFileChange(t *testing.T) {
 	// A key that does not match yet (the cert is written first): the old set serves on.
 	c2, k2, _ := ca.issue(t, "new.example.com")
 	ttWrite(t, cert.CertFile, c2)
-	clk.tick()
+	ttPoll(clk)
 	if got := ttDialLeaf(t, addr, "", ca); got[0] != "old.example.com" {
 		t.Errorf("with a mismatched key on disk: served %v", got)
 	}
 	ttWrite(t, cert.KeyFile, k2)
-	clk.tick()
+	ttPoll(clk)
 	if got := ttDialLeaf(t, addr, "", ca); got[0] != "new.example.com" {
 		t.Errorf("after the poll: served %v, want new.example.com", got)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // udpMaxDatagram is the size of the datagram buffers; it holds the largest UDP payload.
@@ -28,7 +30,7 @@ var udpBufPool = sync.Pool{New: func() any {
 type udpFrontend struct {
 	d     *Dataplane
 	pc    *net.UDPConn
-	clock clock
+	clock clock.Clock
 	base  time.Time // origin of udpSession.last
 	gen   atomic.Pointer[frontendGen]
 
@@ -47,11 +49,11 @@ type udpFrontend struct {
 }
 
 func newUDPFrontend(d *Dataplane, g *frontendGen, pc *net.UDPConn) frontendRunner {
-	return startUDPFrontend(d, g, pc, systemClock{})
+	return startUDPFrontend(d, g, pc, d.clock)
 }
 
 // startUDPFrontend is newUDPFrontend with the clock of the idle sweeper.
-func startUDPFrontend(d *Dataplane, g *frontendGen, pc *net.UDPConn, clk clock) *udpFrontend {
+func startUDPFrontend(d *Dataplane, g *frontendGen, pc *net.UDPConn, clk clock.Clock) *udpFrontend {
 	f := &udpFrontend{
 		d:        d,
 		pc:       pc,
@@ -238,23 +240,21 @@ func sweepPeriod(g *frontendGen) time.Duration {
 	return min(max(g.cfg.Timeouts.ClientIdle/4, 10*time.Millisecond), time.Second)
 }
 
+// sweeper sweeps every sweepPeriod of the current generation, counted from the end of
+// the last sweep (a timer re-armed after each), until shutdown. A test that steps the
+// clock knows a sweep is over when the timer is armed again.
 func (f *udpFrontend) sweeper() {
 	defer f.wg.Done()
-	period := sweepPeriod(f.gen.Load())
-	tick, stop := f.clock.NewTicker(period)
-	defer func() { stop() }()
+	t := f.clock.NewTimer(sweepPeriod(f.gen.Load()))
+	defer t.Stop()
 	for {
 		select {
 		case <-f.stop:
 			return
-		case <-tick:
+		case <-t.C():
 		}
 		f.sweep(f.clock.Now())
-		if p := sweepPeriod(f.gen.Load()); p != period {
-			stop()
-			period = p
-			tick, stop = f.clock.NewTicker(period)
-		}
+		t.Reset(sweepPeriod(f.gen.Load()))
 	}
 }
 

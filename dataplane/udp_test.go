@@ -7,10 +7,10 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"lbd/internal/clock"
 	"lbd/internal/testutil"
 )
 
@@ -84,55 +84,18 @@ func udpSessions(u *udpFrontend) int {
 	return len(u.sessions)
 }
 
-// udpFakeClock is a clock that moves only when told; its ticker fires when tick is
-// called.
-type udpFakeClock struct {
-	ticks chan time.Time
-
-	// mu guards now.
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newUDPFakeClock() *udpFakeClock {
-	return &udpFakeClock{ticks: make(chan time.Time), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *udpFakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *udpFakeClock) NewTicker(time.Duration) (<-chan time.Time, func()) {
-	return c.ticks, func() {}
-}
-
-func (c *udpFakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// tick fires the ticker and returns once the sweep it triggers is done: the ticker
-// channel is unbuffered, so the second send completes only when the sweeper is back
-// waiting.
-func (c *udpFakeClock) tick() {
-	c.ticks <- c.Now()
-	c.ticks <- c.Now()
-}
-
 // udpFakeFrontend serves the generation of frontend "fe" of cfg with a fake clock, on
 // its own socket.
-func udpFakeFrontend(t *testing.T, cfg Config) (*udpFrontend, *udpFakeClock) {
+func udpFakeFrontend(t *testing.T, cfg Config) (*udpFrontend, *clock.Fake) {
 	t.Helper()
 	d := l4Dataplane(t, cfg)
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := newUDPFakeClock()
+	clk := clock.NewFake()
 	u := startUDPFrontend(d, d.snapshot().frontends[0], pc, clk)
+	clk.BlockUntil(1) // the sweeper's timer
 	t.Cleanup(func() {
 		if err := u.shutdown(context.Background()); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -204,14 +167,16 @@ func TestUDPSweep(t *testing.T) {
 	udpMustAsk(t, c1, "one")
 	udpMustAsk(t, c2, "two")
 
-	clk.advance(40 * time.Second)
+	clk.Advance(40 * time.Second) // the sweeper runs once, at 40s
+	clk.BlockUntil(1)             // and is done
 	udpMustAsk(t, c2, "two again")
 	u.sweep(clk.Now())
 	if n := udpSessions(u); n != 2 {
 		t.Fatalf("sessions after 40s = %d, want 2", n)
 	}
 
-	clk.advance(20 * time.Second) // c1 idle for 60s, c2 for 20s
+	clk.Advance(20 * time.Second) // c1 idle for 60s, c2 for 20s
+	clk.BlockUntil(1)
 	u.sweep(clk.Now())
 	if n := udpSessions(u); n != 1 {
 		t.Fatalf("sessions after c1 idled for a minute = %d, want 1", n)
@@ -223,9 +188,9 @@ func TestUDPSweep(t *testing.T) {
 		t.Fatal("the session swept is c2's, the active one")
 	}
 
-	// The sweeper runs on the clock's ticker.
-	clk.advance(time.Minute)
-	clk.tick()
+	// The sweeper runs on the clock's timer.
+	clk.Advance(time.Minute)
+	clk.BlockUntil(1) // the sweep is over: the sweeper armed its timer again
 	if n := udpSessions(u); n != 0 {
 		t.Fatalf("sessions after the sweeper ran = %d, want 0", n)
 	}

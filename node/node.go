@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"lbd/dataplane"
+	"lbd/internal/clock"
 )
 
 // Options configure a Node.
@@ -35,6 +36,8 @@ type Node struct {
 	log  *slog.Logger
 	reg  *prometheus.Registry
 	dp   *dataplane.Dataplane
+	// clock is the system clock, which the node gives the dataplane and the VIP manager.
+	clock clock.Clock
 
 	reloads    *prometheus.CounterVec
 	configInfo *prometheus.GaugeVec
@@ -67,7 +70,7 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{path: opts.ConfigPath, log: log, reg: prometheus.NewRegistry()}
+	n := &Node{path: opts.ConfigPath, log: log, reg: prometheus.NewRegistry(), clock: clock.System()}
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lbd_config_reloads_total",
@@ -90,7 +93,7 @@ func New(opts Options) (*Node, error) {
 	if err := n.prepareVRRP(cfg); err != nil { // before the frontends bind VIPs
 		return nil, err
 	}
-	n.dp = dataplane.New(dataplane.Options{Logger: log, Registry: n.reg, DrainTimeout: opts.DrainTimeout})
+	n.dp = dataplane.New(dataplane.Options{Logger: log, Registry: n.reg, DrainTimeout: opts.DrainTimeout, Clock: n.clock})
 	if err := n.dp.Apply(cfg.Config); err != nil {
 		n.dp.Close(context.Background())
 		return nil, err

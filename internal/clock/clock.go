@@ -11,7 +11,7 @@
 // Files:
 //
 //	clock.go  Clock, Timer, Ticker, and System (the real clock)
-//	fake.go   Fake: Advance, Set, BlockUntil, Next, Armed
+//	fake.go   Fake: Advance, AdvanceSettled, Set, BlockUntil, Next, Armed
 package clock
 
 import "time"

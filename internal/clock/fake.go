@@ -97,6 +97,39 @@ func (f *Fake) Advance(d time.Duration) {
 	f.moveTo(f.now.Add(d))
 }
 
+// AdvanceSettled moves the fake time forward by d as Advance does, but one deadline at
+// a time, calling settle before each step and after the last. With synctest.Wait as
+// settle, in a synctest bubble, every goroutine has finished what a firing set off
+// (arming new timers included, which fire within the same call when they fall due by
+// its end) before the next firing, each at the time of its own deadline:
+//
+//	synctest.Test(t, func(t *testing.T) {
+//		clk := clock.NewFake()
+//		go run(clk)
+//		clk.AdvanceSettled(time.Minute, synctest.Wait)
+//	})
+func (f *Fake) AdvanceSettled(d time.Duration, settle func()) {
+	if d < 0 {
+		panic("clock: negative duration for Fake.AdvanceSettled")
+	}
+	f.mu.Lock()
+	end := f.now.Add(d)
+	f.mu.Unlock()
+	for {
+		settle()
+		f.mu.Lock()
+		t := f.earliest()
+		if t == nil || t.when.After(end) {
+			f.moveTo(end)
+			f.mu.Unlock()
+			settle()
+			return
+		}
+		f.moveTo(t.when)
+		f.mu.Unlock()
+	}
+}
+
 // Set moves the fake time to t. Forward, it fires timers as Advance does; backward (a
 // clock step, as NTP makes), it fires nothing and every armed timer keeps its deadline.
 func (f *Fake) Set(t time.Time) {

@@ -303,21 +303,41 @@ func TestFakeBlockUntil(t *testing.T) {
 	}
 }
 
+// chain runs three timers in a row, each armed only after the previous one fired, and
+// returns when each fired, counted from FakeStart.
+func chain(clk *clock.Fake) <-chan []time.Duration {
+	out := make(chan []time.Duration, 1)
+	go func() {
+		var seen []time.Duration
+		for _, d := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second} {
+			fired := make(chan struct{})
+			clk.AfterFunc(d, func() { close(fired) })
+			<-fired
+			seen = append(seen, clk.Now().Sub(t0))
+		}
+		out <- seen
+	}()
+	return out
+}
+
+func sameDurations(a, b []time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // TestFakeInSynctestBubble steps a Fake one deadline at a time with Next and lets the
-// goroutines settle between steps with synctest.Wait, as the vip tests do.
+// goroutines settle between steps with synctest.Wait.
 func TestFakeInSynctestBubble(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := clock.NewFake()
-		var seen []time.Duration
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			// Each wait is armed only after the previous one fired.
-			for _, d := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second} {
-				<-clk.NewTimer(d).C()
-				seen = append(seen, clk.Now().Sub(t0))
-			}
-		}()
+		out := chain(clk)
 		end := t0.Add(time.Minute)
 		for {
 			synctest.Wait()
@@ -328,15 +348,31 @@ func TestFakeInSynctestBubble(t *testing.T) {
 			}
 			clk.Set(next)
 		}
-		<-done
 		want := []time.Duration{time.Second, 3 * time.Second, 6 * time.Second}
-		if len(seen) != len(want) {
-			t.Fatalf("seen %v, want %v", seen, want)
+		if seen := <-out; !sameDurations(seen, want) {
+			t.Errorf("seen %v, want %v", seen, want)
 		}
-		for i := range want {
-			if seen[i] != want[i] {
-				t.Fatalf("seen %v, want %v", seen, want)
-			}
+	})
+}
+
+// TestFakeAdvanceSettled: the same stepping, by AdvanceSettled.
+func TestFakeAdvanceSettled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewFake()
+		out := chain(clk)
+		settles := 0
+		clk.AdvanceSettled(5*time.Second, func() { settles++; synctest.Wait() })
+		if got, want := clk.Now(), t0.Add(5*time.Second); !got.Equal(want) {
+			t.Errorf("Now() = %v, want %v", got, want)
 		}
+		if settles != 4 { // before the firings at 1s and 3s, before the end, after it
+			t.Errorf("settle called %d times, want 4", settles)
+		}
+		clk.AdvanceSettled(time.Minute, synctest.Wait)
+		want := []time.Duration{time.Second, 3 * time.Second, 6 * time.Second}
+		if seen := <-out; !sameDurations(seen, want) {
+			t.Errorf("seen %v, want %v", seen, want)
+		}
+		mustPanic(t, "AdvanceSettled(-1)", func() { clk.AdvanceSettled(-1, func() {}) })
 	})
 }
