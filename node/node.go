@@ -130,8 +130,9 @@ func (n *Node) Reload() (version string, err error) {
 	defer n.mu.Unlock()
 	defer func() {
 		if err != nil {
-			n.reloads.WithLabelValues("failure").Inc()
+			// Logged before counted: whoever waits on the counter finds the line.
 			n.log.Error("config reload refused; the old config keeps serving", "config", n.path, "err", err)
+			n.reloads.WithLabelValues("failure").Inc()
 		}
 	}()
 	cfg, err := LoadFile(n.path)
@@ -154,8 +155,8 @@ func (n *Node) Reload() (version string, err error) {
 	}
 	old := n.version
 	n.setLoaded(cfg)
-	n.reloads.WithLabelValues("success").Inc()
 	n.log.Info("config reloaded", "config", n.path, "version", n.version, "previous", old)
+	n.reloads.WithLabelValues("success").Inc()
 	return n.version, nil
 }
 
