@@ -50,6 +50,16 @@
 //   - errors.go: the sentinel errors callers branch on (ErrNotLeader, ErrNoQuorum, ...)
 //     and the error types that carry details.
 //
+// The security layer (not used by New yet; node will wire it):
+//
+//   - ca.go: the cluster CA (ECDSA P-256, self-signed, 10 years) made at cluster init,
+//     and the node certificates it issues from a CSR (node name and raft/gossip IPs,
+//     server and client use, 1 year); CA key, node key and certificates in the state
+//     directory's tls/, keys 0600 and refused when others can read them.
+//   - token.go: join tokens, lbd1.<id>.<secret>.<ca-sha256>: parsing, and the
+//     cluster's list of them (hashes and expiries, never secrets), with a distinct
+//     error for each refusal (malformed, unknown, wrong secret, expired, used).
+//
 // Not there yet: raft traffic is not authenticated (no mutual TLS), there is no join
 // token, and writes are not forwarded to the leader.
 //
