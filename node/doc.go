@@ -1,10 +1,37 @@
-// Package node runs one lbd node: it loads and validates the config file, builds the
-// dataplane from it, reloads on request without dropping traffic, and serves the admin
-// API and metrics that lbctl and Prometheus read. It is the only package that knows the
-// dataplane, vip and cluster packages together.
+// Package node runs one lbd node. It is the only package that knows the parts together
+// (lbd/dataplane, lbd/vip and, as it is wired in, lbd/cluster): it loads and validates the
+// config file, builds the parts from it, connects them, reloads them without dropping
+// traffic, and serves the admin API and metrics that lbctl and Prometheus read.
 //
-// The admin API's wire types and its client live in node/api, which imports nothing of
-// lbd: the handlers (admin.go, control.go, sticky.go, vip_api.go) answer api types, and
-// wire.go copies the parts' structs into them, so a change to a part's struct does not
-// change the API. release.go is `lbd release`: removing a dead node's VIPs.
+// How it connects the parts:
+//
+//   - Config: the file is decoded strictly into Config (config.go), whose node: section
+//     belongs to this machine and whose rest is the cluster-wide document; every error
+//     names the file, the line and the field (load.go: ConfigError). A reload (SIGHUP,
+//     lbd reload, the admin API, a change of the file) goes through the same path, and a
+//     config that any part refuses leaves the running one alone.
+//   - VRRP (vrrp.go): the document's vrrp: section and the node: section's per-machine
+//     settings become a vip.Config; the dataplane's own health and its backends' share
+//     of healthy servers become tracked checks, so that a node that cannot serve lowers
+//     its priority; VRRP state changes are logged and exported as metrics.
+//   - Liveness (liveness.go): a backup keeps a TCP connection to its master's liveness
+//     port and asks for heartbeats, so that a dead or hung master is seen in a few
+//     heartbeat intervals rather than after three missed adverts.
+//   - Release (release.go): `lbd release`, the systemd unit's ExecStopPost, removes the
+//     VIPs a killed lbd left on its interfaces.
+//
+// The admin API, on a unix socket (and optionally a TCP listener), answers with the wire
+// types of node/api, never the parts' own structs (wire.go copies them field by field):
+//
+//	admin.go     the handler: status, reload, metrics, pprof; which listener may change what
+//	control.go   run-time control: servers' state and weight, the node's own drain
+//	sticky.go    the sticky-table endpoints: list, delete, export and import in batches
+//	vip_api.go   VRRP instances' status and the manual move of a master role
+//	wire.go      parts' structs → node/api types
+//
+// The node itself:
+//
+//	node.go      Node and Options: New starts everything, Reload, Close stops it in order
+//	config.go    Config, the file's schema, composed of the parts' configs
+//	load.go      reading, decoding and validating the file; ConfigError
 package node
