@@ -191,3 +191,48 @@ func TestLowerPrioNoAdvert(t *testing.T) {
 		}
 	})
 }
+
+// TestHungMasterWakes: a master woken from a hang (SIGSTOP) finds 51 adverts in its
+// socket, sent by the backup that took over meanwhile, over the last 5s. It drops those
+// older than 3 advert intervals and answers the others once: one advert, one
+// announcement burst (it used to answer each: 51 adverts and 59 GARPs were seen).
+func TestHungMasterWakes(t *testing.T) {
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a, b := l.pair(webConfig(200), webConfig(100))
+		l.clock.Advance(10 * time.Second)
+		a.ann.take()
+		st0, _ := a.status("web")
+		p := Packet{Version: 3, VRID: 51, Priority: 100, Interval: time.Second, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.100")}}
+		raw, err := p.Marshal(b.addr, MulticastGroupV4, CodecOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := l.clock.Now()
+		l.bus.mu.Lock()
+		for _, q := range l.bus.ports {
+			if q.src != a.addr {
+				continue
+			}
+			for i := range 51 {
+				at := now.Add(-5*time.Second + time.Duration(i)*100*time.Millisecond)
+				q.in <- Received{Payload: raw, Src: b.addr, Dst: MulticastGroupV4, TTL: RequiredTTL, IfIndex: 1, At: at}
+			}
+		}
+		l.bus.mu.Unlock()
+		l.clock.Advance(100 * time.Millisecond)
+		st, _ := a.status("web")
+		if n := st.AdvertsSent - st0.AdvertsSent; n != 1 {
+			t.Errorf("a answered the queued adverts with %d adverts, want 1", n)
+		}
+		if got := a.ann.take(); len(got) != 5 {
+			t.Errorf("a announced %d times, want one burst of 5: %v", len(got), got)
+		}
+		if st.Dropped[DropStale] != 20 {
+			t.Errorf("a dropped %d stale adverts, want the 20 older than 3s", st.Dropped[DropStale])
+		}
+		if n := st.AdvertsReceived - st0.AdvertsReceived; n != 31 {
+			t.Errorf("a received %d adverts, want 31", n)
+		}
+		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+	})
+}

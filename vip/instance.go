@@ -309,12 +309,24 @@ func (in *instance) received(r Received) {
 		}
 		return
 	}
+	if now := in.clock.Now(); in.machine.State() == Master && !r.At.IsZero() && now.Sub(r.At) > staleAfter*in.cfg.AdvertInterval {
+		// Read after a hang of ours: the sender has advertised since, or is gone. As a
+		// backup, an old advertisement of the master still says it was alive, and
+		// dropping it could let Master_Down_Timer fire before the fresh ones are read.
+		in.update(func(st *InstanceStatus) { st.Dropped[DropStale]++ })
+		in.logDrop(DropStale, dropf(DropStale, adv.Src, "received %v ago, more than %d advert intervals", now.Sub(r.At), staleAfter))
+		return
+	}
 	in.update(func(st *InstanceStatus) { st.AdvertsReceived++ })
 	if adv.IntervalDiffers {
 		in.log.Debug("master advertises another interval", "master", adv.Src, "interval", adv.Interval, "ours", in.cfg.AdvertInterval)
 	}
 	in.step(Advert{Priority: int(adv.Priority), Src: adv.Src, Interval: adv.Interval})
 }
+
+// staleAfter is how many advert intervals a packet may wait in the socket before a
+// master drops it as stale (DropStale).
+const staleAfter = 3
 
 // dropLogEvery is how often the log shows a dropped packet of one reason: a host that
 // floods the instance with bad packets costs one line per reason per period, and the

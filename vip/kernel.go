@@ -2,6 +2,7 @@ package vip
 
 import (
 	"net/netip"
+	"time"
 )
 
 // The kernel-facing parts of the VIP manager, behind small interfaces so the state
@@ -30,6 +31,10 @@ type Received struct {
 	Dst     netip.Addr // IP destination address
 	TTL     int        // IPv4 TTL or IPv6 hop limit; the receive checks require 255
 	IfIndex int        // interface the packet came in on
+	// At is when the kernel received the packet (zero when unknown). A packet read
+	// long after it arrived waited in the socket while the process did not run (a
+	// SIGSTOP, a hung host); the instance drops such packets as master.
+	At time.Time
 }
 
 // Addresses adds and removes the virtual addresses on an interface. Adding an address

@@ -394,6 +394,11 @@ const (
 	DropAddressCount DropReason = "address_count"
 	// DropAddressList: addresses other than ours (from any sender).
 	DropAddressList DropReason = "address_list"
+	// DropStale: as master, an advertisement received more than 3 advert intervals
+	// before it was read: it waited in the socket while this process did not run (a
+	// SIGSTOP, a stalled host). The instance applies it after the others (Check does
+	// not know when a packet is read).
+	DropStale DropReason = "stale"
 )
 
 // DropReasons lists every reason, to create the counters at zero.
@@ -401,7 +406,7 @@ func DropReasons() []DropReason {
 	return []DropReason{
 		DropLength, DropVRID, DropOwn, DropUnicastSource, DropTTL, DropVersion, DropType, DropFamily,
 		DropChecksum, DropAuthType, DropAuthPassword, DropInterval, DropAddressCount,
-		DropAddressList,
+		DropAddressList, DropStale,
 	}
 }
 

@@ -499,11 +499,11 @@ func TestExpectCheckDrops(t *testing.T) {
 		})
 	}
 	for _, r := range DropReasons() {
-		if !covered[r] {
+		if !covered[r] && r != DropStale { // the instance's, not Check's: TestHungMasterWakes
 			t.Errorf("drop reason %q has no row", r)
 		}
 	}
-	if len(covered) != len(DropReasons()) {
+	if len(covered) != len(DropReasons())-1 {
 		t.Errorf("rows cover %d reasons, DropReasons lists %d", len(covered), len(DropReasons()))
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -49,10 +51,15 @@ type TransportOptions struct {
 // interface (SO_BINDTODEVICE). The kernel adds the IP header on send (IP_HDRINCL is
 // off) and reports the TTL/hop limit, destination and interface of each received
 // packet in control messages. The VRRP checksum is the codec's: IPV6_CHECKSUM is not set.
+// The receive time of each packet (Received.At) comes from the SIOCGSTAMPNS ioctl after
+// the read: the first call turns the socket's receive timestamps on without adding a
+// control message (SO_TIMESTAMPNS would add one ahead of the others and overflow the
+// control buffer golang.org/x/net sizes for them).
 type rawTransport struct {
 	ifi    *net.Interface
 	source netip.Addr
 	conn   net.PacketConn // the *net.IPConn under p4 or p6; Close unblocks reads
+	raw    syscall.RawConn
 	p4     *ipv4.PacketConn
 	p6     *ipv6.PacketConn
 	buf    []byte // receive buffer; Receive is called from one goroutine
@@ -98,6 +105,11 @@ func NewTransport(opts TransportOptions) (Transport, error) {
 		return nil, fmt.Errorf("vrrp transport on %s: %w", ifi.Name, err)
 	}
 	t := &rawTransport{ifi: ifi, source: source, conn: conn, buf: make([]byte, max(ifi.MTU, 1500))}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if t.raw, err = sc.SyscallConn(); err == nil {
+			t.stamp() // turns the receive timestamps on
+		}
+	}
 	if opts.Family == 4 {
 		err = t.setup4(opts.Multicast)
 	} else {
@@ -224,8 +236,24 @@ func (t *rawTransport) Receive() (Received, error) {
 			continue // our own packet, looped back by a unicast peer list that names us
 		}
 		r.Payload = slices.Clone(t.buf[:n])
+		r.At = t.stamp()
 		return r, nil
 	}
+}
+
+// stamp returns the kernel's receive time of the last packet read (zero when unknown).
+func (t *rawTransport) stamp() time.Time {
+	if t.raw == nil {
+		return time.Time{}
+	}
+	var ts unix.Timespec
+	var errno syscall.Errno
+	if err := t.raw.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, unix.SIOCGSTAMPNS, uintptr(unsafe.Pointer(&ts)))
+	}); err != nil || errno != 0 {
+		return time.Time{}
+	}
+	return time.Unix(ts.Unix())
 }
 
 // Source is the address advertisements are sent from.

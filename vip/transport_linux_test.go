@@ -112,10 +112,16 @@ func TestTransportLinux(t *testing.T) {
 			}
 
 			payload := []byte{0x31, 7, 100, 1, 0, 100, 0, 0, 198, 18, 0, 100}
+			sent := time.Now()
 			if err := ta.Send(payload, tt.dst); err != nil {
 				t.Fatal(err)
 			}
 			got := recvWithin(t, tb)
+			// The kernel's receive time: after the send, before the read returned.
+			if got.At.Before(sent.Add(-time.Millisecond)) || got.At.After(time.Now()) {
+				t.Errorf("received at %v, want between the send (%v) and now", got.At, sent)
+			}
+			got.At = time.Time{}
 			want := Received{Payload: payload, Src: tt.wantSrcA, Dst: tt.dst, TTL: 255, IfIndex: bIndex}
 			if d := cmp.Diff(want, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); d != "" {
 				t.Errorf("b received (-want +got):\n%s", d)
@@ -146,6 +152,39 @@ func TestTransportLinux(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("receive time is the kernel's, not the read's", func(t *testing.T) {
+		ta := openTransport(t, a, TransportOptions{Interface: "eth0", Family: 4, Multicast: true})
+		tb := openTransport(t, b, TransportOptions{Interface: "eth0", Family: 4, Multicast: true})
+		payload := []byte{0x31, 7, 100, 1, 0, 100, 0, 0, 198, 18, 0, 100}
+		// The kernel turns its receive timestamps on a little after the socket asks
+		// for them (a deferred static key): until then a packet reads as received
+		// now. Wait for that with packets that wait 20ms in the socket.
+		for i := 0; ; i++ {
+			if err := ta.Send(payload, mcastGroup4); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			read := time.Now()
+			if r := recvWithin(t, tb); r.At.Before(read.Add(-10 * time.Millisecond)) {
+				break
+			}
+			if i == 50 {
+				t.Fatal("no kernel receive timestamps after 50 packets")
+			}
+		}
+		sent := time.Now()
+		if err := ta.Send(payload, mcastGroup4); err != nil {
+			t.Fatal(err)
+		}
+		// The packet waits in b's socket, as during a hang of b's process.
+		time.Sleep(200 * time.Millisecond)
+		read := time.Now()
+		got := recvWithin(t, tb)
+		if got.At.IsZero() || got.At.Before(sent.Add(-time.Millisecond)) || !got.At.Before(read) {
+			t.Errorf("received at %v, want between the send (%v) and the read (%v)", got.At, sent, read)
+		}
+	})
 
 	t.Run("close unblocks receive", func(t *testing.T) {
 		tr := openTransport(t, a, TransportOptions{Interface: "eth0", Family: 4, Multicast: true})
