@@ -45,6 +45,9 @@ type NodeConfig struct {
 	// VRRP is this machine's part of the VRRP instances: interface, priority, unicast
 	// source and peers (vrrp.go).
 	VRRP VRRPNode `yaml:"vrrp"`
+	// Cluster is where this machine's cluster agent listens and whom it contacts
+	// (cluster_config.go).
+	Cluster ClusterNode `yaml:"cluster"`
 }
 
 // AdminConfig says where the node serves the admin API and metrics.
@@ -91,7 +94,8 @@ func (n *NodeConfig) setDefaults() {
 	if n.StateDir == "" {
 		n.StateDir = DefaultStateDir
 	}
-	n.VRRP.setDefaults() // vrrp.go
+	n.VRRP.setDefaults()    // vrrp.go
+	n.Cluster.setDefaults() // cluster_config.go
 }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
@@ -124,7 +128,8 @@ func (c *Config) Validate() error {
 	if err := c.Config.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.validateVRRP()...) // vrrp.go
+	errs = append(errs, c.validateVRRP()...)    // vrrp.go
+	errs = append(errs, c.validateCluster()...) // cluster_config.go
 	return errors.Join(errs...)
 }
 

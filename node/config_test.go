@@ -357,6 +357,7 @@ func TestParseGoodWithDefaults(t *testing.T) {
 			Admin:    AdminConfig{Socket: "/run/lbd/lbd.sock", Listen: &listen},
 			StateDir: "/var/lib/lbd",
 			VRRP:     VRRPNode{LivenessPort: ptr(DefaultLivenessPort), LivenessMultiplier: DefaultLivenessMultiplier},
+			Cluster:  defaultClusterNode(),
 		},
 		Config: dataplane.Config{
 			Frontends: []dataplane.Frontend{
@@ -389,6 +390,7 @@ func TestParseEmpty(t *testing.T) {
 		Admin:    AdminConfig{Socket: DefaultAdminSocket, Listen: &listen},
 		StateDir: DefaultStateDir,
 		VRRP:     VRRPNode{LivenessPort: &livenessPort, LivenessMultiplier: DefaultLivenessMultiplier},
+		Cluster:  defaultClusterNode(),
 	}}
 	for _, in := range []string{"", "\n", "# nothing yet\n", "---\n", "~\n", "node:\n"} {
 		got, err := Parse("lbd.yaml", []byte(in))
