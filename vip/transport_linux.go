@@ -22,6 +22,10 @@ const rawProtoVRRP = 112
 // rawTTL is the IPv4 TTL / IPv6 hop limit of every VRRP packet (RFC 5798 section 5.1.1.3).
 const rawTTL = 255
 
+// rawTOS is the IPv4 TOS / IPv6 traffic class of every VRRP packet: DSCP CS6 (network
+// control), as keepalived sends, so that QoS rules that protect VRRP match lbd's too.
+const rawTOS = 0xc0
+
 // The VRRP multicast groups (RFC 5798 section 5.1.1.2 and 5.1.2.2).
 var (
 	mcastGroup4 = netip.MustParseAddr("224.0.0.18")
@@ -131,6 +135,9 @@ func (t *rawTransport) setup4(multicast bool) error {
 	if err := p.SetTTL(rawTTL); err != nil {
 		return fmt.Errorf("setting ttl: %w", err)
 	}
+	if err := p.SetTOS(rawTOS); err != nil {
+		return fmt.Errorf("setting tos: %w", err)
+	}
 	if err := p.SetMulticastTTL(rawTTL); err != nil {
 		return fmt.Errorf("setting multicast ttl: %w", err)
 	}
@@ -156,6 +163,9 @@ func (t *rawTransport) setup6(multicast bool) error {
 	}
 	if err := p.SetHopLimit(rawTTL); err != nil {
 		return fmt.Errorf("setting hop limit: %w", err)
+	}
+	if err := p.SetTrafficClass(rawTOS); err != nil {
+		return fmt.Errorf("setting traffic class: %w", err)
 	}
 	if err := p.SetMulticastHopLimit(rawTTL); err != nil {
 		return fmt.Errorf("setting multicast hop limit: %w", err)

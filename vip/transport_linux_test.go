@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // recvWithin returns the next packet of tr, failing the test when none arrives within
@@ -235,4 +237,72 @@ func TestNewTransportErrors(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestTransportTOS: advertisements leave with TOS / traffic class 0xc0 (DSCP CS6,
+// network control), as keepalived's, so that QoS rules that protect VRRP match them.
+// b reads them with sockets of its own: an IPv4 raw socket sees the IP header; an IPv6
+// one gets the traffic class in a control message.
+func TestTransportTOS(t *testing.T) {
+	l := newLab(t)
+	a := l.node("a", "198.18.0.1/24", "2001:2::1/64")
+	b := l.node("b", "198.18.0.2/24", "2001:2::2/64")
+	payload := []byte{0x31, 7, 100, 1, 0, 100, 0, 0, 198, 18, 0, 100}
+
+	t.Run("ipv4", func(t *testing.T) {
+		var fd int
+		b.do(func() {
+			var err error
+			if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, rawProtoVRRP); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		defer unix.Close(fd)
+		ta := openTransport(t, a, TransportOptions{Interface: "eth0", Family: 4, UnicastPeers: []netip.Addr{netip.MustParseAddr("198.18.0.2")}})
+		if err := ta.Send(payload, netip.MustParseAddr("198.18.0.2")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			t.Fatalf("reading b's raw socket: %v", err)
+		}
+		if n < 20 || buf[9] != rawProtoVRRP {
+			t.Fatalf("not a vrrp packet: % x", buf[:n])
+		}
+		if tos := buf[1]; tos != 0xc0 {
+			t.Errorf("tos = %#02x, want 0xc0", tos)
+		}
+	})
+
+	t.Run("ipv6", func(t *testing.T) {
+		var p *ipv6.PacketConn
+		b.do(func() {
+			c, err := net.ListenPacket("ip6:112", "2001:2::2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p = ipv6.NewPacketConn(c)
+		})
+		defer p.Close()
+		if err := p.SetControlMessage(ipv6.FlagTrafficClass, true); err != nil {
+			t.Fatal(err)
+		}
+		p.SetReadDeadline(time.Now().Add(5 * time.Second))
+		ta := openTransport(t, a, TransportOptions{Interface: "eth0", Family: 6, UnicastPeers: []netip.Addr{netip.MustParseAddr("2001:2::2")}})
+		if err := ta.Send(payload, netip.MustParseAddr("2001:2::2")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		_, cm, _, err := p.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("reading b's raw socket: %v", err)
+		}
+		if cm == nil || cm.TrafficClass != 0xc0 {
+			t.Errorf("control message %v, want traffic class 0xc0", cm)
+		}
+	})
 }
