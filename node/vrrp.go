@@ -301,6 +301,7 @@ func (n *Node) linuxVIPDeps() vip.Deps {
 		Announcer: vip.NewAnnouncer(),
 		Logger:    n.log.With("part", "vrrp"),
 		LinkState: vip.LinkUp,
+		Clock:     n.clock,
 	}
 }
 

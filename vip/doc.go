@@ -25,6 +25,10 @@
 //     netlink addresses, gratuitous ARP and unsolicited neighbour advertisements) and
 //     faked in tests.
 //
+// Every timer (the VRRP timers, announcement bursts, track script intervals, notify
+// timeouts, link polling) runs on Deps.Clock, an lbd/internal/clock.Clock: the system
+// clock in lbd, a clock.Fake in the tests, which step it instead of sleeping.
+//
 // Package vip imports neither lbd/dataplane nor lbd/cluster: lbd/node connects them,
 // for instance by turning the dataplane's health into priority adjustments.
 package vip

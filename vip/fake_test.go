@@ -12,99 +12,18 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"lbd/internal/clock"
 )
 
-// Fakes of the kernel and the clock for the manager tests. Every test that uses them
-// runs inside synctest.Test, so that fakeClock.Advance can wait (synctest.Wait) until
+// Fakes of the kernel for the manager tests, which run on a clock.Fake. Every test that
+// uses them runs inside synctest.Test, so that advance can wait (synctest.Wait) until
 // every goroutine has handled what a timer set off before firing the next one: time is
 // stepped, never slept.
 
-// fakeClock is a Clock whose time moves only by Advance.
-type fakeClock struct {
-	// mu guards now and timers.
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-type fakeTimer struct {
-	c     *fakeClock
-	when  time.Time
-	ch    chan time.Time
-	fired bool
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) ClockTimer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, when: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.fired = true
-		t.ch <- c.now
-		return t
-	}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	i := slices.Index(t.c.timers, t)
-	if i < 0 {
-		return false
-	}
-	t.c.timers = slices.Delete(t.c.timers, i, i+1)
-	return !t.fired
-}
-
-// Advance moves time forward by d, firing the timers in deadline order and letting the
-// goroutines settle after each (synctest.Wait).
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(d)
-	c.mu.Unlock()
-	for {
-		synctest.Wait()
-		c.mu.Lock()
-		var next *fakeTimer
-		for _, t := range c.timers {
-			if !t.when.After(end) && (next == nil || t.when.Before(next.when)) {
-				next = t
-			}
-		}
-		if next == nil {
-			c.now = end
-			c.mu.Unlock()
-			synctest.Wait()
-			return
-		}
-		if next.when.After(c.now) {
-			c.now = next.when
-		}
-		var keep []*fakeTimer
-		for _, t := range c.timers {
-			if !t.when.After(c.now) {
-				t.fired = true
-				t.ch <- c.now
-			} else {
-				keep = append(keep, t)
-			}
-		}
-		c.timers = keep
-		c.mu.Unlock()
-	}
-}
+// advance moves clk forward by d one timer at a time, letting every goroutine settle
+// after each firing.
+func advance(clk *clock.Fake, d time.Duration) { clk.AdvanceSettled(d, synctest.Wait) }
 
 // fakeBus is a LAN segment: every port hears the multicast others send, and unicast sent
 // to its address. Cut partitions it.
@@ -243,7 +162,7 @@ func (a *fakeAddrs) String() string {
 
 // fakeAnnouncer records the announcements with the fake time they were made at.
 type fakeAnnouncer struct {
-	clock *fakeClock
+	clock *clock.Fake
 	// mu guards sent.
 	mu   sync.Mutex
 	sent []string // "+1.5s eth0 198.18.0.100"

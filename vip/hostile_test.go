@@ -50,11 +50,11 @@ func unicastWeb(prio int, self, peer string) Config {
 func TestStrangerNotAUnicastPeer(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, _ := l.pair(unicastWeb(200, "198.18.0.1", "198.18.0.2"), unicastWeb(100, "198.18.0.2", "198.18.0.1"))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 		for range 5 {
 			forge(t, l, a.addr, 250, 1)
-			l.clock.Advance(time.Second)
+			l.advance(time.Second)
 		}
 		l.expect("owners after the stranger's adverts", l.owners(webVIP), []string{"a"})
 		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
@@ -69,9 +69,9 @@ func TestStrangerNotAUnicastPeer(t *testing.T) {
 func TestStrangerOwnerPriority(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		forge(t, l, MulticastGroupV4, 255, 1, "198.18.0.7")
-		l.clock.Advance(500 * time.Millisecond)
+		l.advance(500 * time.Millisecond)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
 		for _, n := range []*testNode{a, b} {
@@ -88,12 +88,12 @@ func TestStrangerOwnerPriority(t *testing.T) {
 func TestStrangerPriorityZero(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		stA, _ := a.status("web")
 		stB, _ := b.status("web")
 		for range 20 {
 			forge(t, l, MulticastGroupV4, 0, 1)
-			l.clock.Advance(250 * time.Millisecond)
+			l.advance(250 * time.Millisecond)
 		}
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
@@ -112,11 +112,11 @@ func TestStrangerPriorityZero(t *testing.T) {
 func TestStrangerLowerPriorityFlood(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, _ := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(10 * time.Second)
+		l.advance(10 * time.Second)
 		a.ann.take()
 		st0, _ := a.status("web")
 		forge(t, l, MulticastGroupV4, 50, 20)
-		l.clock.Advance(100 * time.Millisecond)
+		l.advance(100 * time.Millisecond)
 		st, _ := a.status("web")
 		if n := st.AdvertsSent - st0.AdvertsSent; n != 1 {
 			t.Errorf("a answered 20 forged adverts with %d adverts, want 1", n)
@@ -153,18 +153,18 @@ func TestDropLogRateLimited(t *testing.T) {
 		a := l.newNode("a", "198.18.0.1")
 		a.deps = func(d *Deps) { d.Logger = slog.New(slog.NewTextHandler(&logs, nil)) }
 		l.join(a, webConfig(200))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		forge(t, l, a.addr, 100, 100, "198.18.0.7")
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		if st, _ := a.status("web"); st.Dropped[DropAddressList] != 100 {
 			t.Errorf("dropped %v, want 100 address_list", st.Dropped)
 		}
 		if n := logs.count("vrrp packet dropped"); n != 1 {
 			t.Errorf("%d log lines for 100 drops within a second, want 1", n)
 		}
-		l.clock.Advance(dropLogEvery)
+		l.advance(dropLogEvery)
 		forge(t, l, a.addr, 100, 1, "198.18.0.7")
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		if n := logs.count("not_logged_since_last=99"); n != 1 {
 			t.Errorf("the next line does not say 99 were not logged:\n%s", logs.b.String())
 		}
@@ -177,11 +177,11 @@ func TestLowerPrioNoAdvert(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		cfg := webConfig(200, func(in *Instance) { in.LowerPrioNoAdvert = true })
 		a, _ := l.pair(cfg, webConfig(100))
-		l.clock.Advance(10 * time.Second)
+		l.advance(10 * time.Second)
 		a.ann.take()
 		st0, _ := a.status("web")
 		forge(t, l, MulticastGroupV4, 50, 3)
-		l.clock.Advance(100 * time.Millisecond)
+		l.advance(100 * time.Millisecond)
 		st, _ := a.status("web")
 		if n := st.AdvertsSent - st0.AdvertsSent; n != 0 {
 			t.Errorf("a answered with %d adverts, want none", n)
@@ -199,7 +199,7 @@ func TestLowerPrioNoAdvert(t *testing.T) {
 func TestHungMasterWakes(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(10 * time.Second)
+		l.advance(10 * time.Second)
 		a.ann.take()
 		st0, _ := a.status("web")
 		p := Packet{Version: 3, VRID: 51, Priority: 100, Interval: time.Second, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.100")}}
@@ -207,7 +207,7 @@ func TestHungMasterWakes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		now := l.clock.Now()
+		now := l.clk.Now()
 		l.bus.mu.Lock()
 		for _, q := range l.bus.ports {
 			if q.src != a.addr {
@@ -219,7 +219,7 @@ func TestHungMasterWakes(t *testing.T) {
 			}
 		}
 		l.bus.mu.Unlock()
-		l.clock.Advance(100 * time.Millisecond)
+		l.advance(100 * time.Millisecond)
 		st, _ := a.status("web")
 		if n := st.AdvertsSent - st0.AdvertsSent; n != 1 {
 			t.Errorf("a answered the queued adverts with %d adverts, want 1", n)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // instance runs one virtual router: one goroutine (loop) owns its Machine and steps it
@@ -61,7 +63,7 @@ type instance struct {
 	mgr      *Manager
 	cfg      Instance
 	log      *slog.Logger
-	clock    Clock
+	clock    clock.Clock
 	addrs    Addresses
 	ann      Announcer
 	tr       Transport
@@ -256,7 +258,7 @@ func (in *instance) loop() {
 	in.step(Startup{})
 	for {
 		var timeout <-chan time.Time
-		var timer ClockTimer
+		var timer clock.Timer
 		if d, ok := in.nextDeadline(); ok {
 			timer = in.clock.NewTimer(d.Sub(in.clock.Now()))
 			timeout = timer.C()

@@ -64,7 +64,7 @@ func TestInstanceUnicastV2(t *testing.T) {
 		no := false
 		cfgB.Instances[0].CheckUnicastSource = &no
 		b := l.node("b", "198.18.0.2", cfgB)
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 		if st, _ := a.status("web"); st.Dropped[DropOwn] != 0 {
 			t.Errorf("unicast looped back our own packets: %v", st.Dropped)

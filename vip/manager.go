@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // Sentinel errors of the Manager.
@@ -39,8 +41,10 @@ type Deps struct {
 	Addresses Addresses
 	// Announcer sends gratuitous ARP / unsolicited NA. Required (NewAnnouncer).
 	Announcer Announcer
-	// Clock drives every timer. Default: SystemClock().
-	Clock Clock
+	// Clock drives every timer: the VRRP timers, the announcement bursts, the track
+	// script intervals and timeouts, the notify timeouts and the link polling. Default:
+	// clock.System().
+	Clock clock.Clock
 	// Logger receives the manager's log. Default: discard.
 	Logger *slog.Logger
 	// LinkState reads an interface's link state (LinkUp), polled every LinkPoll for
@@ -94,7 +98,7 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		return nil, errors.New("vip manager: Deps.Transport, Deps.Addresses and Deps.Announcer are required")
 	}
 	if deps.Clock == nil {
-		deps.Clock = SystemClock()
+		deps.Clock = clock.System()
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"lbd/internal/clock"
 )
 
 // The manager tests run two or three "nodes" (managers) on a fake LAN (fakeBus) with a
@@ -32,16 +34,20 @@ type testNode struct {
 
 type testLAN struct {
 	t     *testing.T
-	clock *fakeClock
+	clk   *clock.Fake // step it with advance
 	bus   *fakeBus
 	t0    time.Time
 	nodes []*testNode
 }
 
 func newTestLAN(t *testing.T) *testLAN {
-	c := newFakeClock()
-	return &testLAN{t: t, clock: c, bus: newFakeBus(), t0: c.Now()}
+	c := clock.NewFake()
+	return &testLAN{t: t, clk: c, bus: newFakeBus(), t0: c.Now()}
 }
+
+// advance steps the LAN's clock by d, letting every node handle each firing before the
+// next (advance in fake_test.go).
+func (l *testLAN) advance(d time.Duration) { advance(l.clk, d) }
 
 // lanTest runs f in a synctest bubble on a fresh LAN, and closes every node on it when
 // f returns.
@@ -74,7 +80,7 @@ func (l *testLAN) node(name, addr string, cfg Config) *testNode {
 func (l *testLAN) newNode(name, addr string) *testNode {
 	return &testNode{
 		name: name, addr: netip.MustParseAddr(addr), addrs: newFakeAddrs(),
-		ann: &fakeAnnouncer{clock: l.clock, t0: l.t0}, run: &fakeRunner{},
+		ann: &fakeAnnouncer{clock: l.clk, t0: l.t0}, run: &fakeRunner{},
 	}
 }
 
@@ -91,7 +97,7 @@ func (l *testLAN) start(n *testNode, cfg Config) {
 		Transport: func(Instance) (Transport, error) { return l.bus.port(n.addr), nil },
 		Addresses: n.addrs,
 		Announcer: n.ann,
-		Clock:     l.clock,
+		Clock:     l.clk,
 		Logger:    slog.New(slog.NewTextHandler(testLogWriter{l.t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.name),
 		Run:       n.run.Run,
 	}
@@ -169,7 +175,7 @@ func (n *testNode) status(name string) (InstanceStatus, bool) {
 func (l *testLAN) expect(what string, got, want []string) {
 	l.t.Helper()
 	if diff := cmp.Diff(want, got); diff != "" {
-		l.t.Errorf("at +%v %s (-want +got):\n%s", l.clock.Now().Sub(l.t0), what, diff)
+		l.t.Errorf("at +%v %s (-want +got):\n%s", l.clk.Now().Sub(l.t0), what, diff)
 	}
 }
 
@@ -206,10 +212,10 @@ func TestManagerElectionAndGracefulFailover(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(webConfig(200), webConfig(100))
 
-		l.clock.Advance(3 * time.Second)
+		l.advance(3 * time.Second)
 		l.expect("owners before Master_Down_Interval", l.owners(webVIP), nil)
 		// a's Master_Down_Interval is 3s + 56/256 s = 3.21875s.
-		l.clock.Advance(300 * time.Millisecond)
+		l.advance(300 * time.Millisecond)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
 		want := []string{
@@ -217,12 +223,12 @@ func TestManagerElectionAndGracefulFailover(t *testing.T) {
 			"+3.24875s eth0 198.18.0.100", "+3.25875s eth0 198.18.0.100",
 		}
 		l.expect("first announcement burst", a.ann.take(), want)
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("one after the neighbour locktime, second burst after garp.delay", a.ann.take(), []string{
 			"+4.31875s eth0 198.18.0.100", "+8.21875s eth0 198.18.0.100", "+8.22875s eth0 198.18.0.100", "+8.23875s eth0 198.18.0.100",
 			"+8.24875s eth0 198.18.0.100", "+8.25875s eth0 198.18.0.100",
 		})
-		l.clock.Advance(20 * time.Second)
+		l.advance(20 * time.Second)
 		l.expect("no refresh by default", a.ann.take(), nil)
 		if st, _ := b.status("web"); st.Master != a.addr || st.MasterPriority != 200 {
 			t.Errorf("b sees master %v priority %d, want %v 200", st.Master, st.MasterPriority, a.addr)
@@ -232,12 +238,12 @@ func TestManagerElectionAndGracefulFailover(t *testing.T) {
 		}
 
 		// Graceful stop: priority 0, so b takes over after its Skew_Time (609.375ms).
-		stop := l.clock.Now()
+		stop := l.clk.Now()
 		a.close(t)
 		l.expect("a's addresses after close", []string{a.addrs.String()}, []string{""})
-		l.clock.Advance(600 * time.Millisecond)
+		l.advance(600 * time.Millisecond)
 		l.expect("owners within skew", l.owners(webVIP), nil)
-		l.clock.Advance(10 * time.Millisecond)
+		l.advance(10 * time.Millisecond)
 		l.expect("owners after skew", l.owners(webVIP), []string{"b"})
 		if st, _ := b.status("web"); st.LastTransition.Sub(stop) != 609375*time.Microsecond {
 			t.Errorf("b took over %v after the stop, want Skew_Time 609.375ms", st.LastTransition.Sub(stop))
@@ -248,17 +254,17 @@ func TestManagerElectionAndGracefulFailover(t *testing.T) {
 func TestManagerSplitBrainHeals(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 
 		l.bus.partition(a.addr, b.addr, true)
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners during the split", l.owners(webVIP), []string{"a", "b"})
 		l.expect("states during the split", l.states("web"), []string{"a:MASTER", "b:MASTER"})
 
 		a.ann.take()
 		l.bus.partition(a.addr, b.addr, false)
-		l.clock.Advance(1100 * time.Millisecond)
+		l.advance(1100 * time.Millisecond)
 		l.expect("owners after healing", l.owners(webVIP), []string{"a"})
 		l.expect("states after healing", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
 		// a answered b's advertisement at once and announced again, so the neighbours
@@ -266,7 +272,7 @@ func TestManagerSplitBrainHeals(t *testing.T) {
 		if got := a.ann.take(); len(got) == 0 {
 			t.Errorf("a did not announce after hearing the lower master")
 		}
-		l.clock.Advance(10 * time.Second)
+		l.advance(10 * time.Second)
 		l.expect("owners, later", l.owners(webVIP), []string{"a"})
 	})
 }
@@ -285,15 +291,15 @@ func TestManagerPreempt(t *testing.T) {
 			lanTest(t, func(t *testing.T, l *testLAN) {
 				cfgA := webConfig(200, func(in *Instance) { in.Preempt = &tt.preempt })
 				a, _ := l.pair(cfgA, webConfig(100))
-				l.clock.Advance(4 * time.Second)
+				l.advance(4 * time.Second)
 				l.expect("owners", l.owners(webVIP), []string{"a"})
 
 				a.close(t)
-				l.clock.Advance(time.Second)
+				l.advance(time.Second)
 				l.expect("owners after a stops", l.owners(webVIP), []string{"b"})
 
 				l.restart(a, cfgA)
-				l.clock.Advance(10 * time.Second)
+				l.advance(10 * time.Second)
 				l.expect("owners after a returns", l.owners(webVIP), tt.wantOwners)
 			})
 		})
@@ -304,13 +310,13 @@ func TestManagerPreemptDelay(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		cfgA := webConfig(200, func(in *Instance) { in.PreemptDelay = 20 * time.Second })
 		a, _ := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		a.close(t)
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		l.restart(a, cfgA)
-		l.clock.Advance(19 * time.Second)
+		l.advance(19 * time.Second)
 		l.expect("owners within preempt_delay", l.owners(webVIP), []string{"b"})
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("owners after preempt_delay", l.owners(webVIP), []string{"a"})
 	})
 }
@@ -324,18 +330,18 @@ func TestManagerActiveActive(t *testing.T) {
 	}
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(cfg(200, 100), cfg(100, 200))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners of web1", l.owners("198.18.0.101/24"), []string{"a"})
 		l.expect("owners of web2", l.owners("198.18.0.102/24"), []string{"b"})
 
 		// b dies without a word: a notices after Master_Down_Interval (3.609375s).
 		l.bus.partition(a.addr, b.addr, true)
-		l.clock.Advance(3700 * time.Millisecond)
+		l.advance(3700 * time.Millisecond)
 		l.expect("a's addresses", []string{a.addrs.String()}, []string{"eth0 198.18.0.101/24 lbd\neth0 198.18.0.102/24 lbd"})
 		b.close(t)
 		l.nodes = l.nodes[:1]
 		l.bus.partition(a.addr, b.addr, false)
-		l.clock.Advance(10 * time.Second)
+		l.advance(10 * time.Second)
 		l.expect("states of web1", l.states("web1"), []string{"a:MASTER"})
 		l.expect("states of web2", l.states("web2"), []string{"a:MASTER"})
 	})
@@ -344,7 +350,7 @@ func TestManagerActiveActive(t *testing.T) {
 func TestManagerMove(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		if err := b.m.Move("web"); !errors.Is(err, ErrNotMaster) {
 			t.Errorf("Move on the backup: %v, want ErrNotMaster", err)
 		}
@@ -360,17 +366,17 @@ func TestManagerMove(t *testing.T) {
 		if st, _ := a.status("web"); !st.Holding || !st.Yielding || st.State != Backup {
 			t.Errorf("a after Move: %+v", st)
 		}
-		l.clock.Advance(600 * time.Millisecond)
+		l.advance(600 * time.Millisecond)
 		l.expect("owners before b's skew", l.owners(webVIP), []string{"a"})
-		l.clock.Advance(10 * time.Millisecond)
+		l.advance(10 * time.Millisecond)
 		l.expect("owners once b took over", l.owners(webVIP), []string{"b"})
-		l.clock.Advance(30 * time.Second)
+		l.advance(30 * time.Second)
 		l.expect("a does not preempt back", l.owners(webVIP), []string{"b"})
 		l.expect("states", l.states("web"), []string{"a:BACKUP", "b:MASTER"})
 
 		// When b fails, a takes the role back: the yield lasts while another master lives.
 		b.close(t)
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		l.expect("owners after b stops", l.owners(webVIP), []string{"a"})
 	})
 }
@@ -378,7 +384,7 @@ func TestManagerMove(t *testing.T) {
 func TestManagerLinkDownFault(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, _ := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		a.m.SetLink("eth0", false)
 		synctest.Wait()
 		l.expect("owners at link down", l.owners(webVIP), nil)
@@ -386,13 +392,13 @@ func TestManagerLinkDownFault(t *testing.T) {
 		if st, _ := a.status("web"); !slices.Equal(st.Faults, []string{"interface eth0 down"}) {
 			t.Errorf("faults = %q", st.Faults)
 		}
-		l.clock.Advance(610 * time.Millisecond) // priority 0 was sent: b waits Skew_Time
+		l.advance(610 * time.Millisecond) // priority 0 was sent: b waits Skew_Time
 		l.expect("owners after skew", l.owners(webVIP), []string{"b"})
 
 		a.m.SetLink("eth0", true)
 		synctest.Wait()
 		l.expect("states at link up", l.states("web"), []string{"a:BACKUP", "b:MASTER"})
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners after preemption", l.owners(webVIP), []string{"a"})
 	})
 }
@@ -408,14 +414,14 @@ func TestManagerLinkPolling(t *testing.T) {
 			d.LinkPoll = 500 * time.Millisecond
 		}
 		l.join(a, webConfig(255))
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		if got := a.addrs.String(); got != "eth0 198.18.0.100/24 lbd" {
 			t.Errorf("owner's addresses = %q", got)
 		}
 		<-mu
 		up = false
 		mu <- struct{}{}
-		l.clock.Advance(500 * time.Millisecond)
+		l.advance(500 * time.Millisecond)
 		if got := a.addrs.String(); got != "" {
 			t.Errorf("addresses after the link went down = %q", got)
 		}
@@ -432,12 +438,12 @@ func TestManagerTracking(t *testing.T) {
 			in.TrackScripts = []TrackScript{{Name: "haproxy-ish", Command: []string{"check-script"}, Weight: 0}}
 		})
 		a, _ := l.pair(cfgA, webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 
 		// Half the servers are down: 200 - 40 × 0.5 = 180, still master.
 		a.m.SetCheck("backend:web", 0.5)
-		l.clock.Advance(2 * time.Second)
+		l.advance(2 * time.Second)
 		if st, _ := a.status("web"); st.Priority != 180 || st.BasePriority != 200 {
 			t.Errorf("priority %d (base %d), want 180 (200)", st.Priority, st.BasePriority)
 		}
@@ -445,20 +451,20 @@ func TestManagerTracking(t *testing.T) {
 
 		// The dataplane stops answering: 200 - 150 - 20 = 30 < 100: b preempts.
 		a.m.SetCheck("dataplane", 0)
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners with the dataplane down", l.owners(webVIP), []string{"b"})
 		a.m.SetCheck("dataplane", 1)
 		a.m.SetCheck("backend:web", 1)
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners with the dataplane back", l.owners(webVIP), []string{"a"})
 
 		// The weight-0 script fails twice (fall 2): FAULT.
 		a.run.setFail("check-script", true)
-		l.clock.Advance(2 * time.Second)
+		l.advance(2 * time.Second)
 		l.expect("states after one failure", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
-		l.clock.Advance(2 * time.Second)
+		l.advance(2 * time.Second)
 		l.expect("states after two failures", l.states("web"), []string{"a:FAULT", "b:BACKUP"})
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		l.expect("owners with the script failed", l.owners(webVIP), []string{"b"})
 	})
 }
@@ -471,7 +477,7 @@ func TestManagerNotify(t *testing.T) {
 				Fault: []string{"on-fault"}, Stop: []string{"on-stop"}, Any: []string{"notify"},
 			}
 		}))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		a.m.SetLink("eth0", false)
 		synctest.Wait()
 		a.m.SetLink("eth0", true)
@@ -492,7 +498,7 @@ func TestManagerNotify(t *testing.T) {
 func TestManagerSyncGroup(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, _ := l.pair(groupConfig(200), groupConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("ext owners", l.owners("198.18.0.100/24"), []string{"a"})
 		l.expect("int owners", l.owners("198.18.1.100/24"), []string{"a"})
 
@@ -504,12 +510,12 @@ func TestManagerSyncGroup(t *testing.T) {
 		if st, _ := a.status("ext"); !slices.Equal(st.Faults, []string{"sync group member int in fault"}) {
 			t.Errorf("ext faults = %q", st.Faults)
 		}
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		l.expect("ext owners after fault", l.owners("198.18.0.100/24"), []string{"b"})
 		l.expect("int owners after fault", l.owners("198.18.1.100/24"), []string{"b"})
 
 		a.m.SetLink("eth2", true)
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("ext owners after recovery", l.owners("198.18.0.100/24"), []string{"a"})
 		l.expect("int owners after recovery", l.owners("198.18.1.100/24"), []string{"a"})
 	})
@@ -526,7 +532,7 @@ func TestManagerSyncGroupMovesTogether(t *testing.T) {
 	}
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, _ := l.pair(cfg(200), cfg(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		a.m.SetCheck("dataplane", 0)
 		synctest.Wait()
 		for _, name := range []string{"ext", "int"} {
@@ -534,12 +540,12 @@ func TestManagerSyncGroupMovesTogether(t *testing.T) {
 				t.Errorf("%s priority %d, want 50", name, st.Priority)
 			}
 		}
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("ext states", l.states("ext"), []string{"a:BACKUP", "b:MASTER"})
 		l.expect("int states", l.states("int"), []string{"a:BACKUP", "b:MASTER"})
 
 		a.m.SetCheck("dataplane", 1)
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("ext states after recovery", l.states("ext"), []string{"a:MASTER", "b:BACKUP"})
 		l.expect("int states after recovery", l.states("int"), []string{"a:MASTER", "b:BACKUP"})
 
@@ -547,7 +553,7 @@ func TestManagerSyncGroupMovesTogether(t *testing.T) {
 		if err := a.m.Move("int"); err != nil {
 			t.Fatal(err)
 		}
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("ext states after the move", l.states("ext"), []string{"a:BACKUP", "b:MASTER"})
 		l.expect("int states after the move", l.states("int"), []string{"a:BACKUP", "b:MASTER"})
 		l.expect("a's addresses after the move", []string{a.addrs.String()}, []string{""})
@@ -565,7 +571,7 @@ func TestManagerSyncGroupNotify(t *testing.T) {
 	}
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(cfg(200), cfg(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("a: start, then master", a.run.take(), []string{
 			"g-backup", "notify GROUP g BACKUP 0", "g-master", "notify GROUP g MASTER 0",
 		})
@@ -573,12 +579,12 @@ func TestManagerSyncGroupNotify(t *testing.T) {
 
 		// Both members fault (int by its link, ext with it): one group transition.
 		a.m.SetLink("eth2", false)
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		l.expect("a: fault", a.run.take(), []string{"g-fault", "notify GROUP g FAULT 0"})
 		l.expect("b: takes over", b.run.take(), []string{"g-master", "notify GROUP g MASTER 0"})
 
 		a.m.SetLink("eth2", true)
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("a: recovery, then preempts", a.run.take(), []string{
 			"g-backup", "notify GROUP g BACKUP 0", "g-master", "notify GROUP g MASTER 0",
 		})
@@ -591,7 +597,7 @@ func TestManagerSyncGroupNotify(t *testing.T) {
 		if err := a.m.Move("ext"); err != nil {
 			t.Fatal(err)
 		}
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		l.expect("a: moved", a.run.take(), []string{"g-backup", "notify2 GROUP g BACKUP 0"})
 
 		a.close(t)
@@ -621,9 +627,9 @@ func TestManagerSyncGroupFaultedMemberDoesNotGoMaster(t *testing.T) {
 		})
 		synctest.Wait()
 		a.m.SetLink("eth2", false)
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		close(release)
-		l.clock.Advance(10 * time.Second)
+		l.advance(10 * time.Second)
 		l.expect("ext states", l.states("ext"), []string{"a:FAULT"})
 		l.expect("int states", l.states("int"), []string{"a:FAULT"})
 		l.expect("a's addresses", []string{a.addrs.String()}, []string{""})
@@ -638,12 +644,12 @@ func TestManagerSyncGroupFaultedMemberDoesNotGoMaster(t *testing.T) {
 func TestManagerReload(t *testing.T) {
 	lanTest(t, func(t *testing.T, l *testLAN) {
 		a, b := l.pair(webConfig(200), webConfig(100))
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		before, _ := a.status("web")
 
 		// The same config: nothing restarts, nothing moves.
 		a.apply(t, webConfig(200))
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		after, _ := a.status("web")
 		if after.Transitions != before.Transitions || after.LastTransition != before.LastTransition {
 			t.Errorf("unchanged reload restarted the instance: %+v", after)
@@ -652,7 +658,7 @@ func TestManagerReload(t *testing.T) {
 
 		// A backup's changed priority is applied in place; the master is not disturbed.
 		b.apply(t, webConfig(110))
-		l.clock.Advance(5 * time.Second)
+		l.advance(5 * time.Second)
 		if st, _ := b.status("web"); st.BasePriority != 110 || st.State != Backup {
 			t.Errorf("b after reload: %+v", st)
 		}
@@ -664,10 +670,10 @@ func TestManagerReload(t *testing.T) {
 		two := webConfig(200)
 		two.Instances = append(two.Instances, Instance{Name: "api", Interface: "eth0", VRID: 60, Priority: 255, Addresses: []string{"198.18.0.200/24"}})
 		a.apply(t, two)
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		l.expect("a's addresses with api", []string{a.addrs.String()}, []string{"eth0 198.18.0.100/24 lbd\neth0 198.18.0.200/24 lbd"})
 		a.apply(t, Config{Instances: two.Instances[1:]})
-		l.clock.Advance(time.Second)
+		l.advance(time.Second)
 		l.expect("a's addresses without web", []string{a.addrs.String()}, []string{"eth0 198.18.0.200/24 lbd"})
 		l.expect("owners of web", l.owners(webVIP), []string{"b"})
 
@@ -681,7 +687,7 @@ func TestManagerReloadInPlace(t *testing.T) {
 	t.Run("master's priority lowered but still highest: stays master, advertises it", func(t *testing.T) {
 		lanTest(t, func(t *testing.T, l *testLAN) {
 			a, b := l.pair(webConfig(200), webConfig(100))
-			l.clock.Advance(10 * time.Second)
+			l.advance(10 * time.Second)
 			a.ann.take()
 			before, _ := a.status("web")
 
@@ -696,7 +702,7 @@ func TestManagerReloadInPlace(t *testing.T) {
 			if st, _ := b.status("web"); st.MasterPriority != 150 || st.Master != a.addr {
 				t.Errorf("b sees master %v priority %d right after the reload, want %v 150", st.Master, st.MasterPriority, a.addr)
 			}
-			l.clock.Advance(5 * time.Second)
+			l.advance(5 * time.Second)
 			after, _ := a.status("web")
 			if after.Transitions != before.Transitions || after.LastTransition != before.LastTransition ||
 				after.AdvertsSent <= before.AdvertsSent || after.State != Master {
@@ -725,7 +731,7 @@ func TestManagerReloadInPlace(t *testing.T) {
 	t.Run("backup's priority raised above the master's with preempt: takes over", func(t *testing.T) {
 		lanTest(t, func(t *testing.T, l *testLAN) {
 			a, b := l.pair(webConfig(200), webConfig(100))
-			l.clock.Advance(10 * time.Second)
+			l.advance(10 * time.Second)
 			before, _ := b.status("web")
 
 			b.apply(t, webConfig(250))
@@ -734,7 +740,7 @@ func TestManagerReloadInPlace(t *testing.T) {
 				t.Errorf("b restarted: before %+v, after %+v", before, st)
 			}
 			// b discards a's lower advertisements; its Master_Down_Timer fires.
-			l.clock.Advance(5 * time.Second)
+			l.advance(5 * time.Second)
 			l.expect("owners", l.owners(webVIP), []string{"b"})
 			l.expect("states", l.states("web"), []string{"a:BACKUP", "b:MASTER"})
 			if st, _ := a.status("web"); st.MasterPriority != 250 {
@@ -749,7 +755,7 @@ func TestManagerReloadInPlace(t *testing.T) {
 	t.Run("changed vrid restarts", func(t *testing.T) {
 		lanTest(t, func(t *testing.T, l *testLAN) {
 			a, b := l.pair(webConfig(200), webConfig(100))
-			l.clock.Advance(10 * time.Second)
+			l.advance(10 * time.Second)
 
 			a.apply(t, webConfig(150, func(in *Instance) { in.VRID = 52 }))
 			synctest.Wait()
@@ -759,7 +765,7 @@ func TestManagerReloadInPlace(t *testing.T) {
 			}
 			l.expect("a's addresses right after the restart", []string{a.addrs.String()}, []string{""})
 			// a handed over with priority 0: b takes over after its Skew_Time.
-			l.clock.Advance(time.Second)
+			l.advance(time.Second)
 			if st, _ := b.status("web"); st.State != Master {
 				t.Errorf("b is %v after a restarted, want MASTER", st.State)
 			}
@@ -828,7 +834,7 @@ func TestManagerRemovesLeftovers(t *testing.T) {
 		l.join(b, webConfig(100))
 		synctest.Wait()
 		l.expect("b's addresses after start", []string{b.addrs.String()}, []string{"eth0 198.18.0.50/24 other"})
-		l.clock.Advance(4 * time.Second)
+		l.advance(4 * time.Second)
 		l.expect("owners", l.owners(webVIP), []string{"a"})
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // Notify scripts: on every transition the instance queues its commands (the specific
@@ -56,7 +58,7 @@ func notifyCommandsFor(n Notify, kind, name, state string, priority int) [][]str
 // notifier runs the notify commands of one instance or sync group in order.
 type notifier struct {
 	run     Runner
-	clock   Clock
+	clock   clock.Clock
 	log     *slog.Logger
 	timeout atomic.Int64 // time.Duration; a sync group's changes on reload
 
@@ -66,8 +68,8 @@ type notifier struct {
 	once   sync.Once
 }
 
-func newNotifier(run Runner, clock Clock, log *slog.Logger, timeout time.Duration) *notifier {
-	n := &notifier{run: run, clock: clock, log: log, done: make(chan struct{}), exited: make(chan struct{})}
+func newNotifier(run Runner, clk clock.Clock, log *slog.Logger, timeout time.Duration) *notifier {
+	n := &notifier{run: run, clock: clk, log: log, done: make(chan struct{}), exited: make(chan struct{})}
 	n.setTimeout(timeout)
 	n.queue.init()
 	go n.loop()

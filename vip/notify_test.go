@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"lbd/internal/clock"
 )
 
 func TestNotifyCommands(t *testing.T) {
@@ -44,7 +46,7 @@ func TestNotifyCommands(t *testing.T) {
 // is killed at the timeout and the next runs.
 func TestNotifierOrderAndTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clock := newFakeClock()
+		clk := clock.NewFake()
 		var ran []string
 		running := 0
 		run := func(ctx context.Context, argv []string) error {
@@ -60,13 +62,13 @@ func TestNotifierOrderAndTimeout(t *testing.T) {
 			}
 			return nil
 		}
-		n := newNotifier(run, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Second)
+		n := newNotifier(run, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Second)
 		n.enqueue([]string{"first"}, []string{"hang"}, []string{"third"})
 		synctest.Wait()
 		if diff := cmp.Diff([]string{"first", "hang"}, ran); diff != "" {
 			t.Errorf("before the timeout (-want +got):\n%s", diff)
 		}
-		clock.Advance(10 * time.Second)
+		advance(clk, 10*time.Second)
 		n.enqueue([]string{"fourth"})
 		if err := n.close(context.Background()); err != nil {
 			t.Fatal(err)
@@ -79,10 +81,10 @@ func TestNotifierOrderAndTimeout(t *testing.T) {
 
 func TestNotifierCloseTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clock := newFakeClock()
+		clk := clock.NewFake()
 		release := make(chan struct{})
 		n := newNotifier(func(ctx context.Context, argv []string) error { <-release; return nil },
-			clock, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)
+			clk, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)
 		n.enqueue([]string{"slow"})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()

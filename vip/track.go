@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // Tracking: what a node watches to decide whether it should own a VIP, and how it
@@ -132,7 +134,7 @@ func (s scriptState) observe(ok bool, rise, fall int) (scriptState, bool) {
 type scriptTracker struct {
 	cfg      TrackScript
 	run      Runner
-	clock    Clock
+	clock    clock.Clock
 	onChange func(healthy bool) // called from the tracker's goroutine
 
 	// mu guards state.
@@ -193,7 +195,7 @@ func (s *scriptTracker) status() (known, healthy bool) {
 // pollLinks reads linkState for each interface now and then every interval, and calls
 // report for the first reading and each change (an error reads as down and is passed
 // along), until done is closed.
-func pollLinks(done <-chan struct{}, clock Clock, interval time.Duration, ifnames func() []string,
+func pollLinks(done <-chan struct{}, clk clock.Clock, interval time.Duration, ifnames func() []string,
 	linkState func(string) (bool, error), report func(ifname string, up bool, err error)) {
 	last := map[string]bool{}
 	for {
@@ -207,7 +209,7 @@ func pollLinks(done <-chan struct{}, clock Clock, interval time.Duration, ifname
 				report(name, up, err)
 			}
 		}
-		t := clock.NewTimer(interval)
+		t := clk.NewTimer(interval)
 		select {
 		case <-t.C():
 		case <-done:

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"lbd/internal/clock"
 )
 
 func TestEvalTracking(t *testing.T) {
@@ -80,7 +82,7 @@ func TestScriptStateRiseFall(t *testing.T) {
 
 func TestScriptTrackerTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clock := newFakeClock()
+		clk := clock.NewFake()
 		changes := make(chan bool, 10)
 		hang := func(ctx context.Context, argv []string) error {
 			<-ctx.Done() // a script that never exits by itself
@@ -88,16 +90,16 @@ func TestScriptTrackerTimeout(t *testing.T) {
 		}
 		s := &scriptTracker{
 			cfg: TrackScript{Name: "s", Command: []string{"hang"}, Interval: 2 * time.Second, Timeout: time.Second, Rise: 1, Fall: 1},
-			run: hang, clock: clock, onChange: func(h bool) { changes <- h },
+			run: hang, clock: clk, onChange: func(h bool) { changes <- h },
 		}
 		done := make(chan struct{})
 		exited := make(chan struct{})
 		go func() { s.loop(done); close(exited) }()
-		clock.Advance(999 * time.Millisecond)
+		advance(clk, 999*time.Millisecond)
 		if len(changes) != 0 {
 			t.Fatalf("changed before the timeout")
 		}
-		clock.Advance(time.Millisecond)
+		advance(clk, time.Millisecond)
 		if h := <-changes; h {
 			t.Errorf("a timed-out script counts as healthy")
 		}
@@ -108,13 +110,13 @@ func TestScriptTrackerTimeout(t *testing.T) {
 
 func TestPollLinks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clock := newFakeClock()
+		clk := clock.NewFake()
 		state := map[string]bool{"eth0": true, "eth1": true}
 		var got []string
 		done := make(chan struct{})
 		exited := make(chan struct{})
 		go func() {
-			pollLinks(done, clock, time.Second, func() []string { return []string{"eth0", "eth1"} },
+			pollLinks(done, clk, time.Second, func() []string { return []string{"eth0", "eth1"} },
 				func(n string) (bool, error) { return state[n], nil },
 				func(n string, up bool, err error) {
 					got = append(got, n+map[bool]string{true: " up", false: " down"}[up])
@@ -123,8 +125,8 @@ func TestPollLinks(t *testing.T) {
 		}()
 		synctest.Wait()
 		state["eth1"] = false
-		clock.Advance(time.Second)
-		clock.Advance(time.Second) // no change, no report
+		advance(clk, time.Second)
+		advance(clk, time.Second) // no change, no report
 		close(done)
 		<-exited
 		if diff := cmp.Diff([]string{"eth0 up", "eth1 up", "eth1 down"}, got); diff != "" {
