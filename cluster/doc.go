@@ -59,6 +59,11 @@
 //   - token.go: join tokens, lbd1.<id>.<secret>.<ca-sha256>: parsing, and the
 //     cluster's list of them (hashes and expiries, never secrets), with a distinct
 //     error for each refusal (malformed, unknown, wrong secret, expired, used).
+//   - transport_tls.go: raft's stream layer over mutual TLS 1.3: both ends present a
+//     node certificate signed by the cluster CA (a node-name DNS SAN; the server's for
+//     the IP dialled). The raft port also serves the join exchange, told apart by
+//     ALPN (lbd-raft/1, lbd-join/1); handshakes run concurrently and bounded, so a
+//     silent or plain-TCP client holds up nobody and gets closed.
 //
 // Not there yet: raft traffic is not authenticated (no mutual TLS), there is no join
 // token, and writes are not forwarded to the leader.
