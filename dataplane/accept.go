@@ -8,13 +8,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"lbd/internal/clock"
 )
 
 // acceptor is what the stream frontends (tcp.go, http.go) share: the listener and the
 // accept loop, which leaves new connections in the kernel's accept queue while MaxConn
 // are open and backs off when accept fails.
 type acceptor struct {
-	ln *net.TCPListener
+	ln  *net.TCPListener
+	clk clock.Clock // of the back-off after a failed accept
 
 	// open counts the client connections accepted and not yet closed, against MaxConn.
 	open atomic.Int64
@@ -27,8 +30,8 @@ type acceptor struct {
 }
 
 // init readies a for ln, before its accept loop starts.
-func (a *acceptor) init(ln *net.TCPListener) {
-	a.ln = ln
+func (a *acceptor) init(ln *net.TCPListener, clk clock.Clock) {
+	a.ln, a.clk = ln, clk
 	a.freed = make(chan struct{}, 1)
 	a.stop = make(chan struct{})
 	a.acceptDone = make(chan struct{})
@@ -69,9 +72,9 @@ func (a *acceptor) acceptLoop(log *slog.Logger, gen func() *frontendGen, handle 
 			// as net/http does, and try again.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			log.Warn("accept failed; retrying", "frontend", gen().cfg.Name, "err", err, "delay", delay)
-			t := time.NewTimer(delay)
+			t := a.clk.NewTimer(delay)
 			select {
-			case <-t.C:
+			case <-t.C():
 			case <-a.stop:
 				t.Stop()
 				return

@@ -326,9 +326,11 @@ func (d *Dataplane) retire(r *runner, wait bool) {
 		}
 	}()
 	if wait {
+		t := d.clock.NewTimer(5 * time.Second)
+		defer t.Stop()
 		select {
 		case <-listenerClosed:
-		case <-time.After(5 * time.Second):
+		case <-t.C():
 		}
 	}
 }

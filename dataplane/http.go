@@ -130,7 +130,7 @@ func serverOptsOf(f Frontend) serverOpts {
 
 func newHTTPFrontend(d *Dataplane, g *frontendGen, ln *net.TCPListener) frontendRunner {
 	f := &httpFrontend{d: d}
-	f.acceptor.init(ln)
+	f.acceptor.init(ln, d.clock)
 	f.cutCtx, f.cut = context.WithCancel(context.Background())
 	f.gen.Store(newHTTPGen(g))
 	f.cur.Store(f.startServer(serverOptsOf(g.cfg)))

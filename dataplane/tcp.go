@@ -62,7 +62,7 @@ type tcpFrontend struct {
 
 func newTCPFrontend(d *Dataplane, g *frontendGen, ln *net.TCPListener) frontendRunner {
 	f := &tcpFrontend{d: d, conns: map[*tcpConn]struct{}{}}
-	f.acceptor.init(ln)
+	f.acceptor.init(ln, d.clock)
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.gen.Store(g)
 	go f.acceptLoop(d.log, f.gen.Load, f.accepted)
