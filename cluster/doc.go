@@ -64,6 +64,11 @@
 //     the IP dialled). The raft port also serves the join exchange, told apart by
 //     ALPN (lbd-raft/1, lbd-join/1); handshakes run concurrently and bounded, so a
 //     silent or plain-TCP client holds up nobody and gets closed.
+//   - join.go: the join exchange on the raft port: the joiner checks the cluster's
+//     certificate against the CA fingerprint in its token (no trust on first use),
+//     sends the token and a CSR, and gets its certificate, the CA certificate and the
+//     gossip keys; the voter then admits it to raft (JoinServer.Admit, or gossip's
+//     reconcile). Refusals come back to the joiner as the same sentinel errors.
 //
 // Not there yet: raft traffic is not authenticated (no mutual TLS), there is no join
 // token, and writes are not forwarded to the leader.

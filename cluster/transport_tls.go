@@ -43,9 +43,10 @@ var ErrLayerClosed = errors.New("raft TLS listener closed")
 type TLSOptions struct {
 	// Node is this node's key and certificate, signed by the cluster CA. Required.
 	Node *NodeKey
-	// Join, if not nil, serves the join exchange (a *JoinServer's Serve); without it,
-	// join connections are closed.
-	Join func(net.Conn)
+	// Join, if not nil, serves the join exchange (a *JoinServer's Serve) and closes
+	// the connection; ctx ends when the layer closes. Without it, join connections are
+	// closed.
+	Join func(ctx context.Context, c net.Conn)
 	// PeerAllowed, if not nil, is asked about every peer's node name (the DNS SAN of
 	// its verified certificate) on both ends of a raft connection; an error refuses
 	// the connection. node can use it to refuse removed nodes before their
@@ -79,6 +80,21 @@ var _ raft.StreamLayer = (*TLSStreamLayer)(nil)
 // NewTLSStreamLayer listens on bind (IP:port). advertise, if not nil, is the address
 // other nodes dial; it must be one of the certificate's IPs.
 func NewTLSStreamLayer(bind string, advertise net.Addr, opts TLSOptions, log *slog.Logger) (*TLSStreamLayer, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("raft TLS: listening on %s: %w", bind, err)
+	}
+	l, err := newTLSStreamLayer(ln, advertise, opts, log)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// newTLSStreamLayer serves on a listener already open (tests: a joiner must know its
+// port before it asks for its certificate).
+func newTLSStreamLayer(ln net.Listener, advertise net.Addr, opts TLSOptions, log *slog.Logger) (*TLSStreamLayer, error) {
 	if opts.Node == nil {
 		return nil, errors.New("raft TLS: no node certificate")
 	}
@@ -92,10 +108,6 @@ func NewTLSStreamLayer(bind string, advertise net.Addr, opts TLSOptions, log *sl
 	}
 	if opts.HandshakeTimeout == 0 {
 		opts.HandshakeTimeout = tlsHandshakeTimeout
-	}
-	ln, err := net.Listen("tcp", bind)
-	if err != nil {
-		return nil, fmt.Errorf("raft TLS: listening on %s: %w", bind, err)
 	}
 	if advertise == nil {
 		advertise = ln.Addr()
@@ -228,7 +240,7 @@ func (l *TLSStreamLayer) handshake(raw net.Conn) {
 			_ = tc.Close()
 			return
 		}
-		l.opts.Join(tc)
+		l.opts.Join(l.ctx, tc)
 	default:
 		_ = tc.Close()
 	}

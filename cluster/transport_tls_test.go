@@ -71,21 +71,41 @@ func newTLSNodeKey(t *testing.T, ca *CA, name string) *NodeKey {
 // newTLSLayer starts a stream layer on 127.0.0.1:0, closed at the test's end.
 func newTLSLayer(t *testing.T, opts TLSOptions) *TLSStreamLayer {
 	t.Helper()
-	log, _ := newTestLog(t)
-	l, err := NewTLSStreamLayer("127.0.0.1:0", nil, opts, log)
+	return newTLSLayerOn(t, listenLoopback(t), opts)
+}
+
+func listenLoopback(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// newTLSLayerOn starts a stream layer on ln, closed at the test's end.
+func newTLSLayerOn(t *testing.T, ln net.Listener, opts TLSOptions) *TLSStreamLayer {
+	t.Helper()
+	log, _ := newTestLog(t)
+	l, err := newTLSStreamLayer(ln, nil, opts, log)
+	if err != nil {
+		_ = ln.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
 
-// newTLSRaftNode starts raft for key on a TLS transport, shut down at the test's end.
-func newTLSRaftNode(t *testing.T, key *NodeKey, opts TLSOptions) *tlsNode {
+// newTLSRaftNode starts raft for key on a TLS transport on ln (nil: a new one on
+// loopback), shut down at the test's end.
+func newTLSRaftNode(t *testing.T, ln net.Listener, key *NodeKey, opts TLSOptions) *tlsNode {
 	t.Helper()
 	log, _ := newTestLog(t)
 	opts.Node = key
-	layer := newTLSLayer(t, opts)
+	if ln == nil {
+		ln = listenLoopback(t)
+	}
+	layer := newTLSLayerOn(t, ln, opts)
 	n := &tlsNode{name: key.Name, key: key, layer: layer, trans: NewTLSTransport(layer, log), fsm: &listFSM{}}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(key.Name)
@@ -165,7 +185,7 @@ func TestTLSTransportCluster(t *testing.T) {
 	}
 	var nodes []*tlsNode
 	for _, name := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, newTLSRaftNode(t, newTLSNodeKey(t, ca, name), TLSOptions{}))
+		nodes = append(nodes, newTLSRaftNode(t, nil, newTLSNodeKey(t, ca, name), TLSOptions{}))
 	}
 	leader := startTLSCluster(t, nodes...)
 	applyEverywhere(t, leader, "one", nodes...)
@@ -177,7 +197,7 @@ func TestTLSTransportCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outsider := newTLSRaftNode(t, newTLSNodeKey(t, other, "n3"), TLSOptions{})
+	outsider := newTLSRaftNode(t, nil, newTLSNodeKey(t, other, "n3"), TLSOptions{})
 	var aeResp raft.AppendEntriesResponse
 	err = outsider.trans.AppendEntries(raft.ServerID(leader.name), leader.addr(), &raft.AppendEntriesRequest{
 		RPCHeader: raft.RPCHeader{ID: []byte("n3"), Addr: []byte(outsider.addr())},
