@@ -3,8 +3,8 @@
 // raft-wal for the log and file snapshots): the cluster-wide config document with its
 // history, and the replicated files (certificates, keys) it refers to.
 //
-// It is not wired into lbd yet: lbd/node does not start it, and lbctl has no cluster
-// commands.
+// lbd/node starts it in a node whose state directory holds a cluster (node/cluster.go);
+// that wiring is in development.
 //
 // How it fits together: New opens the state directory, starts raft and gossip, and runs
 // one goroutine (run) that follows raft's observations and, on the leader, makes raft's

@@ -21,6 +21,7 @@ func (n *Node) adminHandler(full bool) http.Handler {
 	n.controlRoutes(mux, full) // /healthz, server and node drain (control.go)
 	n.stickyRoutes(mux, full)  // sticky tables (sticky.go)
 	n.vipRoutes(mux, full)     // VRRP instances (vip_api.go)
+	n.clusterRoutes(mux, full) // the cluster and its config (cluster_api.go)
 	if full {
 		mux.HandleFunc("POST /v1/reload", n.handleReload)
 	}

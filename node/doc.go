@@ -17,6 +17,11 @@
 //   - Liveness (liveness.go): a backup keeps a TCP connection to its master's liveness
 //     port and asks for heartbeats, so that a dead or hung master is seen in a few
 //     heartbeat intervals rather than after three missed adverts.
+//   - Cluster (cluster.go, in development): a node whose state directory says it is in a
+//     cluster runs the cluster agent; each committed cluster-wide document is applied
+//     through the reload path with the node's own node: section (the file's copy of the
+//     document is then ignored, and logged as such), and the node publishes its health
+//     (config version, VRRP states, healthy servers per backend) through gossip.
 //   - Release (release.go): `lbd release`, the systemd unit's ExecStopPost, removes the
 //     VIPs a killed lbd left on its interfaces.
 //
@@ -27,11 +32,15 @@
 //	control.go   run-time control: servers' state and weight, the node's own drain
 //	sticky.go    the sticky-table endpoints: list, delete, export and import in batches
 //	vip_api.go   VRRP instances' status and the manual move of a master role
+//	cluster_api.go  forming the cluster (init, join, leave, remove, recover) and its
+//	             document (apply, get, diff, history, rollback)
 //	wire.go      parts' structs → node/api types
 //
 // The node itself:
 //
 //	node.go      Node and Options: New starts everything, Reload, Close stops it in order
 //	config.go    Config, the file's schema, composed of the parts' configs
+//	cluster_config.go  node.cluster, composed into cluster.Config
+//	diff.go      the unified diff behind lbctl config diff
 //	load.go      reading, decoding and validating the file; ConfigError
 package node

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,8 @@ type Options struct {
 	// DrainTimeout bounds how long connections of a removed listener, or of all
 	// listeners on shutdown, may take to finish. Default: 30s.
 	DrainTimeout time.Duration
+	// Version is lbd's version, told to the other nodes of a cluster. Default: "dev".
+	Version string
 }
 
 // Node is one running lbd.
@@ -56,6 +59,9 @@ type Node struct {
 
 	// vrrp is the VIP manager and what feeds it (vrrp.go).
 	vrrp vrrpState
+
+	// cl is the cluster agent and what feeds it (cluster.go).
+	cl clusterState
 }
 
 // New loads the config file and starts serving it: the dataplane's listeners and the
@@ -71,6 +77,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{path: opts.ConfigPath, log: log, reg: prometheus.NewRegistry(), clock: clock.System()}
+	n.cl.version = cmp.Or(opts.Version, "dev")
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lbd_config_reloads_total",
@@ -109,6 +116,10 @@ func New(opts Options) (*Node, error) {
 		n.Close(context.Background())
 		return nil, err
 	}
+	if err := n.resumeCluster(cfg); err != nil { // cluster.go
+		n.Close(context.Background())
+		return nil, err
+	}
 	log.Info("lbd started", "node", cfg.Node.Name, "config", opts.ConfigPath, "version", n.version)
 	return n, nil
 }
@@ -139,25 +150,39 @@ func (n *Node) Reload() (version string, err error) {
 	if err != nil {
 		return "", err
 	}
+	cfg, err = n.clusterOverlay(cfg) // cluster.go: the committed document, not the file's
+	if err != nil {
+		return "", err
+	}
 	if cfg.Node.Admin.Socket != n.cfg.Node.Admin.Socket || !samePtr(cfg.Node.Admin.Listen, n.cfg.Node.Admin.Listen) {
 		n.log.Warn("node.admin changed; it takes effect at the next restart")
 	}
-	if err := n.prepareVRRP(cfg); err != nil {
+	old := n.version
+	if err := n.applyLocked(cfg); err != nil {
 		return "", err
 	}
+	n.log.Info("config reloaded", "config", n.path, "version", n.version, "previous", old)
+	n.reloads.WithLabelValues("success").Inc()
+	return n.version, nil
+}
+
+// applyLocked applies a valid config: the VRRP instances are checked, the dataplane takes
+// it (or refuses it whole, and the old config keeps serving), then VRRP. n.mu is held.
+// Reload and a committed cluster document (cluster.go) both come through here.
+func (n *Node) applyLocked(cfg *Config) error {
+	if err := n.prepareVRRP(cfg); err != nil {
+		return err
+	}
 	if err := n.dp.Apply(cfg.Config); err != nil {
-		return "", err
+		return err
 	}
 	if err := n.applyVRRP(context.Background(), cfg); err != nil {
 		// The config is valid and applied; an instance that could not start is
 		// reported, and the others run.
-		n.log.Error("config reloaded, but vrrp did not apply it all", "err", err)
+		n.log.Error("config applied, but vrrp did not apply it all", "err", err)
 	}
-	old := n.version
 	n.setLoaded(cfg)
-	n.log.Info("config reloaded", "config", n.path, "version", n.version, "previous", old)
-	n.reloads.WithLabelValues("success").Inc()
-	return n.version, nil
+	return nil
 }
 
 func samePtr(a, b *string) bool {
@@ -174,6 +199,9 @@ func (n *Node) Close(ctx context.Context) error {
 	// The VIPs go first: each master hands over with priority 0 while the dataplane
 	// still serves.
 	if err := n.stopVRRP(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.stopCluster(); err != nil { // cluster.go
 		errs = append(errs, err)
 	}
 	n.stopControl()

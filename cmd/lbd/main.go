@@ -65,7 +65,7 @@ func newRun() *cobra.Command {
 			}
 			// Process-wide parts (the tcp event loops) log through the default logger.
 			slog.SetDefault(log)
-			n, err := node.New(node.Options{ConfigPath: cfgPath, Logger: log, DrainTimeout: drain})
+			n, err := node.New(node.Options{ConfigPath: cfgPath, Logger: log, DrainTimeout: drain, Version: version})
 			if err != nil {
 				return err
 			}

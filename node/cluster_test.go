@@ -1,0 +1,224 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"lbd/node/api"
+)
+
+// clusterFile is a node's config file for the cluster tests: gossip and raft on
+// loopback with ports the kernel picks, timers for one machine, and the given
+// cluster-wide part.
+func clusterFile(dir, name, doc string) string {
+	return fmt.Sprintf(`node:
+  name: %[2]s
+  state_dir: %[1]s/state
+  admin: {socket: %[1]s/lbd.sock, listen: ""}
+  cluster:
+    gossip_bind: "127.0.0.1:0"
+    raft_bind: "127.0.0.1:0"
+    timing:
+      gossip_interval: 10ms
+      probe_interval: 100ms
+      probe_timeout: 50ms
+      suspicion_mult: 2
+      push_pull_interval: 500ms
+      raft_heartbeat_timeout: 300ms
+      raft_election_timeout: 300ms
+      raft_leader_lease: 150ms
+      raft_commit_timeout: 5ms
+      apply_timeout: 5s
+%[3]s`, dir, name, doc)
+}
+
+const docA = `backends:
+  - name: app
+    servers:
+      - {name: s1, address: "127.0.0.1:1"}
+`
+
+// clusterNode starts a node whose file holds doc as its cluster-wide part.
+func clusterNode(t *testing.T, name, doc string) (*Node, http.Handler) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lbd.yaml")
+	if err := os.WriteFile(path, []byte(clusterFile(dir, name, doc)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{ConfigPath: path, Logger: testLog(t), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	})
+	return n, n.adminHandler(true)
+}
+
+// call sends a request to h and decodes a 200 answer into out.
+func call(t *testing.T, h http.Handler, method, path string, in, out any) (int, string) {
+	t.Helper()
+	var body string
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = string(b)
+	}
+	code, resp := ctlDo(h, method, path, body)
+	if code == http.StatusOK && out != nil {
+		if err := json.Unmarshal([]byte(resp), out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, resp)
+		}
+	}
+	return code, resp
+}
+
+// eventually polls cond until it holds or 10s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func backendNames(n *Node) string {
+	var names []string
+	for _, b := range n.dp.Status().Backends {
+		names = append(names, b.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+func TestClusterInitJoinApply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a cluster over loopback")
+	}
+	a, ha := clusterNode(t, "a", docA)
+	b, hb := clusterNode(t, "b", "") // b's file has no backends: the cluster's document wins
+
+	if code, body := call(t, ha, "GET", "/v1/cluster/status", nil, nil); code != 409 || !strings.Contains(body, "in no cluster") {
+		t.Fatalf("status before init: %d %s", code, body)
+	}
+	var ini api.ClusterInitResponse
+	if code, body := call(t, ha, "POST", "/v1/cluster/init", struct{}{}, &ini); code != 200 {
+		t.Fatalf("init: %d %s", code, body)
+	}
+	if ini.ConfigVersion != 1 || !strings.HasPrefix(ini.JoinCommand, "lbctl cluster join "+ini.GossipAddr+" --key ") {
+		t.Fatalf("init = %+v", ini)
+	}
+	key := strings.TrimPrefix(ini.JoinCommand, "lbctl cluster join "+ini.GossipAddr+" --key ")
+	if code, body := call(t, ha, "POST", "/v1/cluster/init", struct{}{}, nil); code != 409 {
+		t.Errorf("second init: %d %s, want 409", code, body)
+	}
+
+	if code, body := call(t, hb, "POST", "/v1/cluster/join", api.ClusterJoinRequest{Address: ini.GossipAddr, Key: key}, nil); code != 200 {
+		t.Fatalf("join: %d %s", code, body)
+	}
+	eventually(t, "b runs version 1", func() bool { return backendNames(b) == "app" })
+
+	// A change sent to the follower names the leader; sent to the leader it commits and
+	// both nodes run it.
+	doc2 := docA + "  - name: api\n    servers: [{name: s2, address: \"127.0.0.1:2\"}]\n"
+	req := api.ConfigApplyRequest{Document: doc2, Comment: "add api"}
+	if code, body := call(t, hb, "POST", "/v1/config/apply", req, nil); code != http.StatusMisdirectedRequest || !strings.Contains(body, "run this on the leader, a") {
+		t.Errorf("apply on the follower: %d %s", code, body)
+	}
+	var applied api.ConfigApplyResponse
+	if code, body := call(t, ha, "POST", "/v1/config/apply", req, &applied); code != 200 || applied.Version != 2 {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	if got := backendNames(a); got != "app,api" {
+		t.Errorf("a runs %s after apply, want app,api", got)
+	}
+	eventually(t, "b runs version 2", func() bool { return backendNames(b) == "app,api" })
+
+	// A bad document is refused before it is committed, with its line.
+	bad := api.ConfigApplyRequest{Document: "frontends:\n  - {name: web, bind: \":80\", backend: nope}\n"}
+	if code, body := call(t, ha, "POST", "/v1/config/apply", bad, nil); code != 422 || !strings.Contains(body, `document:2: frontends[0].backend`) {
+		t.Errorf("bad apply: %d %s", code, body)
+	}
+	withNode := api.ConfigApplyRequest{Document: "node: {name: x}\n"}
+	if code, body := call(t, ha, "POST", "/v1/config/apply", withNode, nil); code != 422 || !strings.Contains(body, "no node: section") {
+		t.Errorf("apply with node: %d %s", code, body)
+	}
+
+	var hist []api.ConfigVersion
+	call(t, hb, "GET", "/v1/config/history", nil, &hist)
+	if len(hist) != 2 || hist[1].Comment != "add api" || hist[0].Author != "a" {
+		t.Errorf("history = %+v", hist)
+	}
+	// b's file has no backends: the diff shows the drift from the cluster's document.
+	var diff api.ConfigDiffResponse
+	if code, body := call(t, hb, "POST", "/v1/config/diff", api.ConfigDiffRequest{}, &diff); code != 200 || !strings.Contains(diff.Diff, "-    - name: api") {
+		t.Errorf("diff: %d %s", code, body)
+	}
+	// A reload of b's file keeps the cluster's document.
+	if _, err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := backendNames(b); got != "app,api" {
+		t.Errorf("b runs %s after reloading its file, want the cluster's app,api", got)
+	}
+
+	if code, body := call(t, ha, "POST", "/v1/config/rollback", api.ConfigRollbackRequest{Version: 1}, &applied); code != 200 || applied.Version != 3 {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+	eventually(t, "b runs version 3", func() bool { return backendNames(b) == "app" })
+
+	// Both nodes see each other with their metadata.
+	eventually(t, "gossip metadata", func() bool {
+		st, ok := b.ClusterStatus()
+		if !ok || len(st.Members) != 2 || st.Leader != "a" {
+			return false
+		}
+		for _, m := range st.Members {
+			if m.ConfigVersion != 3 || m.Version != "test" || len(m.Backends) != 1 || m.Backends[0].Total != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestClusterNotInCluster(t *testing.T) {
+	n := ctlNode(t)
+	h := n.adminHandler(true)
+	for _, p := range []string{"/v1/cluster/status", "/v1/cluster/members", "/v1/config", "/v1/config/history"} {
+		if code, body := ctlDo(h, "GET", p, ""); code != 409 || !strings.Contains(body, "lbctl cluster init") {
+			t.Errorf("GET %s: %d %s", p, code, body)
+		}
+	}
+	if code, body := ctlDo(n.adminHandler(false), "POST", "/v1/cluster/init", "{}"); code != 403 {
+		t.Errorf("init over tcp: %d %s", code, body)
+	}
+	if code, body := ctlDo(h, "POST", "/v1/cluster/recover", "{}"); code != 400 || !strings.Contains(body, "--force") {
+		t.Errorf("recover without force: %d %s", code, body)
+	}
+}
+
+// testLog logs to t.Log while the test runs (LBD_TEST_LOG=1), else nowhere.
+func testLog(t *testing.T) *slog.Logger {
+	if os.Getenv("LBD_TEST_LOG") == "" {
+		return discardLog()
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, nil))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
