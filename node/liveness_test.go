@@ -123,7 +123,7 @@ func TestProbePeer(t *testing.T) {
 			}
 			done := make(chan peerEnd, 1)
 			go func() {
-				done <- probePeer(ctx, ap, tt.interval, 3, func() { close(connected) })
+				done <- probePeer(ctx, probeOptions{ap: ap, interval: tt.interval, multiplier: 3, onConnect: func() { close(connected) }}).end
 			}()
 			select {
 			case end := <-done:
@@ -251,7 +251,7 @@ func TestLivenessDialer(t *testing.T) {
 }
 
 func TestLivenessListener(t *testing.T) {
-	l, err := listenLiveness(0)
+	l, err := listenLiveness(livenessOptions{addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,8 @@ type VRRPNode struct {
 	// none means multicast. Default: none.
 	UnicastPeers []string `yaml:"unicast_peers"`
 	// LivenessPort is the TCP port of the liveness side channel (node/liveness.go),
-	// listened on on every address while the node runs VRRP instances; a backup
+	// listened on on the instances' source addresses (not the VIPs) while the node runs
+	// VRRP instances, for VRRP peers only; a backup
 	// connects to its master's port and takes over after Skew_Time when the master's
 	// kernel closes the connection (its lbd process died). 0 disables both sides. Read
 	// when VRRP starts. Default: 7948 (DefaultLivenessPort).
@@ -57,6 +58,12 @@ type VRRPNode struct {
 	// connection). Default: a quarter of the master's advert interval, at least 10ms
 	// and at most 50ms (25ms at 100ms, 50ms at 1s).
 	LivenessInterval *time.Duration `yaml:"liveness_interval"`
+	// LivenessKey is the secret every node of the cluster shares to authenticate the
+	// liveness connections (an HMAC-SHA256 handshake with nonces from both sides, and a
+	// MAC and sequence number on every heartbeat), at least 16 bytes. With it, only an
+	// authenticated bye or heartbeats that stop count as the master's death, not a FIN
+	// or a reset. Read when VRRP starts. Default: none (unauthenticated).
+	LivenessKey string `yaml:"liveness_key"`
 	// LivenessMultiplier is how many heartbeat intervals without a heartbeat make a
 	// backup take the master for gone (then it takes over after Skew_Time), 2-100.
 	// Default: 4 (DefaultLivenessMultiplier).
@@ -167,6 +174,9 @@ func (c *Config) validateVRRP() []error {
 	}
 	if iv := nv.LivenessInterval; iv != nil && *iv != 0 && (*iv < MinLivenessInterval || *iv > MaxLivenessInterval) {
 		add("node.vrrp.liveness_interval", "(%v) must be %v-%v, or 0s for no heartbeats", *iv, MinLivenessInterval, MaxLivenessInterval)
+	}
+	if k := nv.LivenessKey; k != "" && len(k) < 16 {
+		add("node.vrrp.liveness_key", "(%d bytes) must be at least 16 bytes", len(k))
 	}
 	if m := nv.LivenessMultiplier; m != 0 && (m < 2 || m > 100) {
 		add("node.vrrp.liveness_multiplier", "(%d) must be 2-100", m)
@@ -380,8 +390,17 @@ func (n *Node) applyVRRP(ctx context.Context, cfg *Config) error {
 		// Only on the real kernel: with fake deps (tests) there are no peers.
 		port = *p
 	}
+	var key []byte
+	if k := cfg.Node.VRRP.LivenessKey; k != "" {
+		key = []byte(k)
+	}
 	if port != 0 {
-		if live, err = listenLiveness(port); err != nil {
+		if key == nil {
+			n.log.Warn("vrrp liveness port: node.vrrp.liveness_key is not set: the port takes unauthenticated " +
+				"connections from the VRRP peers, and a forged reset on the path counts as the master's death")
+		}
+		lo := livenessOptions{port: port, addrs: vipSources(m), allow: n.livenessPeer, key: key, log: n.log.With("part", "vrrp")}
+		if live, err = listenLiveness(lo); err != nil {
 			// Not fatal: the backups fall back to VRRP silence.
 			n.log.Warn("vrrp liveness port: cannot listen; a crash of this node is seen after 3 advert intervals",
 				"port", port, "err", err)
@@ -392,9 +411,9 @@ func (n *Node) applyVRRP(ctx context.Context, cfg *Config) error {
 	if port != 0 {
 		nv := cfg.Node.VRRP
 		d := &livenessDialer{port: port, log: n.log.With("part", "vrrp"), poll: livenessPoll,
-			multiplier: nv.LivenessMultiplier,
-			masters:    func() []livenessTarget { return vipMasters(m, nv.LivenessInterval) },
-			gone:       m.PeerGone}
+			multiplier: nv.LivenessMultiplier, key: key,
+			masters: func() []livenessTarget { return vipMasters(m, nv.LivenessInterval) },
+			gone:    m.PeerGone}
 		n.vrrp.wg.Go(func() { d.run(loopCtx) })
 	}
 	watch := n.vrrp.watchLinks || depsFn == nil

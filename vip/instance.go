@@ -26,7 +26,9 @@ type InstanceStatus struct {
 	Name      string
 	Interface string
 	VRID      int
-	State     State
+	// Source is the address this node advertises from (the transport's source).
+	Source netip.Addr
+	State  State
 	// Priority is the priority advertised now; BasePriority the configured one.
 	Priority     int
 	BasePriority int
@@ -142,7 +144,7 @@ func newInstance(mgr *Manager, cfg Instance, tr Transport) *instance {
 		LowerPrioNoAdvert: cfg.LowerPrioNoAdvert,
 	})
 	in.st = InstanceStatus{
-		Name: cfg.Name, Interface: cfg.Interface, VRID: cfg.VRID, State: Initialize,
+		Name: cfg.Name, Interface: cfg.Interface, VRID: cfg.VRID, Source: src, State: Initialize,
 		Priority: cfg.Priority, BasePriority: cfg.Priority, Accept: cfg.Accept,
 		MasterAdvertInterval: cfg.AdvertInterval,
 		Dropped:              map[DropReason]uint64{},
