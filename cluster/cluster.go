@@ -29,6 +29,9 @@ type Cluster struct {
 	// raft is the running raft; RecoverForce replaces it (and its transport).
 	raft         atomic.Pointer[raft.Raft]
 	newTransport func() (raft.Transport, error)
+	// joins serves the join exchange on the raft port (WithTLS, ServeJoins); nil:
+	// join connections are closed.
+	joins atomic.Pointer[JoinServer]
 	// lifeMu serialises Close and RecoverForce; it guards trans.
 	lifeMu sync.Mutex
 	trans  raft.Transport
@@ -62,6 +65,7 @@ type options struct {
 	clock         clock.Clock
 	onMember      func(MemberEvent)
 	raftTransport func() (raft.Transport, error) // tests: raft's InmemTransport
+	tls           *TLSOptions                    // WithTLS: raft over mutual TLS
 	segmentSize   int
 	trailingLogs  *uint64
 }
@@ -125,6 +129,9 @@ func New(cfg Config, opts ...Option) (c *Cluster, err error) {
 	closers = append(closers, c.stores.wal)
 
 	c.newTransport = o.raftTransport
+	if c.newTransport == nil && o.tls != nil {
+		c.newTransport = c.tlsTransport(*o.tls)
+	}
 	if c.newTransport == nil {
 		c.newTransport = func() (raft.Transport, error) { return newTCPTransport(&c.cfg, c.log) }
 	}

@@ -50,7 +50,9 @@
 //   - errors.go: the sentinel errors callers branch on (ErrNotLeader, ErrNoQuorum, ...)
 //     and the error types that carry details.
 //
-// The security layer (not used by New yet; node will wire it):
+// The security layer. New uses it when given WithTLS (raft over mutual TLS, joins
+// answered on the raft port once ServeJoins is called); without it raft is plain TCP.
+// node does not wire it yet.
 //
 //   - ca.go: the cluster CA (ECDSA P-256, self-signed, 10 years) made at cluster init,
 //     and the node certificates it issues from a CSR (node name and raft/gossip IPs,
@@ -70,8 +72,9 @@
 //     gossip keys; the voter then admits it to raft (JoinServer.Admit, or gossip's
 //     reconcile). Refusals come back to the joiner as the same sentinel errors.
 //
-// Not there yet: raft traffic is not authenticated (no mutual TLS), there is no join
-// token, and writes are not forwarded to the leader.
+// Not there yet: the CA key and the token list are not replicated to the other voters
+// (the node that made them is the only one that can answer joins), and writes are not
+// forwarded to the leader.
 //
 // Package cluster imports neither lbd/dataplane, lbd/vip nor lbd/node.
 package cluster

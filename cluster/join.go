@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +126,56 @@ type JoinServer struct {
 	Now func() time.Time
 	// Log gets one line per join, accepted or refused. Default: slog.Default().
 	Log *slog.Logger
+}
+
+// ServeJoins makes this node (started WithTLS) answer joins on its raft port with
+// JoinServer(ca, tokens); ca must hold the CA key (a voter). ServeJoins(nil, nil)
+// stops answering them.
+func (c *Cluster) ServeJoins(ca *CA, tokens *Tokens) {
+	if ca == nil {
+		c.joins.Store(nil)
+		return
+	}
+	c.joins.Store(c.JoinServer(ca, tokens))
+}
+
+// JoinServer returns a join server for this node. It hands out this node's
+// gossip keys, primary first; refuses a name that raft has as a server or gossip sees
+// alive; and leaves the admission to raft to the leader's reconcile of gossip (the
+// gossip keys are the admission).
+func (c *Cluster) JoinServer(ca *CA, tokens *Tokens) *JoinServer {
+	return &JoinServer{
+		CA:     ca,
+		Tokens: tokens,
+		GossipKeys: func() []string {
+			primary := c.gossip.keyring.GetPrimaryKey()
+			keys := []string{base64.StdEncoding.EncodeToString(primary)}
+			for _, k := range c.gossip.keyring.GetKeys() {
+				if string(k) != string(primary) {
+					keys = append(keys, base64.StdEncoding.EncodeToString(k))
+				}
+			}
+			return keys
+		},
+		CheckName: func(name string) error {
+			if name == c.cfg.Name {
+				return errors.New("it is this node's")
+			}
+			servers, err := c.servers()
+			if err != nil {
+				return err
+			}
+			if _, ok := servers[name]; ok {
+				return errors.New("raft has a server by that name (remove it first)")
+			}
+			if st, ok := c.gossip.state(name); ok && st == MemberAlive {
+				return errors.New("a live member has it")
+			}
+			return nil
+		},
+		Now: c.clock.Now,
+		Log: c.log.With("component", "join"),
+	}
 }
 
 // Serve answers one join connection and closes it; ctx ends the admission in the

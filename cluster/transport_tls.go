@@ -157,6 +157,32 @@ func newTLSTransport(cfg *Config, opts TLSOptions, log *slog.Logger) (*raft.Netw
 	return NewTLSTransport(layer, log), layer, nil
 }
 
+// WithTLS makes raft's transport mutual TLS under the cluster CA (see TLSStreamLayer)
+// instead of plain TCP. opts.Node must hold this node's certificate. Joins on the raft
+// port go to opts.Join if set, else to the join server ServeJoins installs.
+func WithTLS(opts TLSOptions) Option { return func(o *options) { o.tls = &opts } }
+
+// tlsTransport makes the raft transport for WithTLS (at New, and again after
+// RecoverForce).
+func (c *Cluster) tlsTransport(opts TLSOptions) func() (raft.Transport, error) {
+	if opts.Join == nil {
+		opts.Join = func(ctx context.Context, conn net.Conn) {
+			if js := c.joins.Load(); js != nil {
+				js.Serve(ctx, conn)
+				return
+			}
+			_ = conn.Close()
+		}
+	}
+	return func() (raft.Transport, error) {
+		t, _, err := newTLSTransport(&c.cfg, opts, c.log)
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+}
+
 // Addr is the address other nodes dial.
 func (l *TLSStreamLayer) Addr() net.Addr { return l.advertise }
 
