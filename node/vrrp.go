@@ -571,11 +571,22 @@ func (n *Node) watchLinks(ctx context.Context, m *vip.Manager) {
 	}
 }
 
+// checkSink is what the checks are reported to: the VIP manager.
+type checkSink interface {
+	SetCheck(name string, level float64)
+}
+
 // reportChecks computes the checks and reports them to m, logging each change.
-func (n *Node) reportChecks(ctx context.Context, m *vip.Manager) {
+func (n *Node) reportChecks(ctx context.Context, m checkSink) {
 	st := n.dp.Status()
 	levels := backendLevels(st)
 	levels[CheckDataplane] = n.dataplaneLevel(ctx, st)
+	if ctx.Err() != nil {
+		// The node is stopping (stopVRRP cancelled ctx): probes cut short by it say
+		// nothing about the dataplane, and a 0 reported now would put the instances
+		// tracking it in FAULT before the priority-0 handover runs.
+		return
+	}
 	n.vrrp.mu.Lock()
 	if n.vrrp.levels == nil {
 		n.vrrp.levels = map[string]float64{}
