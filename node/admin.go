@@ -55,8 +55,13 @@ func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (n *Node) handleReload(w http.ResponseWriter, _ *http.Request) {
-	v, err := n.Reload()
+func (n *Node) handleReload(w http.ResponseWriter, r *http.Request) {
+	var req api.ReloadRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	v, err := n.ReloadWith(ReloadOptions{AllowEmpty: req.AllowEmpty})
 	if err != nil {
 		writeJSON(w, http.StatusUnprocessableEntity, api.ReloadResponse{Errors: strings.Split(err.Error(), "\n")})
 		return

@@ -133,10 +133,30 @@ func (n *Node) setLoaded(cfg *Config) {
 	n.lastReload.Set(float64(n.loadedAt.Unix()))
 }
 
+// ReloadOptions change what a reload accepts.
+type ReloadOptions struct {
+	// AllowEmpty applies a config without frontends and without vrrp instances over one
+	// that has some: every frontend stops and every VIP is released. Without it such a
+	// reload is refused with ErrEmptyConfig (a file emptied or cut short by mistake).
+	AllowEmpty bool
+}
+
+// ErrEmptyConfig refuses a reload that would stop every frontend and release every VIP
+// (the new config has neither) without ReloadOptions.AllowEmpty.
+var ErrEmptyConfig = errors.New("the new config has no frontends and no vrrp instances: " +
+	"it would stop every frontend and release every VIP (an empty or truncated file?); " +
+	"to apply it anyway, reload with --allow-empty (lbd reload, lbctl reload)")
+
 // Reload re-reads the config file and applies it. An invalid file is refused with its
-// errors, and the old config keeps serving. Changes to the node: section's admin
-// listeners take effect at the next restart.
+// errors, and the old config keeps serving; so is a file that would remove every
+// frontend and every VIP (ErrEmptyConfig; see ReloadWith). Changes to the node:
+// section's admin listeners take effect at the next restart.
 func (n *Node) Reload() (version string, err error) {
+	return n.ReloadWith(ReloadOptions{})
+}
+
+// ReloadWith is Reload with options.
+func (n *Node) ReloadWith(opts ReloadOptions) (version string, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	defer func() {
@@ -153,6 +173,10 @@ func (n *Node) Reload() (version string, err error) {
 	cfg, err = n.clusterOverlay(cfg) // cluster.go: the committed document, not the file's
 	if err != nil {
 		return "", err
+	}
+	if !opts.AllowEmpty && removesEverything(n.cfg, cfg) {
+		return "", fmt.Errorf("%w (now: %d frontend(s), %d vrrp instance(s))",
+			ErrEmptyConfig, len(n.cfg.Frontends), len(n.cfg.VRRP.Instances))
 	}
 	if cfg.Node.Admin.Socket != n.cfg.Node.Admin.Socket || !samePtr(cfg.Node.Admin.Listen, n.cfg.Node.Admin.Listen) {
 		n.log.Warn("node.admin changed; it takes effect at the next restart")
@@ -183,6 +207,13 @@ func (n *Node) applyLocked(cfg *Config) error {
 	}
 	n.setLoaded(cfg)
 	return nil
+}
+
+// removesEverything reports whether going from old to new stops every frontend and
+// every vrrp instance: new has none of either, and old has some.
+func removesEverything(old, new *Config) bool {
+	return len(new.Frontends) == 0 && len(new.VRRP.Instances) == 0 &&
+		(len(old.Frontends) > 0 || len(old.VRRP.Instances) > 0)
 }
 
 func samePtr(a, b *string) bool {

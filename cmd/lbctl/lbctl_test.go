@@ -215,6 +215,7 @@ func TestReloadGolden(t *testing.T) {
 		}}}}},
 		// The read-only TCP listener has no reload: ServeMux's own 404, without an API message.
 		{args: "reload", replies: map[string]reply{}},
+		{args: "reload --allow-empty", replies: map[string]reply{"POST /v1/reload": {200, api.ReloadResponse{OK: true, ConfigVersion: "44136fa355b3"}}}},
 	})
 }
 

@@ -73,12 +73,17 @@ func newRoot(now func() time.Time) *cobra.Command {
 			return nil
 		},
 	}
+	var allowEmpty bool
 	reload := &cobra.Command{
 		Use:   "reload",
 		Short: "Re-read the node's config file; an invalid file is refused and the old config keeps serving",
-		Args:  cobra.NoArgs,
+		Long: `Re-read the node's config file; an invalid file is refused and the old config keeps
+serving. So is a file without frontends and without vrrp instances when the running
+config has some (an emptied or truncated file would stop every frontend and release
+every VIP): --allow-empty applies it anyway.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, err := c.client().Reload(cmd.Context())
+			resp, err := c.client().ReloadWith(cmd.Context(), api.ReloadRequest{AllowEmpty: allowEmpty})
 			if err != nil {
 				return err
 			}
@@ -89,6 +94,7 @@ func newRoot(now func() time.Time) *cobra.Command {
 			return nil
 		},
 	}
+	reload.Flags().BoolVar(&allowEmpty, "allow-empty", false, "apply a config that has no frontends and no vrrp instances (stops every frontend, releases every VIP)")
 	metrics := &cobra.Command{
 		Use:   "metrics",
 		Short: "Print the node's Prometheus metrics",

@@ -130,10 +130,14 @@ func newValidate() *cobra.Command {
 
 func newReload() *cobra.Command {
 	var cfgPath, socket string
+	var allowEmpty bool
 	cmd := &cobra.Command{
 		Use:   "reload",
 		Short: "Ask the running lbd to re-read its config file",
-		Args:  cobra.NoArgs,
+		Long: `Ask the running lbd to re-read its config file. An invalid file is refused and the old
+config keeps serving; so is a file without frontends and without vrrp instances when the
+running config has some (SIGHUP refuses it too): --allow-empty applies it anyway.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if socket == "" {
 				socket = node.DefaultAdminSocket
@@ -141,7 +145,7 @@ func newReload() *cobra.Command {
 					socket = cfg.Node.Admin.Socket
 				}
 			}
-			resp, err := api.NewClient(socket).Reload(cmd.Context())
+			resp, err := api.NewClient(socket).ReloadWith(cmd.Context(), api.ReloadRequest{AllowEmpty: allowEmpty})
 			if err != nil {
 				return err
 			}
@@ -151,5 +155,6 @@ func newReload() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", defaultConfig, "config file (to find the admin socket)")
 	cmd.Flags().StringVar(&socket, "socket", "", "admin socket (default: from the config file)")
+	cmd.Flags().BoolVar(&allowEmpty, "allow-empty", false, "apply a config that has no frontends and no vrrp instances (stops every frontend, releases every VIP)")
 	return cmd
 }

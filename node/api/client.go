@@ -79,8 +79,18 @@ func (c *Client) Status(ctx context.Context) (*StatusResponse, error) {
 // Reload asks the node to re-read its config file. A refused config comes back as an
 // *Error listing the problems, with the answer.
 func (c *Client) Reload(ctx context.Context) (*ReloadResponse, error) {
+	return c.ReloadWith(ctx, ReloadRequest{})
+}
+
+// ReloadWith is Reload with options (AllowEmpty: apply a config that removes every
+// frontend and every VIP).
+func (c *Client) ReloadWith(ctx context.Context, req ReloadRequest) (*ReloadResponse, error) {
 	const method, path = http.MethodPost, "/v1/reload"
-	code, body, err := c.roundTrip(ctx, method, path, nil)
+	var in any
+	if req != (ReloadRequest{}) {
+		in = req
+	}
+	code, body, err := c.roundTrip(ctx, method, path, in)
 	if err != nil {
 		return nil, err
 	}

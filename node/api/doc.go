@@ -8,7 +8,7 @@
 // only; a change there is refused with 403):
 //
 //	GET    /v1/status                                  StatusResponse
-//	POST   /v1/reload                                  ReloadResponse (422 with its Errors)
+//	POST   /v1/reload                                  [ReloadRequest] → ReloadResponse (422 with its Errors)
 //	PUT    /v1/backends/{backend}/servers/{server}     ServerChange → ServerStatus
 //	GET    /v1/node/drain                              DrainStatus
 //	POST   /v1/node/drain                              DrainRequest → DrainStatus

@@ -68,6 +68,14 @@ type ServerHealth struct {
 	EffectiveWeight float64 `json:"effective_weight"`
 }
 
+// ReloadRequest is the optional body of POST /v1/reload; no body is the zero value.
+type ReloadRequest struct {
+	// AllowEmpty applies a config without frontends and without vrrp instances over
+	// one that has some (every frontend stops, every VIP is released); without it such
+	// a reload is refused with 422.
+	AllowEmpty bool `json:"allow_empty,omitempty"`
+}
+
 // ReloadResponse is the answer of POST /v1/reload: 200 with OK and the new version, or
 // 422 with the problems of a refused config (the old config keeps serving).
 type ReloadResponse struct {
