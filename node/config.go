@@ -39,8 +39,9 @@ type NodeConfig struct {
 	Name string `yaml:"name"`
 	// Admin says where the node serves lbctl and metrics.
 	Admin AdminConfig `yaml:"admin"`
-	// StateDir holds the node's persistent state (raft log, snapshots, node id); an
-	// absolute path. Default: /var/lib/lbd.
+	// StateDir holds the node's persistent state (raft log, snapshots, node id, and
+	// vips.json, the record of the addresses lbd added: viprecord.go); an absolute
+	// path. Default: /var/lib/lbd.
 	StateDir string `yaml:"state_dir"`
 	// VRRP is this machine's part of the VRRP instances: interface, priority, unicast
 	// source and peers (vrrp.go).

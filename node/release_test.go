@@ -36,7 +36,7 @@ func TestReleaseVIPsFake(t *testing.T) {
 	}}
 	a := &fakeAddrs{have: map[string][]netip.Prefix{"lo": {netip.MustParsePrefix("198.18.0.100/24")}}}
 	var out bytes.Buffer
-	if _, err := releaseVIPs(&out, cfg, a); err != nil {
+	if _, err := releaseVIPs(&out, cfg, "", a); err != nil {
 		t.Fatalf("releaseVIPs: %v", err)
 	}
 	if len(a.removed) != 1 || a.removed[0] != "lo 198.18.0.100/24" {
@@ -49,13 +49,13 @@ func TestReleaseVIPsFake(t *testing.T) {
 	// A failure to remove comes back.
 	a = &fakeAddrs{have: a.have, fail: errors.New("operation not permitted")}
 	out.Reset()
-	if _, err := releaseVIPs(&out, cfg, a); err == nil || !strings.Contains(err.Error(), "operation not permitted") {
+	if _, err := releaseVIPs(&out, cfg, "", a); err == nil || !strings.Contains(err.Error(), "operation not permitted") {
 		t.Errorf("releaseVIPs with a failing Remove: %v, want the failure", err)
 	}
 
 	// No instances: nothing to do.
 	out.Reset()
-	if n, err := releaseVIPs(&out, vip.Config{}, &fakeAddrs{}); n != 0 || err != nil || !strings.Contains(out.String(), "nothing to release") {
+	if n, err := releaseVIPs(&out, vip.Config{}, "", &fakeAddrs{}); n != 0 || err != nil || !strings.Contains(out.String(), "nothing to release") {
 		t.Errorf("no instances: %d, %v, %q", n, err, out.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -371,6 +372,17 @@ func (n *Node) applyVRRP(ctx context.Context, cfg *Config) error {
 		deps = depsFn()
 	} else {
 		deps = n.linuxVIPDeps()
+	}
+	// Every address added is recorded in the state directory for `lbd release`
+	// (viprecord.go); what a previous run left there (a crash) is removed first.
+	rec, left := openVIPRecord(filepath.Join(cfg.Node.StateDir, VIPRecordFile), n.log.With("part", "vrrp"))
+	deps.Addresses = recordingAddresses{Addresses: deps.Addresses, rec: rec}
+	for _, e := range left {
+		if err := deps.Addresses.Remove(e.Interface, e.Prefix); err != nil {
+			n.log.Warn("removing an address a previous run added", "interface", e.Interface, "address", e.Prefix, "err", err)
+		} else {
+			n.log.Info("removed an address a previous run added", "interface", e.Interface, "address", e.Prefix)
+		}
 	}
 	m, err := vip.New(vc, deps)
 	if err != nil {

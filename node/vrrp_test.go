@@ -417,6 +417,7 @@ func (f *fakeAnnouncer) Announce(string, netip.Addr) error {
 func vrrpTestNode(t *testing.T, cfg *Config) (*Node, *fakeAddresses) {
 	t.Helper()
 	addrs := &fakeAddresses{have: map[string]bool{}}
+	cfg.Node.StateDir = t.TempDir() // the record of added VIPs goes there
 	n := &Node{log: discardLog(), reg: prometheus.NewRegistry(), cfg: cfg}
 	n.dp = dataplane.New(dataplane.Options{Logger: n.log, Registry: n.reg})
 	if err := n.dp.Apply(cfg.Config); err != nil {
