@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,8 +58,15 @@ type AdminConfig struct {
 	// Default: /run/lbd/lbd.sock.
 	Socket string `yaml:"socket"`
 	// Listen is the host:port of a plain HTTP listener serving /metrics and the admin
-	// API; "" disables it. Nil means unset. Default: 127.0.0.1:9180.
+	// API read-only; "" disables it. It has no TLS, so the host must be a loopback
+	// address or "localhost". Nil means unset. Default: 127.0.0.1:9180.
 	Listen *string `yaml:"listen"`
+	// TokenFile is a file (mode 0600 or stricter) holding a bearer token of at least 16
+	// characters; when set, every request on the TCP listener must carry
+	// "Authorization: Bearer TOKEN". Without it the TCP listener does not serve the
+	// sticky tables (their keys are session cookies). An absolute path, read at start.
+	// Default: none.
+	TokenFile string `yaml:"token_file"`
 }
 
 // Defaults of the node: section, applied by SetDefaults.
@@ -121,7 +129,13 @@ func (c *Config) Validate() error {
 	if n.Admin.Listen != nil && *n.Admin.Listen != "" {
 		if err := checkListen(*n.Admin.Listen); err != nil {
 			add("node.admin.listen", "%v", err)
+		} else if !loopbackListen(*n.Admin.Listen) {
+			add("node.admin.listen", "(%q) must be a loopback address (127.0.0.1, ::1 or localhost): "+
+				"the TCP admin listener has no TLS; reach it from elsewhere through a tunnel or a local proxy", *n.Admin.Listen)
 		}
+	}
+	if n.Admin.TokenFile != "" && !filepath.IsAbs(n.Admin.TokenFile) {
+		add("node.admin.token_file", "must be an absolute path, not %q", n.Admin.TokenFile)
 	}
 	if !filepath.IsAbs(n.StateDir) {
 		add("node.state_dir", "must be an absolute path, not %q", n.StateDir)
@@ -144,6 +158,16 @@ func checkListen(s string) error {
 		return fmt.Errorf("%q: port must be 1-65535", s)
 	}
 	return nil
+}
+
+// loopbackListen reports whether host:port s listens on loopback only.
+func loopbackListen(s string) bool {
+	host, _, _ := net.SplitHostPort(s)
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Hash is the content version of the cluster-wide document: the first 12 hex digits of

@@ -249,7 +249,7 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // startAdmin opens the unix socket (full API) and the optional TCP listener (metrics and
-// read-only API).
+// read-only API, behind the bearer token when node.admin.token_file is set: admin.go).
 func (n *Node) startAdmin(a AdminConfig) error {
 	if err := os.MkdirAll(filepath.Dir(a.Socket), 0o750); err != nil {
 		return fmt.Errorf("admin socket: %w", err)
@@ -271,12 +271,20 @@ func (n *Node) startAdmin(a AdminConfig) error {
 	}
 	n.serveAdmin(ul, n.adminHandler(true))
 	if a.Listen != nil && *a.Listen != "" {
+		var token string
+		if a.TokenFile != "" {
+			var err error
+			if token, err = readTokenFile(a.TokenFile); err != nil {
+				n.admin[0].Close()
+				return fmt.Errorf("node.admin.token_file: %w", err)
+			}
+		}
 		tl, err := net.Listen("tcp", *a.Listen)
 		if err != nil {
 			n.admin[0].Close()
 			return fmt.Errorf("node.admin.listen: %w", err)
 		}
-		n.serveAdmin(tl, n.adminHandler(false))
+		n.serveAdmin(tl, n.tcpAdminHandler(token))
 		n.log.Info("admin listening", "address", tl.Addr().String())
 	}
 	return nil

@@ -32,8 +32,13 @@ const (
 // stickyRoutes adds the sticky-table endpoints to an admin mux; changes only on the unix
 // socket (full).
 func (n *Node) stickyRoutes(mux *http.ServeMux, full bool) {
-	mux.HandleFunc("GET /v1/sticky/{backend}", n.handleStickyList)
-	mux.HandleFunc("GET /v1/sticky/{backend}/export", n.handleStickyExport)
+	list, export := n.handleStickyList, n.handleStickyExport
+	if !full {
+		// Sticky keys are session cookies: on TCP, only behind the bearer token.
+		list, export = needsToken(list), needsToken(export)
+	}
+	mux.HandleFunc("GET /v1/sticky/{backend}", list)
+	mux.HandleFunc("GET /v1/sticky/{backend}/export", export)
 	if full {
 		mux.HandleFunc("DELETE /v1/sticky/{backend}", n.handleStickyDelete)
 		mux.HandleFunc("POST /v1/sticky/{backend}/import", n.handleStickyImport)

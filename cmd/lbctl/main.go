@@ -38,12 +38,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 
 // cli is what every command shares: the root's flags and the clock.
 type cli struct {
-	target string // --socket
-	asJSON bool   // --json
-	now    func() time.Time
+	target    string // --socket
+	asJSON    bool   // --json
+	tokenFile string // --token-file
+	token     string // read from tokenFile before a command runs
+	now       func() time.Time
 }
 
-func (c *cli) client() *api.Client { return api.NewClient(c.target) }
+func (c *cli) client() *api.Client { return api.NewClient(c.target).WithToken(c.token) }
 
 func newRoot(now func() time.Time) *cobra.Command {
 	c := &cli{now: now}
@@ -56,6 +58,18 @@ func newRoot(now func() time.Time) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&c.target, "socket", api.DefaultSocket, "admin API: unix socket path, or http://host:port for read-only commands")
 	root.PersistentFlags().BoolVar(&c.asJSON, "json", false, "print the API's JSON answer")
+	root.PersistentFlags().StringVar(&c.tokenFile, "token-file", "", "file holding the bearer token of the node's TCP listener (node.admin.token_file)")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if c.tokenFile == "" {
+			return nil
+		}
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		c.token = strings.TrimSpace(string(b))
+		return nil
+	}
 
 	status := &cobra.Command{
 		Use:   "status",

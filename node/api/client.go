@@ -22,6 +22,15 @@ type Client struct {
 	target string // as given to NewClient, for messages
 	base   string
 	http   *http.Client
+	token  string // sent as "Authorization: Bearer" when set
+}
+
+// WithToken returns a copy of c that sends token as a bearer token with every request:
+// the TCP listener asks for it when the node sets node.admin.token_file.
+func (c *Client) WithToken(token string) *Client {
+	c2 := *c
+	c2.token = token
+	return &c2
 }
 
 // NewClient returns a client for the admin API at target: a unix socket path (starting
@@ -257,6 +266,9 @@ func (c *Client) roundTrip(ctx context.Context, method, path string, in any) (in
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

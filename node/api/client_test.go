@@ -162,3 +162,24 @@ func TestClientDecodes(t *testing.T) {
 		t.Errorf("Metrics: %q, %v", m, err)
 	}
 }
+
+// TestClientToken: WithToken sends the bearer token with every request; the client
+// without it sends none.
+func TestClientToken(t *testing.T) {
+	var got []string
+	sock := unixServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		io.WriteString(w, "ok\n")
+	}))
+	c := NewClient(sock)
+	ctx := context.Background()
+	if _, err := c.WithToken("s3cr3t-s3cr3t-s3cr3t").Metrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Metrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "Bearer s3cr3t-s3cr3t-s3cr3t" || got[1] != "" {
+		t.Errorf("Authorization headers = %q, want the token, then none", got)
+	}
+}

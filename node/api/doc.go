@@ -5,7 +5,9 @@
 // package node converts its parts' structs into these types where it answers.
 //
 // The endpoints, on the unix socket (everything) and the optional TCP listener (reads
-// only; a change there is refused with 403):
+// only; a change there is refused with 403; on loopback only; the sticky tables only,
+// and with node.admin.token_file every request, with "Authorization: Bearer TOKEN",
+// else 401; Client.WithToken sends it):
 //
 //	GET    /v1/status                                  StatusResponse
 //	POST   /v1/reload                                  [ReloadRequest] → ReloadResponse (422 with its Errors)
