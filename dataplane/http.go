@@ -59,7 +59,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -401,7 +400,7 @@ func (f *httpFrontend) handle(ctx *fasthttp.RequestCtx) {
 	hg := f.gen.Load()
 	defer func() {
 		if r := recover(); r != nil {
-			f.d.log.Error("panic serving request", "frontend", hg.g.cfg.Name, "panic", r, "stack", string(debug.Stack()))
+			f.d.metrics.panics.recovered(f.d.log, panicFastHTTP, r, "frontend", hg.g.cfg.Name)
 			writeAnswer(&ctx.Response, fasthttp.StatusInternalServerError, "internal error")
 			ctx.SetConnectionClose()
 		}

@@ -40,6 +40,7 @@ import (
 	"container/list"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -97,6 +98,10 @@ type loopHTTP struct {
 	staged     *httpConn
 	// pools holds the idle server connections of this loop, by pool.
 	pools map[*serverPool][]*srvConn
+	// panics and log are the dataplane's, for a panic on a server connection
+	// (srvConn.recoverPanic); set when a client connection starts on the loop.
+	panics *panicMetric
+	log    *slog.Logger
 }
 
 func (l *eventLoop) httpState() *loopHTTP {
@@ -412,7 +417,8 @@ func (c *httpConn) start() {
 		c.release()
 		return
 	}
-	l.httpState()
+	h := l.httpState()
+	h.panics, h.log = c.f.d.metrics.panics, c.f.d.log
 	l.SetFD(c.fd, c)
 	// A new connection has client_header for its first request, as on the fasthttp
 	// engine, where client_idle is for waits between requests.
@@ -451,6 +457,7 @@ func (c *httpConn) arm(what dueKind, d time.Duration) {
 }
 
 func (c *httpConn) fire(now int64) int64 {
+	defer c.recoverPanic()
 	if c.state == clientClosed || c.due == 0 {
 		return 0
 	}
@@ -502,8 +509,33 @@ func (c *httpConn) timeout() {
 
 // event handles the readiness of the client's socket.
 func (c *httpConn) Event(ev uint32) {
+	defer c.recoverPanic()
+	c.f.d.metrics.panics.injected(panicHTTPLoop)
 	c.ready(ev)
 	c.l.http.commit()
+}
+
+// recoverPanic, deferred at each entry into the connection's code on the loop, turns a
+// panic (a bug) into the close of this connection (panics.go).
+func (c *httpConn) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.f.d.metrics.panics.recovered(c.f.d.log, panicHTTPLoop, r, "frontend", c.f.gen.Load().g.cfg.Name, "client", c.ip)
+	closeAfterPanic(func() { c.close("panic", nil) }, c.forceClose)
+	if h := c.l.http; h != nil && h.staged == c {
+		h.staged, h.wbuf = nil, h.wbuf[:0]
+	}
+}
+
+// forceClose is close for a connection whose state a panic broke (close panicked too):
+// it takes the descriptor out of the loop and closes it, at least.
+func (c *httpConn) forceClose() {
+	c.l.Remove(c.fd, &c.reg)
+	c.l.Timers().Remove(&c.timer)
+	unix.Close(c.fd)
+	c.state = clientClosed
 }
 
 func (c *httpConn) ready(ev uint32) {
@@ -846,6 +878,7 @@ func (c *httpConn) enqueue(q *queue) {
 
 // dequeue tries for a server slot when the request is at the head of its queue.
 func (c *httpConn) dequeue() {
+	defer c.recoverPanic()
 	x := &c.x
 	if c.state != clientQueued || x.queued == nil || !x.queue.isHead(x.queued) {
 		return
@@ -1529,8 +1562,31 @@ func (srv *srvConn) Stop() {
 
 // event handles the readiness of a server connection.
 func (srv *srvConn) Event(ev uint32) {
+	defer srv.recoverPanic()
+	srv.l.http.panics.injected(panicHTTPLoopSrv)
 	srv.ready(ev)
 	srv.l.http.commit()
+}
+
+// recoverPanic is httpConn.recoverPanic for a server connection: the client connection
+// it serves, if any, closes with it.
+func (srv *srvConn) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	h := srv.l.http
+	if c := srv.c; c != nil {
+		h.panics.recovered(h.log, panicHTTPLoopSrv, r, "frontend", c.f.gen.Load().g.cfg.Name, "client", c.ip, "server", srv.pool.key.addr)
+		closeAfterPanic(func() { c.close("panic", nil) }, c.forceClose)
+	} else {
+		h.panics.recovered(h.log, panicHTTPLoopSrv, r, "server", srv.pool.key.addr)
+	}
+	closeAfterPanic(srv.close, func() {
+		srv.l.Remove(srv.fd, &srv.reg)
+		unix.Close(srv.fd)
+		srv.fd = -1
+	})
 }
 
 func (srv *srvConn) ready(ev uint32) {

@@ -30,6 +30,8 @@ type metrics struct {
 	health *healthMetrics
 	// tls holds the metrics of TLS handshakes and sni routing (tls.go).
 	tls *tlsMetrics
+	// panics counts the panics recovered while serving a connection (panics.go).
+	panics *panicMetric
 }
 
 func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
@@ -89,6 +91,7 @@ func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
 	m.ctl = newCtlMetrics(reg, d)             // control.go
 	m.health = newHealthMetrics(reg)          // health.go
 	m.tls = newTLSMetrics(reg)                // tls.go
+	m.panics = newPanicMetric(reg)            // panics.go
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.connsActive, m.connsTotal, m.bytesIn,
 			m.bytesOut, m.retries, m.errors, m.sessions, m.noServer, m.dropped, m.handovers, &serverCollector{d: d})

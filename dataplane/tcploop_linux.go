@@ -45,6 +45,7 @@ func (f *tcpFrontend) relay(c *tcpConn, g *frontendGen) {
 		var s *tcpSession
 		s, err = c.handOff(l, &tcpSessionConfig{
 			idle: idle, in: g.m.bytesIn, out: g.m.bytesOut, log: f.d.log, frontend: g.cfg.Name,
+			panics: f.d.metrics.panics,
 		})
 		if err == nil {
 			if s != nil {
@@ -119,6 +120,7 @@ type tcpSessionConfig struct {
 	in, out  prometheus.Counter // client-to-server and server-to-client bytes
 	log      *slog.Logger
 	frontend string
+	panics   *panicMetric // panics.go
 }
 
 // tcpSession is one tcp session on a loop. Only the loop touches it once posted, except
@@ -222,7 +224,8 @@ func (l *eventLoop) add(s *tcpSession) {
 // startIdle puts s's idle timer in h, due at s's idle timeout from its last activity:
 // once s has been idle that long, the timer calls idle.
 func (s *tcpSession) startIdle(h *evloop.Timers, idle func(*tcpSession)) {
-	s.idleTimer.Fire = func(now int64) int64 {
+	s.idleTimer.Fire = func(now int64) (later int64) {
+		defer s.recoverPanic()
 		if at := s.last + s.idle; at > now {
 			return at // active since the deadline was set
 		}
@@ -271,6 +274,8 @@ func (l *eventLoop) end(s *tcpSession, why string, err error) {
 
 // event handles the readiness of one socket of a session.
 func (x *tcpSide) Event(ev uint32) {
+	defer x.s.recoverPanic()
+	x.s.cfg.panics.injected(panicTCPLoop)
 	s, l := x.s, x.s.l
 	if ev&unix.EPOLLERR != 0 {
 		err, _ := unix.GetsockoptInt(x.fd, unix.SOL_SOCKET, unix.SO_ERROR)
@@ -286,6 +291,30 @@ func (x *tcpSide) Event(ev uint32) {
 	if ev&(unix.EPOLLOUT|unix.EPOLLHUP) != 0 && x.reg&unix.EPOLLOUT != 0 {
 		l.flush(s, 1-x.i)
 	}
+}
+
+// recoverPanic, deferred at each entry into the session's code on the loop, turns a
+// panic (a bug) into the end of this session (panics.go).
+func (s *tcpSession) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.cfg.panics.recovered(s.cfg.log, panicTCPLoop, r, "frontend", s.cfg.frontend)
+	closeAfterPanic(func() { s.l.end(s, "panic", nil) }, func() {
+		// Its own state is broken: take the descriptors out of the loop at least.
+		for i := range s.side {
+			s.l.Remove(s.side[i].fd, &s.side[i].reg)
+		}
+		s.l.Timers().Remove(&s.idleTimer)
+		s.closeFDs()
+		s.ended = true
+		select {
+		case <-s.done:
+		default:
+			close(s.done) // relay waits for it
+		}
+	})
 }
 
 // stop ends x's session as the loop quits.
