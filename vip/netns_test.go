@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -100,7 +101,34 @@ func (l *lab) node(name string, addrs ...string) *labNode {
 		l.ip(n.ns, "addr", "add", a, "dev", "eth0", "nodad")
 	}
 	l.ip(n.ns, "link", "set", "eth0", "up")
+	n.waitUp()
 	return n
+}
+
+// waitUp waits until eth0 and its bridge port carry packets. The kernel turns a link on
+// (its queue, its operstate, a bridge port's forwarding state) in deferred link-watch
+// work, up to a second after `ip link set up`, and until then drops what is sent on it
+// without a trace: a gratuitous ARP or an advert sent at once could be lost.
+func (n *labNode) waitUp() {
+	n.lab.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		eth := n.ip("-o", "link", "show", "dev", "eth0")
+		port := n.lab.ip(n.lab.bridge, "-d", "-o", "link", "show", "dev", n.port)
+		if linkOn(eth) && linkOn(port) && strings.Contains(port, "bridge_slave state forwarding") {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.lab.t.Fatalf("%s's eth0 not up within 10s:\n%s\n%s", n.name, eth, port)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// linkOn reports whether a line of `ip -o link show` is of a link that is up and has its
+// queue attached (noop is the queue of a link not yet turned on: it drops every packet).
+func linkOn(line string) bool {
+	return strings.Contains(line, " state UP ") && !strings.Contains(line, " qdisc noop ")
 }
 
 // ip runs `ip -n ns args...` and fails the test on error.
