@@ -1346,7 +1346,6 @@ func testHTTPLoopQueue(t *testing.T, engine string) {
 }
 
 func TestHTTPLoopQueueTimeoutAndShutdown(t *testing.T) {
-	skipShort(t, "waits on a real queue timeout and a shutdown deadline")
 	forEachEngine(t, testHTTPLoopQueueTimeoutAndShutdown)
 }
 
@@ -1361,36 +1360,57 @@ func testHTTPLoopQueueTimeoutAndShutdown(t *testing.T, engine string) {
 		io.WriteString(w, r.URL.Path)
 	})
 	t.Cleanup(func() { close(release) }) // before the server's cleanup, which waits for it
-	cfg := withEngine(hlOneConfig(be.addr()), engine)
-	cfg.Backends[0].Servers[0].MaxConn = 1
-	cfg.Backends[0].Queue.Timeout = 200 * time.Millisecond
-	d := New(Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))})
-	if err := d.Apply(cfg); err != nil {
-		t.Fatal(err)
+	// start returns a Dataplane whose one server slot a request holds.
+	start := func(queueTimeout time.Duration) *Dataplane {
+		cfg := withEngine(hlOneConfig(be.addr()), engine)
+		cfg.Backends[0].Servers[0].MaxConn = 1
+		cfg.Backends[0].Queue.Timeout = queueTimeout
+		d := New(Options{Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))})
+		if err := d.Apply(cfg); err != nil {
+			t.Fatal(err)
+		}
+		holder := hlDial(t, d)
+		holder.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+		htEventually(t, "the server slot taken", func() bool { return d.snapshot().byName["be"].servers[0].Active() == 1 })
+		return d
 	}
-	holder := hlDial(t, d)
-	holder.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
-	htEventually(t, "the server slot taken", func() bool { return d.snapshot().byName["be"].servers[0].Active() == 1 })
+
+	d := start(200 * time.Millisecond)
 	c := hlDial(t, d)
 	r := c.roundTrip("GET", "GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
 	want := "503 Service Unavailable: queue timeout: no server of backend be had a free slot within 200ms\n"
 	if r.status != 503 || r.body != want {
 		t.Errorf("after the queue timeout: %d %q, want 503 %q", r.status, r.body, want)
 	}
+	closeNow(t, d)
+
+	// Shut down while a request waits in a queue whose timeout cannot come first, and
+	// keep the shutdown's deadline until the answer is read: under load, a 200ms queue
+	// timeout or a 300ms deadline could end the wait before the shutdown answers it.
+	d = start(time.Hour)
+	c = hlDial(t, d)
 	c.send("GET /stopping HTTP/1.1\r\nHost: a\r\n\r\n")
 	htEventually(t, "a request queued", func() bool { return d.snapshot().byName["be"].queue.Len() == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
 		d.Close(ctx)
 	}()
 	r = c.read("GET")
 	if r.status != 503 || r.body != "503 Service Unavailable: frontend stopping\n" {
 		t.Errorf("queued at shutdown: %d %q", r.status, r.body)
 	}
+	cancel() // the held request is still in flight: Close cuts it and returns
 	<-done
+}
+
+// closeNow closes d, cutting what is in flight.
+func closeNow(t *testing.T, d *Dataplane) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d.Close(ctx)
 }
 
 func TestHTTPLoopReloadInFlight(t *testing.T) { forEachEngine(t, testHTTPLoopReloadInFlight) }

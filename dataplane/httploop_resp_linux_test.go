@@ -248,11 +248,13 @@ func TestHTTPLoopRespTrickle(t *testing.T) {
 // timeouts.response bounds each stall of a response body, not the body (nginx's
 // proxy_read_timeout, HAProxy's timeout server, and lbd's own documentation): a server
 // whose body keeps coming, never pausing as long as the timeout, is not cut however long
-// the whole takes. Pauses of 150ms and 650ms, timeout 800ms; a small body (5 bytes) and
-// one over maxBufferedBody.
+// the whole takes. Four pauses of 400ms, timeout 800ms: the body takes twice the
+// timeout, and each pause leaves 400ms for a loaded machine to deliver its byte late
+// (pauses of 650ms left 150ms, which a loaded machine can spend). A small body (5
+// bytes) and one over maxBufferedBody.
 func testHTTPLoopRespTrickle(t *testing.T, engine string) {
 	const timeout = 800 * time.Millisecond
-	gaps := []time.Duration{150 * time.Millisecond, 650 * time.Millisecond, 150 * time.Millisecond, 650 * time.Millisecond}
+	gaps := []time.Duration{400 * time.Millisecond, 400 * time.Millisecond, 400 * time.Millisecond, 400 * time.Millisecond}
 	pad := strings.Repeat("p", 2*maxBufferedBody)
 	be := hlRaw(t, func(w io.Writer, r *hlReq) bool {
 		first := "0"
