@@ -11,16 +11,36 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
-// TestMain fails the package's tests when event loops outlive them: every Dataplane a
+// TestMain fails the package's tests when event loops outlive them (every Dataplane a
 // test creates must stop its loops in Close, and every loop a test starts by hand must
-// be stopped.
+// be stopped), and when any other goroutine does (goleak).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
 		if n := waitLoopGoroutines(0, 5*time.Second); n > 0 {
 			fmt.Fprintf(os.Stderr, "%d event loop goroutines outlive the tests\n", n)
+			code = 1
+		}
+	}
+	if code == 0 {
+		// fasthttp's own background goroutines, which no API of it stops:
+		//   - a server's worker pool cleaner sleeps MaxIdleWorkerDuration (10s) between
+		//     rounds and sees the server's Stop only when it wakes;
+		//   - a HostClient's connection cleaner (a serverPool's, and one test's
+		//     client) sleeps MaxIdleConnDuration between rounds and ends once the
+		//     client has no connection left;
+		//   - the process-wide Date header updater, started by the first server,
+		//     never ends.
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 			code = 1
 		}
 	}

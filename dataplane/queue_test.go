@@ -206,8 +206,14 @@ func TestQueueTimeoutKeepsOrder(t *testing.T) {
 func TestQueueFull(t *testing.T) {
 	c := newCtlQueued(1, 1, QueueConfig{Size: 2})
 	c.b.acquire(&Pick{}, nil)
-	c.start(t, 1, nil)
-	c.start(t, 2, nil)
+	stop := make(chan struct{})
+	r1 := c.start(t, 1, stop)
+	r2 := c.start(t, 2, stop)
+	defer func() { // the two waiters leave the queue, not the test's goroutines
+		close(stop)
+		ctlRecv(t, r1)
+		ctlRecv(t, r2)
+	}()
 	s, err := c.b.acquire(&Pick{}, nil)
 	if s != nil || !errors.Is(err, errQueueFull) {
 		t.Fatalf("third waiter in a queue of 2: %v %v", s, err)
