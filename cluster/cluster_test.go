@@ -500,6 +500,9 @@ func TestClusterRefusesUnknownEntry(t *testing.T) {
 // TestClusterTwoVotersQuorumLoss: a pair that loses one node answers writes with
 // ErrNoQuorum, in bounded time, whether the survivor led or followed.
 func TestClusterTwoVotersQuorumLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping with -short: waits for raft to lose and regain a leader, twice (seconds of raft timers)")
+	}
 	for _, lost := range []string{"follower", "leader"} {
 		t.Run(lost, func(t *testing.T) {
 			h := newHarness(t, false)
@@ -531,6 +534,9 @@ func TestClusterTwoVotersQuorumLoss(t *testing.T) {
 }
 
 func TestClusterLeaveAndRemove(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping with -short: runs membership changes on a four-node cluster (seconds of raft timers)")
+	}
 	h := newHarness(t, false)
 	h.form("a", "b", "c", "d")
 	ctx := context.Background()
@@ -680,6 +686,9 @@ func TestGossipKeyRotation(t *testing.T) {
 // TestClusterRecoverForce: a pair that lost a node for good is shrunk to the survivor,
 // which then commits alone; the lost node, back, is added again and catches up.
 func TestClusterRecoverForce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping with -short: loses a majority and recovers it, twice (seconds of raft timers)")
+	}
 	for _, lost := range []string{"follower", "leader"} {
 		t.Run(lost, func(t *testing.T) {
 			h := newHarness(t, false)

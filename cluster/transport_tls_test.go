@@ -124,6 +124,9 @@ func newTLSRaftNode(t *testing.T, ln net.Listener, key *NodeKey, opts TLSOptions
 	n.raft = r
 	t.Cleanup(func() {
 		_ = r.Shutdown().Error()
+		// Close does not close the pooled connections to the peers, whose handlers
+		// would wait on them after the test: CloseStreams does.
+		n.trans.CloseStreams()
 		_ = n.trans.Close()
 	})
 	return n
