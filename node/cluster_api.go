@@ -302,7 +302,15 @@ func (n *Node) commit(w http.ResponseWriter, r *http.Request, a *cluster.Cluster
 	n.mu.Lock()
 	base := n.cfg
 	n.mu.Unlock()
-	if _, err := withDocument(base, "document", doc); err != nil {
+	// The document may be a whole config file: its node: section is left out, and the
+	// rest is stored in canonical form (defaults spelled out), checked with this
+	// node's own node: section.
+	d, err := Parse("document", doc)
+	if err == nil {
+		doc = documentOf(d)
+		_, err = withDocument(base, "document", doc)
+	}
+	if err != nil {
 		writeJSON(w, http.StatusUnprocessableEntity, api.ReloadResponse{Errors: strings.Split(err.Error(), "\n")})
 		return
 	}

@@ -102,9 +102,6 @@ func backendNames(n *Node) string {
 }
 
 func TestClusterInitJoinApply(t *testing.T) {
-	if testing.Short() {
-		t.Skip("forms a cluster over loopback")
-	}
 	a, ha := clusterNode(t, "a", docA)
 	b, hb := clusterNode(t, "b", "") // b's file has no backends: the cluster's document wins
 
@@ -149,14 +146,19 @@ func TestClusterInitJoinApply(t *testing.T) {
 	if code, body := call(t, ha, "POST", "/v1/config/apply", bad, nil); code != 422 || !strings.Contains(body, `document:2: frontends[0].backend`) {
 		t.Errorf("bad apply: %d %s", code, body)
 	}
-	withNode := api.ConfigApplyRequest{Document: "node: {name: x}\n"}
-	if code, body := call(t, ha, "POST", "/v1/config/apply", withNode, nil); code != 422 || !strings.Contains(body, "no node: section") {
+	// A whole file may be applied: its node: section is left out.
+	withNode := api.ConfigApplyRequest{Document: "node: {name: x, admin: {socket: /nowhere}}\n" + doc2}
+	if code, body := call(t, ha, "POST", "/v1/config/apply", withNode, &applied); code != 200 || applied.Version != 3 {
 		t.Errorf("apply with node: %d %s", code, body)
+	}
+	var got api.ConfigVersion
+	if call(t, ha, "GET", "/v1/config", nil, &got); strings.Contains(got.Document, "node") || !strings.Contains(got.Document, "name: api") {
+		t.Errorf("committed document:\n%s", got.Document)
 	}
 
 	var hist []api.ConfigVersion
-	call(t, hb, "GET", "/v1/config/history", nil, &hist)
-	if len(hist) != 2 || hist[1].Comment != "add api" || hist[0].Author != "a" {
+	call(t, ha, "GET", "/v1/config/history", nil, &hist)
+	if len(hist) != 3 || hist[1].Comment != "add api" || hist[0].Author != "a" {
 		t.Errorf("history = %+v", hist)
 	}
 	// b's file has no backends: the diff shows the drift from the cluster's document.
@@ -172,10 +174,10 @@ func TestClusterInitJoinApply(t *testing.T) {
 		t.Errorf("b runs %s after reloading its file, want the cluster's app,api", got)
 	}
 
-	if code, body := call(t, ha, "POST", "/v1/config/rollback", api.ConfigRollbackRequest{Version: 1}, &applied); code != 200 || applied.Version != 3 {
+	if code, body := call(t, ha, "POST", "/v1/config/rollback", api.ConfigRollbackRequest{Version: 1}, &applied); code != 200 || applied.Version != 4 {
 		t.Fatalf("rollback: %d %s", code, body)
 	}
-	eventually(t, "b runs version 3", func() bool { return backendNames(b) == "app" })
+	eventually(t, "b runs version 4", func() bool { return backendNames(b) == "app" })
 
 	// Both nodes see each other with their metadata.
 	eventually(t, "gossip metadata", func() bool {
@@ -184,7 +186,7 @@ func TestClusterInitJoinApply(t *testing.T) {
 			return false
 		}
 		for _, m := range st.Members {
-			if m.ConfigVersion != 3 || m.Version != "test" || len(m.Backends) != 1 || m.Backends[0].Total != 1 {
+			if m.ConfigVersion != 4 || m.Version != "test" || len(m.Backends) != 1 || m.Backends[0].Total != 1 {
 				return false
 			}
 		}

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,16 +23,20 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, time.Now))
 }
 
-// run runs lbctl with args and returns its exit code: 0, or 1 after printing the error
-// ("lbctl: " and the API's message) to stderr.
+// run runs lbctl with args and returns its exit code: 0, or after printing the error
+// ("lbctl: " and the API's message) to stderr 1, or one of the codes of cluster.go
+// (3 no quorum, 4 not the leader); config diff exits 2 when the documents differ.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	root := newRoot(now)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "lbctl:", err)
-		return 1
+		var quiet exitError
+		if !errors.As(err, &quiet) {
+			fmt.Fprintln(stderr, "lbctl:", err)
+		}
+		return exitCode(err) // cluster.go
 	}
 	return 0
 }
@@ -59,7 +64,16 @@ func newRoot(now func() time.Time) *cobra.Command {
 	root.PersistentFlags().StringVar(&c.target, "socket", api.DefaultSocket, "admin API: unix socket path, or http://host:port for read-only commands")
 	root.PersistentFlags().BoolVar(&c.asJSON, "json", false, "print the API's JSON answer")
 	root.PersistentFlags().StringVar(&c.tokenFile, "token-file", "", "file holding the bearer token of the node's TCP listener (node.admin.token_file)")
+	var output string
+	root.PersistentFlags().StringVarP(&output, "output", "o", "table", "output format: table or json (json is --json)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		switch output {
+		case "table":
+		case "json":
+			c.asJSON = true
+		default:
+			return fmt.Errorf("-o %q: the output format is table or json", output)
+		}
 		if c.tokenFile == "" {
 			return nil
 		}
@@ -123,9 +137,10 @@ every VIP): --allow-empty applies it anyway.`,
 		},
 	}
 	root.AddCommand(status, reload, metrics)
-	root.AddCommand(newServerCmd(c), newNodeCmd(c)) // server.go
-	root.AddCommand(newStickyCmd(c))                // sticky.go
-	root.AddCommand(newVIPCmd(c))                   // vip.go
+	root.AddCommand(newServerCmd(c), newNodeCmd(c))    // server.go
+	root.AddCommand(newStickyCmd(c))                   // sticky.go
+	root.AddCommand(newVIPCmd(c))                      // vip.go
+	root.AddCommand(newClusterCmd(c), newConfigCmd(c)) // cluster.go
 	return root
 }
 

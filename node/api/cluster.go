@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -108,8 +111,8 @@ type ClusterRecoverResponse struct {
 
 // ConfigApplyRequest is POST /v1/config/apply.
 type ConfigApplyRequest struct {
-	// Document is the new cluster-wide document (YAML); a node: section in it is
-	// refused.
+	// Document is the new cluster-wide document (YAML), or a whole config file whose
+	// node: section is left out. It is stored in canonical form (defaults spelled out).
 	Document string `json:"document"`
 	// Comment says why; Author who (default: the node's name).
 	Comment string `json:"comment,omitempty"`
@@ -199,7 +202,7 @@ func (c *Client) ClusterRecover(ctx context.Context) (*ClusterRecoverResponse, e
 // ConfigApply commits a new cluster-wide document.
 func (c *Client) ConfigApply(ctx context.Context, req ConfigApplyRequest) (*ConfigApplyResponse, error) {
 	var out ConfigApplyResponse
-	return &out, c.call(ctx, http.MethodPost, "/v1/config/apply", req, &out)
+	return &out, c.callConfig(ctx, "/v1/config/apply", req, &out)
 }
 
 // ConfigGet returns the committed document (version 0: the latest).
@@ -215,7 +218,7 @@ func (c *Client) ConfigGet(ctx context.Context, version uint64) (*ConfigVersion,
 // ConfigDiff compares a document (or the node's file, for "") with the committed one.
 func (c *Client) ConfigDiff(ctx context.Context, doc string) (*ConfigDiffResponse, error) {
 	var out ConfigDiffResponse
-	return &out, c.call(ctx, http.MethodPost, "/v1/config/diff", ConfigDiffRequest{Document: doc}, &out)
+	return &out, c.callConfig(ctx, "/v1/config/diff", ConfigDiffRequest{Document: doc}, &out)
 }
 
 // ConfigHistory returns the kept versions, oldest first, without their documents.
@@ -227,5 +230,25 @@ func (c *Client) ConfigHistory(ctx context.Context) ([]ConfigVersion, error) {
 // ConfigRollback commits an earlier version's document again.
 func (c *Client) ConfigRollback(ctx context.Context, req ConfigRollbackRequest) (*ConfigApplyResponse, error) {
 	var out ConfigApplyResponse
-	return &out, c.call(ctx, http.MethodPost, "/v1/config/rollback", req, &out)
+	return &out, c.callConfig(ctx, "/v1/config/rollback", req, &out)
+}
+
+// callConfig is call for the POSTs that send a document: an invalid one is answered 422
+// with its problems (as a reload's), returned as an *Error listing them.
+func (c *Client) callConfig(ctx context.Context, path string, in, out any) error {
+	code, body, err := c.roundTrip(ctx, http.MethodPost, path, in)
+	if err != nil {
+		return err
+	}
+	var refused ReloadResponse
+	if code == http.StatusUnprocessableEntity && json.Unmarshal(body, &refused) == nil && len(refused.Errors) > 0 {
+		return &Error{StatusCode: code, Message: "document refused, nothing committed:\n" + strings.Join(refused.Errors, "\n")}
+	}
+	if code != http.StatusOK {
+		return answerError(http.MethodPost, path, code, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("admin api: bad answer to POST %s: %w", path, err)
+	}
+	return nil
 }
