@@ -73,8 +73,9 @@ type Frontend struct {
 	// MaxHeaderBytes bounds the size of a request's header block (http mode); larger
 	// requests get 431. Default: 16384.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxBodyBytes bounds a request body (http mode); larger requests get 413.
-	// Default: 104857600 (100 MiB).
+	// MaxBodyBytes bounds a request body (http mode); larger requests get 413. Bodies
+	// over 64 KiB stream to the server, so the limit does not bound memory; it bounds
+	// what a client may send a server. Default: 10485760 (10 MiB).
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// Timeouts of the client side.
 	Timeouts FrontendTimeouts `yaml:"timeouts"`
@@ -224,7 +225,7 @@ const (
 	DefaultMaxConn          = 10000
 	DefaultMaxHeaderBytes   = 16384
 	DefaultHTTPEngine       = EngineLoop
-	DefaultMaxBodyBytes     = 100 << 20
+	DefaultMaxBodyBytes     = 10 << 20
 	DefaultClientHeader     = 10 * time.Second
 	DefaultClientIdle       = 60 * time.Second
 	DefaultUDPClientIdle    = 30 * time.Second

@@ -14,9 +14,9 @@ package dataplane
 // the bufio readers and writers) and by keeping headers as byte slices rather than maps
 // of strings, so that a proxied request allocates almost nothing.
 //
-// A request. The fasthttp server reads the request head and body into the connection's
-// RequestCtx; the body is buffered (up to max_body_bytes), which lets a retry send it
-// again. The handler reads the frontend generation once, picks the backend by route and
+// A request. The fasthttp server reads the request head into the connection's
+// RequestCtx; takeBody (http_reqbody.go) reads a body of up to 64 KiB whole, which lets a
+// retry send it again, and streams a larger one to the server as it arrives. The handler reads the frontend generation once, picks the backend by route and
 // a server by the backend's balancer, rewrites ctx.Request in place (hop-by-hop headers
 // out, X-Forwarded-* in) and sends it on a pooled server connection, reading the answer
 // straight into ctx.Response. Nothing is copied between a client-side and a server-side
@@ -35,31 +35,30 @@ package dataplane
 // Timeouts. client_header bounds reading a request head (fasthttp's ReadTimeout, from
 // the connection's accept or the request's first byte); a request body then has
 // client_idle to arrive. client_idle also bounds an idle keep-alive connection, and each
-// stall writing a streamed response to the client. On the server side, connect bounds
+// stall writing a streamed response to the client, and each stall reading a streamed
+// request body. On the server side, connect bounds
 // dialing (and waiting for a free pooled connection), and response bounds the wait from
 // sending the request to the response head, then each stall in the body (pooledConn
-// pushes the read deadline on every read); a request body over 64 KiB gets extra time
-// to be sent, at 64 KiB/s.
+// pushes the read deadline on every read); a streamed request body pushes the write
+// deadline by response as it goes.
 //
 // Retries. A request that could not be sent (connect failure, pool exhausted) goes to
-// another server, whatever its method. One that timed out or got no answer at all (the
+// another server, whatever its method; a streamed body (over 64 KiB) is not sent again
+// once a byte of it has been read to send. One that timed out or got no answer at all (the
 // server closed or reset the connection before the first response byte) goes to
 // another server only if its method is idempotent. Once a server has started to answer,
 // its answer, or the error, is final. An idempotent request whose pooled connection
 // fails before any answer (the server had closed it while idle) goes again to the same
 // server on another connection, without counting as a failure.
 //
-// Not supported: protocol upgrades (WebSocket; Upgrade is removed as hop-by-hop) and
-// streaming request bodies.
+// Not supported: protocol upgrades (WebSocket; Upgrade is removed as hop-by-hop).
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,7 +186,10 @@ func (f *httpFrontend) startServer(opts serverOpts) *httpServer {
 		ReadTimeout:    opts.header,
 		IdleTimeout:    opts.idle,
 		// headerReceived sets the limit per request from the current generation.
-		MaxRequestBodySize:            f.gen.Load().g.cfg.MaxBodyBytes,
+		MaxRequestBodySize: f.gen.Load().g.cfg.MaxBodyBytes,
+		// The body streams (http_reqbody.go): fasthttp reads the head and at most
+		// 8 KiB of the body before the handler runs, whatever the head declares.
+		StreamRequestBody:             true,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: true,
@@ -376,23 +378,7 @@ func (f *httpFrontend) headerReceived(h *fasthttp.RequestHeader) fasthttp.Reques
 
 // handleError answers a request fasthttp could not read.
 func (f *httpFrontend) handleError(ctx *fasthttp.RequestCtx, err error) {
-	hg := f.gen.Load()
-	var small *fasthttp.ErrSmallBuffer
-	var code int
-	var what string
-	switch {
-	case errors.As(err, &small):
-		code, what = fasthttp.StatusRequestHeaderFieldsTooLarge, "request header larger than "+strconv.Itoa(hg.g.cfg.MaxHeaderBytes)+" bytes"
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		code, what = fasthttp.StatusRequestEntityTooLarge, "request body larger than "+strconv.Itoa(hg.g.cfg.MaxBodyBytes)+" bytes"
-	case isTimeout(err):
-		code, what = fasthttp.StatusRequestTimeout, "request not received in time"
-	default:
-		code, what = fasthttp.StatusBadRequest, "malformed request"
-	}
-	writeAnswer(&ctx.Response, code, what)
-	hg.noBackend[classIndex(code)].inc4(hg.g.metrics.requests, hg.g.cfg.Name, "", "", classNames[classIndex(code)])
-	hg.g.m.bytesOut.Add(float64(len(ctx.Response.Body())))
+	f.clientError(ctx, f.gen.Load(), err) // http_reqbody.go
 }
 
 // handle proxies one request.
@@ -407,7 +393,15 @@ func (f *httpFrontend) handle(ctx *fasthttp.RequestCtx) {
 	}()
 	req := &ctx.Request
 	h := &req.Header
-	hg.g.m.bytesIn.Add(float64(len(h.RawHeaders()) + len(h.RequestURI()) + len(req.Body())))
+	body, ok := f.takeBody(ctx, hg) // buffered, or streamed when large (http_reqbody.go)
+	if !ok {
+		return
+	}
+	n := len(h.RawHeaders()) + len(h.RequestURI())
+	if body == nil {
+		n += len(req.Body())
+	}
+	hg.g.m.bytesIn.Add(float64(n))
 	if hg.g.limit != nil && !f.limitHTTP(ctx, hg) { // 429, or delayed (ratelimit.go)
 		return
 	}
@@ -424,7 +418,7 @@ func (f *httpFrontend) handle(ctx *fasthttp.RequestCtx) {
 	st := newProxyState(bs, req, ip)
 	x := roundTripOpts{
 		head: h.IsHead(), idem: h.IsHead() || idempotent(h), http11: h.IsHTTP11(), bytesOut: hg.g.m.bytesOut,
-		client: clientConn{ctx: ctx, idle: hg.g.cfg.Timeouts.ClientIdle},
+		client: clientConn{ctx: ctx, idle: hg.g.cfg.Timeouts.ClientIdle}, body: body,
 	}
 	st.proto = forwardedProto(ctx) // tls.go
 	rewriteRequest(req, ip, st)
@@ -494,7 +488,15 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 			}
 			return
 		}
+		if cerr := x.body.clientErr(); cerr != nil { // the client's body failed, not s
+			s.Release(0)
+			f.clientError(ctx, hg, cerr)
+			return
+		}
 		fail = classify(err, x.head || idempotent(&req.Header))
+		if x.body != nil && x.body.started { // its body cannot be sent again
+			fail.retry = false
+		}
 		if fail.reason == reasonTimeout {
 			s.Release(t1.Sub(t0)) // a slow server should look slow to least_time
 		} else {
@@ -506,6 +508,9 @@ func (f *httpFrontend) proxy(ctx *fasthttp.RequestCtx, hg *httpGen, bs *backendS
 			break
 		}
 		st.pick.Exclude = append(st.pick.Exclude, s)
+	}
+	if x.body != nil && !x.body.done() {
+		ctx.SetConnectionClose() // the rest of the body is not read
 	}
 	if failed == nil {
 		bs.noServer.Inc()

@@ -210,7 +210,7 @@ func (t *httpTransport) roundTrip(sc *serverClient, req *fasthttp.Request, resp 
 		if !errors.As(err, &se) {
 			return err
 		}
-		if !x.idem || stale >= maxStaleRetries {
+		if !x.idem || stale >= maxStaleRetries || x.body != nil && x.body.started {
 			return se.err
 		}
 	}
@@ -270,8 +270,11 @@ func (t *httpTransport) roundTripOnce(sc *serverClient, req *fasthttp.Request, r
 	}
 	// Sending the request has the response timeout, and a large body extra time, at
 	// minUploadRate; reading has it for each wait (pooledConn.Read pushes the deadline).
+	// A streamed body pushes the deadline by the response timeout as it goes.
 	deadline := time.Now().Add(t.timeout)
-	if n := len(req.Body()); n > maxBufferedBody {
+	if x.body != nil {
+		x.body.conn, x.body.timeout = conn, t.timeout
+	} else if n := len(req.Body()); n > maxBufferedBody {
 		deadline = deadline.Add(time.Duration(n/minUploadRate) * time.Second)
 	}
 	if err := conn.SetWriteDeadline(deadline); err != nil {
@@ -380,6 +383,9 @@ type roundTripOpts struct {
 	http11   bool // the client speaks HTTP/1.1 and can take chunked encoding
 	bytesOut interface{ Add(float64) }
 	client   clientConn
+	// body is a request body that streams from the client (http_reqbody.go); nil
+	// when the body is in the request.
+	body *streamedBody
 }
 
 // clientConn is the client side of a streamed response: writing to the client may

@@ -347,7 +347,7 @@ func TestParseGoodWithDefaults(t *testing.T) {
 	frontend := func(name, mode, bind string, idle time.Duration) dataplane.Frontend {
 		return dataplane.Frontend{
 			Name: name, Mode: mode, Bind: bind, Backend: "app",
-			MaxConn: 10000, MaxHeaderBytes: 16384, MaxBodyBytes: 100 << 20, Engine: "loop",
+			MaxConn: 10000, MaxHeaderBytes: 16384, MaxBodyBytes: 10 << 20, Engine: "loop",
 			Timeouts: dataplane.FrontendTimeouts{ClientHeader: 10 * time.Second, ClientIdle: idle},
 		}
 	}
