@@ -21,6 +21,11 @@ package dataplane
 // instead, net/http's guard against floods of CONTINUATION frames. Frames are at most
 // 16 KiB (SETTINGS_MAX_FRAME_SIZE left at its default).
 //
+// Request bodies: handle reads them as HTTP/1.1 ones (takeBody, http_reqbody.go): up to
+// 64 KiB whole, the rest streamed to the server, with client_idle as the stream's read
+// deadline (h2Body) since the connection's deadlines are not a stream's to set. net/http
+// holds at most 1 MiB of unread body per connection (its default flow-control window).
+//
 // Request trailers and response trailers are not passed on over HTTP/2.
 
 import (
@@ -41,8 +46,11 @@ import (
 )
 
 const (
-	// h2MaxStreams bounds the concurrent streams of one HTTP/2 client connection.
-	h2MaxStreams = 250
+	// h2MaxStreams bounds the concurrent streams of one HTTP/2 client connection, and
+	// with the 64 KiB each may hold of its body (takeBody), the connection's memory
+	// for request bodies: 6.4 MiB. HAProxy's default is 100
+	// (tune.h2.max-concurrent-streams), nginx's 128 (http2_max_concurrent_streams).
+	h2MaxStreams = 100
 	// h2MaxFrameSize is the largest frame a client may send: HTTP/2's default, which
 	// clients assume until they have read the server's settings (net/http would offer
 	// 1 MiB).
@@ -191,6 +199,26 @@ func (h2PlainConn) SetDeadline(time.Time) error      { return nil }
 func (h2PlainConn) SetReadDeadline(time.Time) error  { return nil }
 func (h2PlainConn) SetWriteDeadline(time.Time) error { return nil }
 
+// h2Body is the body of an HTTP/2 request. Its reads have client_idle: the first
+// maxBufferedBody+1 bytes, which takeBody reads whole, from the first read on; each
+// read of a streamed body after that, as a stall bound. The stream's read deadline is
+// its own (http.ResponseController): the connection carries other streams.
+type h2Body struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+	n    int
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	if b.idle > 0 && (b.n == 0 || b.n > maxBufferedBody) {
+		b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	}
+	n, err := b.r.Read(p)
+	b.n += n
+	return n, err
+}
+
 // h2Request is the per-request scratch space of serveH2, pooled.
 type h2Request struct {
 	ctx  fasthttp.RequestCtx
@@ -230,21 +258,18 @@ func (f *httpFrontend) serveH2(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hg.g.m.bytesIn.Add(float64(n - len(r.RequestURI))) // handle counts the target and the body
 	}
-	limit := int64(hg.g.cfg.MaxBodyBytes)
-	if r.ContentLength > limit {
+	if r.ContentLength > int64(hg.g.cfg.MaxBodyBytes) {
 		f.writeH2(w, ctx, hg, fasthttp.StatusRequestEntityTooLarge, "request body larger than "+strconv.Itoa(hg.g.cfg.MaxBodyBytes)+" bytes")
 		return
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		n, err := io.Copy(ctx.Request.BodyWriter(), io.LimitReader(r.Body, limit+1))
-		switch {
-		case n > limit:
-			f.writeH2(w, ctx, hg, fasthttp.StatusRequestEntityTooLarge, "request body larger than "+strconv.Itoa(hg.g.cfg.MaxBodyBytes)+" bytes")
-			return
-		case err != nil:
-			f.writeH2(w, ctx, hg, fasthttp.StatusBadRequest, "request body not received")
-			return
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		// handle reads the body as on HTTP/1.1 (takeBody): up to 64 KiB whole, the
+		// rest streamed; the stream's own read deadline bounds the client's time.
+		cl := int(r.ContentLength) // -1: unknown, as chunked
+		if cl < 0 {
+			cl = -1
 		}
+		ctx.Request.SetBodyStream(&h2Body{r: r.Body, rc: http.NewResponseController(w), idle: hg.g.cfg.Timeouts.ClientIdle}, cl)
 	}
 	f.handle(ctx)
 	writeH2Response(w, &ctx.Response, r.Method == http.MethodHead)

@@ -105,17 +105,23 @@ type h2tFrontend struct {
 }
 
 // h2tFrontends starts a TLS frontend and an h2c frontend with max_header_bytes
-// maxHeader, both sending to backend.
-func h2tFrontends(t testing.TB, backend string, maxHeader int) []h2tFrontend {
+// maxHeader, both sending to backend, each frontend changed by opts.
+func h2tFrontends(t testing.TB, backend string, maxHeader int, opts ...func(*Frontend)) []h2tFrontend {
 	ca := ttNewCA(t)
 	cfg := ttConfig(backend, &FrontendTLS{Certificates: []TLSCertificate{ca.files(t, t.TempDir(), "fe", "127.0.0.1")}})
 	cfg.Frontends[0].MaxHeaderBytes = maxHeader
+	for _, o := range opts {
+		o(&cfg.Frontends[0])
+	}
 	dt := htDataplane(t, cfg)
 	addrTLS := dt.Addr("fe").String()
 
 	cfg = htConfig("roundrobin", backend)
 	cfg.Frontends[0].MaxHeaderBytes = maxHeader
 	cfg.Frontends[0].H2C = true
+	for _, o := range opts {
+		o(&cfg.Frontends[0])
+	}
 	dc := htDataplane(t, cfg)
 	addrH2C := dc.Addr("fe").String()
 	var p http.Protocols

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Tests of what hostile clients can do to the http engines: the memory and time a
@@ -124,5 +127,51 @@ func testHTTPStreamedRequestBody(t *testing.T, engine string) {
 	big := io.MultiReader(bytes.NewReader(body), bytes.NewReader(body), bytes.NewReader(body), bytes.NewReader(body), strings.NewReader("x"))
 	if code, got := htDo(t, c, "POST", url, big); code != 413 {
 		t.Errorf("chunked body over max_body_bytes: %d %q, want 413", code, got)
+	}
+}
+
+// TestHTTP2BodyDeadline: an HTTP/2 stream that sends its head and part of its body, then
+// nothing, is answered 408 after client_idle, on a TLS and an h2c frontend; and a body
+// over 64 KiB streams to the server whole.
+func TestHTTP2BodyDeadline(t *testing.T) {
+	skipShort(t, "waits for client_idle")
+	be := htServe(t, func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			w.WriteHeader(500)
+			return
+		}
+		fmt.Fprint(w, n)
+	})
+	for _, fe := range h2tFrontends(t, be.addr(), 0, func(f *Frontend) { f.Timeouts.ClientIdle = 300 * time.Millisecond }) {
+		t.Run(fe.name, func(t *testing.T) {
+			c := h2tDial(t, fe)
+			c.c.SetDeadline(time.Now().Add(5 * time.Second))
+			id := c.next
+			c.next += 2
+			c.buf.Reset()
+			for _, f := range h2tFields(fe, "POST", "/", 0, 0) {
+				c.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.buf.Bytes(), EndHeaders: true}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.fr.WriteData(id, false, []byte("part")); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if r := c.result(id); r.status != 408 {
+				t.Errorf("stalled body: %+v, want 408", r)
+			}
+			if el := time.Since(start); el > 3*time.Second {
+				t.Errorf("408 after %v", el)
+			}
+
+			body := bytes.Repeat([]byte("x"), 1<<20)
+			req, _ := http.NewRequest("POST", fe.base+"/", bytes.NewReader(body))
+			if code, _, got := h2tDo(t, fe.h2, req); code != 200 || got != strconv.Itoa(len(body)) {
+				t.Errorf("1 MiB body: %d %q", code, got)
+			}
+		})
 	}
 }
