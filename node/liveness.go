@@ -224,7 +224,14 @@ const (
 	livenessHelloTimeout = time.Second
 	// livenessLogEvery is how often the listener logs the connections it refused.
 	livenessLogEvery = 10 * time.Second
+	// livenessRefuseLinger bounds how long a refused connection is kept to deliver
+	// livenessRefused.
+	livenessRefuseLinger = 100 * time.Millisecond
 )
+
+// livenessRefused is what the listener writes to a connection it refuses before it
+// closes it: not a heartbeat (0x01) nor a keyed reply ("LBDL").
+var livenessRefused = [4]byte{'L', 'B', 'D', 'R'}
 
 // livenessOptions configures listenLiveness.
 type livenessOptions struct {
@@ -262,6 +269,8 @@ type livenessListener struct {
 	refused map[string]int // reason → count since the last log line
 	lastLog time.Time
 	wg      sync.WaitGroup
+	// refusing bounds the goroutines that close refused connections (refuse).
+	refusing chan struct{}
 }
 
 // listenLiveness listens on o.port on each of o.addrs (on every address when there are
@@ -271,7 +280,8 @@ func listenLiveness(o livenessOptions) (*livenessListener, error) {
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
-	l := &livenessListener{o: o, conns: map[net.Conn]*livenessSession{}, perSrc: map[netip.Addr]int{}, refused: map[string]int{}}
+	l := &livenessListener{o: o, conns: map[net.Conn]*livenessSession{}, perSrc: map[netip.Addr]int{},
+		refused: map[string]int{}, refusing: make(chan struct{}, livenessMaxConns)}
 	hosts := []string{""}
 	if len(o.addrs) > 0 {
 		hosts = hosts[:0]
@@ -354,9 +364,30 @@ func (l *livenessListener) accept(ln net.Listener) {
 
 // refuse closes c and counts why; the log shows the counts at most every
 // livenessLogEvery.
+//
+// A refused connection gets livenessRefused and a FIN, so that a backup of this
+// version does not take the close for this node's death (an older one does: it must
+// not be refused, see docs/security.md). The close waits for the FIN to go out after
+// the marker (a close with the hello unread would send a reset, which may discard it),
+// at most livenessRefuseLinger, in at most livenessMaxConns goroutines at once; past
+// that a refused connection is closed at once.
 func (l *livenessListener) refuse(c net.Conn, why string) {
 	remote := c.RemoteAddr().String()
-	c.Close()
+	select {
+	case l.refusing <- struct{}{}:
+		l.wg.Go(func() {
+			defer func() { <-l.refusing }()
+			c.SetDeadline(time.Now().Add(livenessRefuseLinger))
+			c.Write(livenessRefused[:])
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+		})
+	default:
+		c.Close()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refused[why]++
@@ -488,6 +519,9 @@ func (l *livenessListener) Close() {
 type livenessTarget struct {
 	Addr     netip.Addr
 	Interval time.Duration
+	// Local is the address to connect from: the instance's VRRP source, which is what
+	// the master knows as its peer (invalid: the kernel's choice).
+	Local netip.Addr
 }
 
 // livenessDialer keeps one connection to each current master.
@@ -527,9 +561,13 @@ func (d *livenessDialer) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		want := map[netip.Addr]time.Duration{}
+		local := map[netip.Addr]netip.Addr{}
 		for _, m := range d.masters() {
 			if iv, ok := want[m.Addr]; !ok || (m.Interval > 0 && (iv == 0 || m.Interval < iv)) {
 				want[m.Addr] = m.Interval // the shortest of the instances it masters
+			}
+			if _, ok := local[m.Addr]; !ok {
+				local[m.Addr] = m.Local
 			}
 		}
 		for a, p := range peers {
@@ -547,7 +585,7 @@ func (d *livenessDialer) run(ctx context.Context) {
 			peers[a] = p
 			go func() {
 				defer close(p.done)
-				d.watch(pctx, a, iv)
+				d.watch(pctx, a, iv, local[a])
 			}()
 		}
 		select {
@@ -563,12 +601,12 @@ func (d *livenessDialer) run(ctx context.Context) {
 // authenticated bye (with a key), and heartbeats that stopped. With a key, a
 // connection cut without a bye (a crash, or a forged reset) leaves its silence deadline
 // running: the next connections must bring an authenticated heartbeat before it.
-func (d *livenessDialer) watch(ctx context.Context, addr netip.Addr, interval time.Duration) {
+func (d *livenessDialer) watch(ctx context.Context, addr netip.Addr, interval time.Duration, local netip.Addr) {
 	backoff := livenessBackoffMin
 	var pending time.Time
 	warned := false
 	for {
-		res := probePeer(ctx, probeOptions{ap: netip.AddrPortFrom(addr, uint16(d.port)), interval: interval,
+		res := probePeer(ctx, probeOptions{ap: netip.AddrPortFrom(addr, uint16(d.port)), local: local, interval: interval,
 			multiplier: d.multiplier, key: d.key, pending: pending})
 		if ctx.Err() != nil {
 			return
@@ -650,6 +688,7 @@ const (
 // probeOptions is one connection attempt of probePeer.
 type probeOptions struct {
 	ap         netip.AddrPort
+	local      netip.Addr    // the address to connect from; invalid: the kernel's choice
 	interval   time.Duration // asked of the master; 0: none
 	multiplier int
 	key        []byte // node.vrrp.liveness_key; nil: the unkeyed protocol
@@ -680,6 +719,9 @@ func probePeer(ctx context.Context, o probeOptions) probeResult {
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	var nd net.Dialer
+	if o.local.IsValid() {
+		nd.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(o.local, 0))
+	}
 	c, err := nd.DialContext(dctx, "tcp", o.ap.String())
 	cancel()
 	if err != nil {
@@ -703,12 +745,17 @@ func probePeer(ctx context.Context, o probeOptions) probeResult {
 	}
 	buf := make([]byte, 64)
 	armed := false
+	first := true
 	for {
 		if armed {
 			c.SetReadDeadline(time.Now().Add(dead))
 		}
 		n, err := c.Read(buf)
 		if n > 0 {
+			if first && buf[0] == livenessRefused[0] {
+				return lost // refused: this node is not a peer there, or over its caps
+			}
+			first = false
 			armed = o.interval > 0
 			continue
 		}
@@ -830,7 +877,11 @@ func vipMasters(m *vip.Manager, configured *time.Duration) []livenessTarget {
 		if a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" {
 			a = a.WithZone(st.Interface)
 		}
-		out = append(out, livenessTarget{Addr: a, Interval: livenessInterval(configured, st.MasterAdvertInterval)})
+		src := st.Source
+		if src.Is6() && src.IsLinkLocalUnicast() && src.Zone() == "" {
+			src = src.WithZone(st.Interface)
+		}
+		out = append(out, livenessTarget{Addr: a, Interval: livenessInterval(configured, st.MasterAdvertInterval), Local: src})
 	}
 	return out
 }

@@ -286,3 +286,38 @@ func TestLivenessMixedVersions(t *testing.T) {
 		isGone(t, gone, 2*time.Second, "after the close")
 	})
 }
+
+// TestLivenessDialsFromSource: the backup connects from its VRRP source address (what
+// the master knows as its unicast peer), not from the kernel's choice.
+func TestLivenessDialsFromSource(t *testing.T) {
+	l, port := startLiveness(t, livenessOptions{allow: func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.5") }})
+	for _, tt := range []struct {
+		local netip.Addr
+		want  peerEnd
+	}{
+		{netip.Addr{}, peerLost},                       // from 127.0.0.1: refused, which proves nothing
+		{netip.MustParseAddr("127.0.0.5"), peerClosed}, // held, then the listener closes
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		res := probePeer(ctx, probeOptions{ap: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
+			local: tt.local, onConnect: func() {
+				if tt.local.IsValid() {
+					time.AfterFunc(300*time.Millisecond, l.Close)
+				}
+			}})
+		cancel()
+		if res.end != tt.want {
+			t.Errorf("from %v: %v, want %v", tt.local, res.end, tt.want)
+		}
+	}
+}
+
+// TestLivenessRefusedIsNoDeath: a backup that the master refuses (not a peer there,
+// or over its caps) does not take the refusal for the master's death.
+func TestLivenessRefusedIsNoDeath(t *testing.T) {
+	_, port := startLiveness(t, livenessOptions{allow: func(netip.Addr) bool { return false }})
+	for _, key := range [][]byte{nil, testLivenessKey} {
+		gone := keyedDialer(t, port, key)
+		noGone(t, gone, 300*time.Millisecond, "refused")
+	}
+}
