@@ -32,6 +32,8 @@ type Cluster struct {
 	// joins serves the join exchange on the raft port (WithTLS, ServeJoins); nil:
 	// join connections are closed.
 	joins atomic.Pointer[JoinServer]
+	// tokenMu serialises changes of the replicated join token list (secrets.go).
+	tokenMu sync.Mutex
 	// lifeMu serialises Close and RecoverForce; it guards trans.
 	lifeMu sync.Mutex
 	trans  raft.Transport

@@ -71,10 +71,13 @@
 //     sends the token and a CSR, and gets its certificate, the CA certificate and the
 //     gossip keys; the voter then admits it to raft (JoinServer.Admit, or gossip's
 //     reconcile). Refusals come back to the joiner as the same sentinel errors.
+//   - secrets.go: the CA (with its key) and the token list as replicated files, so
+//     that whichever voter leads answers joins (PutCA, ClusterCA, CreateToken,
+//     RevokeToken, JoinTokens, ReplicatedTokens); tokens change on the leader only,
+//     one at a time, so a single-use token serves one join.
 //
-// Not there yet: the CA key and the token list are not replicated to the other voters
-// (the node that made them is the only one that can answer joins), and writes are not
-// forwarded to the leader.
+// Not there yet: writes (and joins) are not forwarded to the leader, and node
+// certificates are not renewed automatically.
 //
 // Package cluster imports neither lbd/dataplane, lbd/vip nor lbd/node.
 package cluster

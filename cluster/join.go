@@ -110,8 +110,9 @@ func joinCodeErr(code string) error {
 type JoinServer struct {
 	// CA signs the new node's certificate; it must have its key. Required.
 	CA *CA
-	// Tokens is the cluster's token list. Required.
-	Tokens *Tokens
+	// Tokens checks and spends the tokens: a *Tokens, or the replicated list
+	// (Cluster.ReplicatedTokens). Required.
+	Tokens TokenStore
 	// GossipKeys returns the gossip keys (base64), the primary first. Required.
 	GossipKeys func() []string
 	// CheckName, if not nil, refuses a name already in use (by a raft member or a
@@ -131,7 +132,7 @@ type JoinServer struct {
 // ServeJoins makes this node (started WithTLS) answer joins on its raft port with
 // JoinServer(ca, tokens); ca must hold the CA key (a voter). ServeJoins(nil, nil)
 // stops answering them.
-func (c *Cluster) ServeJoins(ca *CA, tokens *Tokens) {
+func (c *Cluster) ServeJoins(ca *CA, tokens TokenStore) {
 	if ca == nil {
 		c.joins.Store(nil)
 		return
@@ -143,7 +144,7 @@ func (c *Cluster) ServeJoins(ca *CA, tokens *Tokens) {
 // gossip keys, primary first; refuses a name that raft has as a server or gossip sees
 // alive; and leaves the admission to raft to the leader's reconcile of gossip (the
 // gossip keys are the admission).
-func (c *Cluster) JoinServer(ca *CA, tokens *Tokens) *JoinServer {
+func (c *Cluster) JoinServer(ca *CA, tokens TokenStore) *JoinServer {
 	return &JoinServer{
 		CA:     ca,
 		Tokens: tokens,

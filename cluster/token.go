@@ -242,12 +242,13 @@ func (ts *Tokens) Revoke(id string) bool {
 	return ok
 }
 
-// Prune deletes the tokens that expired before now, and the spent single-use ones.
+// Prune deletes the tokens that have expired at now. A spent single-use token stays
+// until then, so that it is refused as used (ErrTokenUsed), not as unknown.
 func (ts *Tokens) Prune(now time.Time) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	for id, r := range ts.recs {
-		if !now.Before(r.Expires) || (r.SingleUse && r.Used > 0) {
+		if !now.Before(r.Expires) {
 			delete(ts.recs, id)
 		}
 	}
