@@ -52,7 +52,7 @@
 //
 // The security layer. New uses it when given WithTLS (raft over mutual TLS, joins
 // answered on the raft port once ServeJoins is called); without it raft is plain TCP.
-// node does not wire it yet.
+// lbd/node uses it from cluster init and join on (node/cluster_tls.go).
 //
 //   - ca.go: the cluster CA (ECDSA P-256, self-signed, 10 years) made at cluster init,
 //     and the node certificates it issues from a CSR (node name and raft/gossip IPs,

@@ -144,10 +144,15 @@ func (n *Node) resumeCluster(cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	agent, err := n.startAgent(cfg, strings.TrimSpace(string(b)))
+	sec, err := loadSecurity(cfg) // cluster_tls.go
 	if err != nil {
 		return err
 	}
+	agent, err := n.startAgent(cfg, strings.TrimSpace(string(b)), sec)
+	if err != nil {
+		return err
+	}
+	sec.serveJoins(agent)
 	if len(cfg.Node.Cluster.Seeds) > 0 {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -161,14 +166,16 @@ func (n *Node) resumeCluster(cfg *Config) error {
 	return nil
 }
 
-// startAgent starts the agent with key and the loop that follows it.
-func (n *Node) startAgent(cfg *Config, key string) (*cluster.Cluster, error) {
+// startAgent starts the agent with the gossip key and the TLS identity in sec (nil: raft
+// over plain TCP), and the loop that follows it.
+func (n *Node) startAgent(cfg *Config, key string, sec *security) (*cluster.Cluster, error) {
 	n.cl.mu.Lock()
 	defer n.cl.mu.Unlock()
 	if n.cl.agent != nil {
 		return nil, errors.New("already in a cluster")
 	}
-	agent, err := cluster.New(cfg.ClusterConfig(key), cluster.WithLogger(n.log.With("part", "cluster")))
+	opts := append(sec.options(), cluster.WithLogger(n.log.With("part", "cluster")))
+	agent, err := cluster.New(cfg.ClusterConfig(key), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster agent: %w", err)
 	}

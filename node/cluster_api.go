@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -144,12 +145,17 @@ func (n *Node) handleClusterInit(w http.ResponseWriter, r *http.Request) {
 	n.mu.Lock()
 	cfg := n.cfg
 	n.mu.Unlock()
+	sec, tok, err := newSecurity(cfg, time.Now()) // cluster_tls.go
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("cluster init: %v", err))
+		return
+	}
 	key := newGossipKey()
 	if err := writeKey(cfg, key); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	agent, err := n.startAgent(cfg, key)
+	agent, err := n.startAgent(cfg, key, sec)
 	if err != nil {
 		os.Remove(keyPath(cfg))
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -157,7 +163,7 @@ func (n *Node) handleClusterInit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), joinTimeout)
 	defer cancel()
-	v, err := n.initCluster(ctx, agent, cfg)
+	v, err := n.initCluster(ctx, agent, cfg, sec)
 	if err != nil {
 		n.stopCluster()
 		os.Remove(keyPath(cfg))
@@ -165,16 +171,21 @@ func (n *Node) handleClusterInit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.log.Info("cluster initialized", "gossip", agent.GossipAddr(), "version", v)
+	join := fmt.Sprintf("lbctl cluster join %s --token %s", agent.RaftAddr(), tok)
+	if _, port, _ := net.SplitHostPort(agent.GossipAddr()); port != strconv.Itoa(cluster.DefaultGossipPort) {
+		join += " --seed " + agent.GossipAddr()
+	}
 	writeJSON(w, http.StatusOK, api.ClusterInitResponse{
-		ConfigVersion: v, GossipAddr: agent.GossipAddr(),
-		JoinCommand: fmt.Sprintf("lbctl cluster join %s --key %s", agent.GossipAddr(), key),
+		ConfigVersion: v, GossipAddr: agent.GossipAddr(), RaftAddr: agent.RaftAddr(), Token: tok.String(),
+		TokenExpires: tokenExpiry(sec, tok.ID), JoinCommand: join,
 	})
 }
 
-func (n *Node) initCluster(ctx context.Context, agent *cluster.Cluster, cfg *Config) (uint64, error) {
+func (n *Node) initCluster(ctx context.Context, agent *cluster.Cluster, cfg *Config, sec *security) (uint64, error) {
 	if err := agent.Bootstrap(ctx); err != nil {
 		return 0, err
 	}
+	sec.serveJoins(agent)
 	v, err := agent.Apply(ctx, documentOf(cfg), cluster.Change{
 		Author: cfg.Node.Name, Comment: "seeded from " + cfg.Node.Name + "'s config file by lbctl cluster init",
 	})
@@ -191,8 +202,8 @@ func (n *Node) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if req.Address == "" || req.Key == "" {
-		writeError(w, http.StatusBadRequest, "address and key are required")
+	if req.Address == "" || req.Token == "" {
+		writeError(w, http.StatusBadRequest, "address and token are required")
 		return
 	}
 	if n.agent() != nil {
@@ -202,24 +213,28 @@ func (n *Node) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 	n.mu.Lock()
 	cfg := n.cfg
 	n.mu.Unlock()
-	cc := cfg.ClusterConfig(req.Key)
-	if err := cc.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	ctx, cancel := context.WithTimeout(r.Context(), joinTimeout)
+	defer cancel()
+	sec, key, err := redeem(ctx, cfg, req.Address, req.Token) // cluster_tls.go
+	if err != nil {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("joining %s: %v", req.Address, err))
 		return
 	}
-	if err := writeKey(cfg, req.Key); err != nil {
+	if err := writeKey(cfg, key); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	agent, err := n.startAgent(cfg, req.Key)
+	agent, err := n.startAgent(cfg, key, sec)
 	if err != nil {
 		os.Remove(keyPath(cfg))
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), joinTimeout)
-	defer cancel()
-	if err := agent.Join(ctx, req.Address); err != nil {
+	seeds := req.Seeds
+	if len(seeds) == 0 {
+		seeds = gossipSeeds(cfg, req.Address)
+	}
+	if err := agent.Join(ctx, seeds...); err != nil {
 		n.stopCluster()
 		os.Remove(keyPath(cfg))
 		writeClusterError(w, fmt.Errorf("joining %s: %w", req.Address, err))
@@ -457,4 +472,13 @@ func (n *Node) handleConfigDiff(w http.ResponseWriter, r *http.Request) {
 	d := unifiedDiff(fmt.Sprintf("committed (version %d)", cur.Version), name,
 		string(documentOf(committed)), string(documentOf(theirs)))
 	writeJSON(w, http.StatusOK, api.ConfigDiffResponse{Version: cur.Version, Diff: d})
+}
+
+func tokenExpiry(sec *security, id string) time.Time {
+	for _, ti := range sec.tokens.List() {
+		if ti.ID == id {
+			return ti.Expires.UTC()
+		}
+	}
+	return time.Time{}
 }

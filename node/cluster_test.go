@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -112,15 +113,21 @@ func TestClusterInitJoinApply(t *testing.T) {
 	if code, body := call(t, ha, "POST", "/v1/cluster/init", struct{}{}, &ini); code != 200 {
 		t.Fatalf("init: %d %s", code, body)
 	}
-	if ini.ConfigVersion != 1 || !strings.HasPrefix(ini.JoinCommand, "lbctl cluster join "+ini.GossipAddr+" --key ") {
+	wantJoin := fmt.Sprintf("lbctl cluster join %s --token %s --seed %s", ini.RaftAddr, ini.Token, ini.GossipAddr)
+	if ini.ConfigVersion != 1 || ini.JoinCommand != wantJoin || ini.TokenExpires.IsZero() {
 		t.Fatalf("init = %+v", ini)
 	}
-	key := strings.TrimPrefix(ini.JoinCommand, "lbctl cluster join "+ini.GossipAddr+" --key ")
 	if code, body := call(t, ha, "POST", "/v1/cluster/init", struct{}{}, nil); code != 409 {
 		t.Errorf("second init: %d %s, want 409", code, body)
 	}
 
-	if code, body := call(t, hb, "POST", "/v1/cluster/join", api.ClusterJoinRequest{Address: ini.GossipAddr, Key: key}, nil); code != 200 {
+	// A token of another cluster is refused; this one's admits b.
+	forged := api.ClusterJoinRequest{Address: ini.RaftAddr, Token: "lbd1.x.y.z", Seeds: []string{ini.GossipAddr}}
+	if code, body := call(t, hb, "POST", "/v1/cluster/join", forged, nil); code != 403 {
+		t.Errorf("join with a bad token: %d %s", code, body)
+	}
+	join := api.ClusterJoinRequest{Address: ini.RaftAddr, Token: ini.Token, Seeds: []string{ini.GossipAddr}}
+	if code, body := call(t, hb, "POST", "/v1/cluster/join", join, nil); code != 200 {
 		t.Fatalf("join: %d %s", code, body)
 	}
 	eventually(t, "b runs version 1", func() bool { return backendNames(b) == "app" })
@@ -179,6 +186,30 @@ func TestClusterInitJoinApply(t *testing.T) {
 	}
 	eventually(t, "b runs version 4", func() bool { return backendNames(b) == "app" })
 
+	// A version that b cannot apply (its frontend's port is a's, both being in this
+	// process) leaves b on the old one, saying why, and gossip shows it behind.
+	port := freePort(t)
+	withFrontend := fmt.Sprintf("frontends:\n  - {name: web, mode: tcp, bind: \"127.0.0.1:%d\", backend: app}\n%s", port, docA)
+	if code, body := call(t, ha, "POST", "/v1/config/apply", api.ConfigApplyRequest{Document: withFrontend}, &applied); code != 200 || applied.Version != 5 {
+		t.Fatalf("apply with a frontend: %d %s", code, body)
+	}
+	eventually(t, "b refusing version 5", func() bool {
+		st, _ := b.ClusterStatus()
+		return st.ConfigVersion == 5 && st.AppliedVersion == 4 && strings.Contains(st.ApplyError, "address already in use")
+	})
+	eventually(t, "a seeing b behind", func() bool {
+		st, _ := a.ClusterStatus()
+		for _, m := range st.Members {
+			if m.Name == "b" && m.ConfigVersion == 4 {
+				return true
+			}
+		}
+		return false
+	})
+	if code, body := call(t, ha, "POST", "/v1/config/rollback", api.ConfigRollbackRequest{Version: 4}, &applied); code != 200 {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+
 	// Both nodes see each other with their metadata.
 	eventually(t, "gossip metadata", func() bool {
 		st, ok := b.ClusterStatus()
@@ -186,7 +217,7 @@ func TestClusterInitJoinApply(t *testing.T) {
 			return false
 		}
 		for _, m := range st.Members {
-			if m.ConfigVersion != 4 || m.Version != "test" || len(m.Backends) != 1 || m.Backends[0].Total != 1 {
+			if m.ConfigVersion != 6 || m.Version != "test" || len(m.Backends) != 1 || m.Backends[0].Total != 1 {
 				return false
 			}
 		}
@@ -223,4 +254,15 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

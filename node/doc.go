@@ -41,6 +41,7 @@
 //	node.go      Node and Options: New starts everything, Reload, Close stops it in order
 //	config.go    Config, the file's schema, composed of the parts' configs
 //	cluster_config.go  node.cluster, composed into cluster.Config
+//	cluster_tls.go  the cluster CA, certificates and join tokens as init and join use them
 //	diff.go      the unified diff behind lbctl config diff
 //	load.go      reading, decoding and validating the file; ConfigError
 package node

@@ -65,7 +65,7 @@ func newClusterCmd(cl *cli) *cobra.Command {
 		Use:   "cluster",
 		Short: "Form the cluster and see its members (in development)",
 		Example: `  lbctl cluster init                       # on the first node
-  lbctl cluster join 10.0.0.5:7946 --key …  # on each other node
+  lbctl cluster join 10.0.0.5:7947 --token lbd1.…  # on each other node
   lbctl cluster status`,
 		Long: `Form the cluster and see its members. In development: not yet usable.
 
@@ -111,7 +111,8 @@ func newClusterCmd(cl *cli) *cobra.Command {
 		Short: "Make this node a one-node cluster, seeded from its config file",
 		Long: `Make this node a one-node cluster. The cluster-wide part of its config file
 (everything but node:) becomes the cluster's config version 1, a gossip key is
-created, and the command to join the others is printed.`,
+created, with the cluster CA, this node's certificate and a join token (valid 24h,
+for several joins), and the command to join the others is printed.`,
 		Example: `  lbctl cluster init`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -122,25 +123,29 @@ created, and the command to join the others is printed.`,
 			if cl.asJSON {
 				return printJSON(c.OutOrStdout(), resp)
 			}
-			fmt.Fprintf(c.OutOrStdout(), "cluster formed: config version %d seeded from this node's file\nOn each other node, run:\n  %s\n",
-				resp.ConfigVersion, resp.JoinCommand)
+			fmt.Fprintf(c.OutOrStdout(), "cluster formed: config version %d seeded from this node's file\nOn each other node, run (the token expires %s):\n  %s\n",
+				resp.ConfigVersion, resp.TokenExpires.UTC().Format("2006-01-02 15:04:05Z"), resp.JoinCommand)
 			return nil
 		},
 	}
-	var key string
+	var token string
+	var seeds []string
 	join := &cobra.Command{
-		Use:   "join ADDR --key KEY",
-		Short: "Join the cluster of the node whose gossip address is ADDR",
-		Long: `Join the cluster of the node whose gossip address (host:port) is ADDR, with the
-cluster's gossip key as printed by lbctl cluster init. From then on this node runs
-the cluster's config, not its file's cluster-wide part.`,
-		Example: `  lbctl cluster join 10.0.0.5:7946 --key 8vVj0s…=`,
-		Args:    nArgs(1, "the gossip address ADDR"),
+		Use:   "join ADDR --token TOKEN [--seed GOSSIP_ADDR]",
+		Short: "Join the cluster of the node whose raft address is ADDR",
+		Long: `Join the cluster of the node whose raft address (host:port) is ADDR, with a join
+token printed by lbctl cluster init. The token carries the fingerprint of the
+cluster's CA: this node checks the cluster's certificate against it, then gets its
+own certificate and the gossip key, and raft runs over mutual TLS. Gossip is found
+at --seed, else node.cluster.seeds, else ADDR's host at port 7946. From then on
+this node runs the cluster's config, not its file's cluster-wide part.`,
+		Example: `  lbctl cluster join 10.0.0.5:7947 --token lbd1.…`,
+		Args:    nArgs(1, "the raft address ADDR"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if key == "" {
-				return errors.New("join needs --key (printed by lbctl cluster init)")
+			if token == "" {
+				return errors.New("join needs --token (printed by lbctl cluster init)")
 			}
-			st, err := cl.client().ClusterJoin(c.Context(), api.ClusterJoinRequest{Address: args[0], Key: key})
+			st, err := cl.client().ClusterJoin(c.Context(), api.ClusterJoinRequest{Address: args[0], Token: token, Seeds: seeds})
 			if err != nil {
 				return err
 			}
@@ -151,7 +156,8 @@ the cluster's config, not its file's cluster-wide part.`,
 			return nil
 		},
 	}
-	join.Flags().StringVar(&key, "key", "", "the cluster's gossip key (base64)")
+	join.Flags().StringVar(&token, "token", "", "the join token printed by lbctl cluster init")
+	join.Flags().StringSliceVar(&seeds, "seed", nil, "a member's gossip address (repeatable)")
 	leave := &cobra.Command{
 		Use:     "leave",
 		Short:   "Take this node out of its cluster cleanly",

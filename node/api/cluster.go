@@ -79,18 +79,27 @@ type MemberBackend struct {
 type ClusterInitResponse struct {
 	// ConfigVersion is the first version of the document, seeded from the node's file.
 	ConfigVersion uint64 `json:"config_version"`
-	// GossipAddr is where the other nodes join.
+	// GossipAddr and RaftAddr are where the other nodes reach this one; joins go to
+	// the raft address.
 	GossipAddr string `json:"gossip_addr"`
+	RaftAddr   string `json:"raft_addr"`
+	// Token is a join token (it carries the cluster CA's fingerprint), good for
+	// several joins until TokenExpires.
+	Token        string    `json:"token"`
+	TokenExpires time.Time `json:"token_expires"`
 	// JoinCommand is what to run on each other node to join it.
 	JoinCommand string `json:"join_command"`
 }
 
 // ClusterJoinRequest is POST /v1/cluster/join.
 type ClusterJoinRequest struct {
-	// Address is a gossip address (host:port) of a node in the cluster.
+	// Address is the raft address (host:port) of the node that made the token.
 	Address string `json:"address"`
-	// Key is the cluster's gossip key (base64), as printed by init.
-	Key string `json:"key"`
+	// Token is the join token printed by init.
+	Token string `json:"token"`
+	// Seeds are gossip addresses of members. Default: node.cluster.seeds, else
+	// Address's host at port 7946.
+	Seeds []string `json:"seeds,omitempty"`
 }
 
 // ClusterRemoveRequest is POST /v1/cluster/remove.
