@@ -75,6 +75,11 @@ type Instance struct {
 	// ChecksumAsV2 computes the version 3 IPv4 checksum without the pseudo-header, as
 	// keepalived's v3_checksum_as_v2 does. Default: false.
 	ChecksumAsV2 bool `yaml:"checksum_as_v2"`
+	// AuthKey turns on lbd's authenticated VRRP (auth.go): every advertisement
+	// carries an HMAC-SHA256 under this key and a sequence number, and adverts
+	// without a valid one, or replayed, are dropped. At least 16 bytes, the same on
+	// every router of the instance, which must all be lbd. Default: "" (off).
+	AuthKey string `yaml:"auth_key"`
 	// GARP configures the announcements made on becoming master.
 	GARP GARP `yaml:"garp"`
 	// TrackInterfaces adjust the priority by link state; the instance's own interface
@@ -436,6 +441,9 @@ func (in *Instance) validate(errs *fieldErrors, p string) {
 		if len(in.AuthPass) > 8 {
 			errs.add(p+".auth_pass", "(%d bytes) must be at most 8 bytes", len(in.AuthPass))
 		}
+	}
+	if in.AuthKey != "" && len(in.AuthKey) < 16 {
+		errs.add(p+".auth_key", "(%d bytes) must be at least 16 bytes", len(in.AuthKey))
 	}
 	if in.ChecksumAsV2 && (in.Version != 3 || fam == 6) {
 		errs.add(p+".checksum_as_v2", "applies to version 3 over IPv4 only")

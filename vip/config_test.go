@@ -85,6 +85,7 @@ func TestValidate(t *testing.T) {
 		{"unicast source family", func(c *Config) { c.Instances[0].UnicastSource = "2001:2::2" }, "instances[0].unicast_source", "not IPv4"},
 		{"auth pass v3", func(c *Config) { c.Instances[0].AuthPass = "x" }, "instances[0].auth_pass", "version 2 only"},
 		{"auth pass long", func(c *Config) { c.Instances[0].Version = 2; c.Instances[0].AuthPass = "123456789" }, "instances[0].auth_pass", "(9 bytes)"},
+		{"auth key short", func(c *Config) { c.Instances[0].AuthKey = "short" }, "instances[0].auth_key", "at least 16 bytes"},
 		{"checksum as v2 on v2", func(c *Config) { c.Instances[0].Version = 2; c.Instances[0].ChecksumAsV2 = true }, "instances[0].checksum_as_v2", "version 3 over IPv4"},
 		{"garp repeat", func(c *Config) { c.Instances[0].GARP.Repeat = 101 }, "instances[0].garp.repeat", "(101)"},
 		{"garp refresh", func(c *Config) { c.Instances[0].GARP.Refresh = 10 * time.Millisecond }, "instances[0].garp.refresh", "(10ms)"},

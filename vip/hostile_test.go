@@ -236,3 +236,62 @@ func TestHungMasterWakes(t *testing.T) {
 		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
 	})
 }
+
+// TestAuthenticatedVRRP: with auth_key, adverts carry an HMAC and a sequence number: a
+// stranger's advert (without the trailer, or under another key) and a replayed one are
+// dropped, and the pair elects as usual.
+func TestAuthenticatedVRRP(t *testing.T) {
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		key := func(k string) func(*Instance) { return func(in *Instance) { in.AuthKey = k } }
+		spy := l.bus.port(netip.MustParseAddr("198.18.0.8"))
+		defer spy.Close()
+		a, b := l.pair(webConfig(200, key("0123456789abcdef")), webConfig(100, key("0123456789abcdef")))
+		l.advance(4 * time.Second)
+		l.expect("owners", l.owners(webVIP), []string{"a"})
+		l.expect("states", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+		var genuine Received
+		for len(spy.in) > 0 {
+			if r := <-spy.in; r.Src == a.addr {
+				genuine = r
+			}
+		}
+		if genuine.Payload == nil {
+			t.Fatal("the spy heard nothing from a")
+		}
+
+		// A stranger with a higher priority, without a trailer.
+		forge(t, l, MulticastGroupV4, 250, 1)
+		// The same under another key.
+		p := Packet{Version: 3, VRID: 51, Priority: 250, Interval: time.Second, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.100")}}
+		raw, _ := p.Marshal(strangerAddr, MulticastGroupV4, CodecOptions{})
+		port := l.bus.port(strangerAddr)
+		port.Send(sealAdvert([]byte("another-key-0123"), raw, strangerAddr, MulticastGroupV4, uint64(l.clk.Now().UnixNano())), MulticastGroupV4)
+		port.Close()
+		l.advance(500 * time.Millisecond)
+		l.expect("owners after the stranger", l.owners(webVIP), []string{"a"})
+		for _, n := range []*testNode{a, b} {
+			if st, _ := n.status("web"); st.Dropped[DropAuth] != 2 {
+				t.Errorf("%s dropped %v, want 2 auth", n.name, st.Dropped)
+			}
+		}
+
+		// a's genuine advert again, later: a replay.
+		l.advance(2 * time.Second)
+		l.bus.mu.Lock()
+		for _, q := range l.bus.ports {
+			if q.src == b.addr {
+				q.in <- genuine
+			}
+		}
+		l.bus.mu.Unlock()
+		l.advance(10 * time.Millisecond)
+		if st, _ := b.status("web"); st.Dropped[DropReplay] != 1 {
+			t.Errorf("b dropped %v, want one replay", st.Dropped)
+		}
+		l.advance(5 * time.Second)
+		l.expect("states, later", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+		if st, _ := b.status("web"); st.Master != a.addr {
+			t.Errorf("b follows %v, want a", st.Master)
+		}
+	})
+}

@@ -81,6 +81,11 @@ type instance struct {
 	faulted bool // the FaultEvent given to the machine
 	syncing bool // the step in progress comes from a sync group member
 	dropLog map[DropReason]*dropLogState
+	// authKey is cfg.AuthKey (nil: off); lastSeq the last sequence number accepted
+	// from each sender, and lastSent the last one sent.
+	authKey  []byte
+	lastSeq  map[netip.Addr]uint64
+	lastSent uint64
 
 	cmds     mailbox[func()]
 	recv     chan Received
@@ -113,6 +118,9 @@ func newInstance(mgr *Manager, cfg Instance, tr Transport) *instance {
 		scriptsStop: make(chan struct{}),
 	}
 	in.cmds.init()
+	if cfg.AuthKey != "" {
+		in.authKey, in.lastSeq = []byte(cfg.AuthKey), map[netip.Addr]uint64{}
+	}
 	vips := make([]netip.Addr, len(in.prefixes))
 	for i, p := range in.prefixes {
 		vips[i] = p.Addr()
@@ -300,6 +308,20 @@ func (in *instance) nextDeadline() (time.Time, bool) {
 }
 
 func (in *instance) received(r Received) {
+	var seq uint64
+	if in.authKey != nil {
+		// Only VRRP of our VRID: another virtual router's packets (without a trailer,
+		// or with another key) count as vrid, not auth, as Check would count them.
+		if len(r.Payload) >= vrrpHeaderLen && r.Payload[1] == uint8(in.cfg.VRID) && r.Src.Unmap() != in.tr.Source() {
+			b, s, err := openAdvert(in.authKey, r)
+			if err != nil {
+				in.update(func(st *InstanceStatus) { st.Dropped[DropAuth]++ })
+				in.logDrop(DropAuth, err)
+				return
+			}
+			r.Payload, seq = b, s
+		}
+	}
 	adv, err := in.expect.Check(r)
 	if err != nil {
 		var drop *DropError
@@ -320,6 +342,17 @@ func (in *instance) received(r Received) {
 		in.update(func(st *InstanceStatus) { st.Dropped[DropStale]++ })
 		in.logDrop(DropStale, dropf(DropStale, adv.Src, "received %v ago, more than %d advert intervals", now.Sub(r.At), staleAfter))
 		return
+	}
+	if in.authKey != nil {
+		src := adv.Src.WithZone("")
+		last, seen := in.lastSeq[src]
+		oldest := uint64(max(in.clock.Now().Add(-authReplayWindow).UnixNano(), 0))
+		if seen && seq <= last || !seen && seq < oldest {
+			in.update(func(st *InstanceStatus) { st.Dropped[DropReplay]++ })
+			in.logDrop(DropReplay, dropf(DropReplay, src, "sequence %d, last accepted %d", seq, last))
+			return
+		}
+		in.lastSeq[src] = seq
 	}
 	in.update(func(st *InstanceStatus) { st.AdvertsReceived++ })
 	if adv.IntervalDiffers {
@@ -453,6 +486,11 @@ func (in *instance) send(priority int) {
 	src := in.tr.Source()
 	for _, dst := range in.dsts {
 		b, err := p.Marshal(src, dst, in.codec)
+		if err == nil && in.authKey != nil {
+			// The sender's clock in nanoseconds, strictly increasing.
+			in.lastSent = max(in.lastSent+1, uint64(max(in.clock.Now().UnixNano(), 0)))
+			b = sealAdvert(in.authKey, b, src, dst, in.lastSent)
+		}
 		if err == nil {
 			err = in.tr.Send(b, dst)
 		}

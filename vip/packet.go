@@ -399,6 +399,12 @@ const (
 	// SIGSTOP, a stalled host). The instance applies it after the others (Check does
 	// not know when a packet is read).
 	DropStale DropReason = "stale"
+	// DropAuth: with an auth_key, no lbd authentication trailer, or one that does
+	// not verify (auth.go). Applied by the instance before Check.
+	DropAuth DropReason = "auth"
+	// DropReplay: with an auth_key, a sequence number not above the last one
+	// accepted from the sender, or a first one older than the replay window.
+	DropReplay DropReason = "replay"
 )
 
 // DropReasons lists every reason, to create the counters at zero.
@@ -406,7 +412,7 @@ func DropReasons() []DropReason {
 	return []DropReason{
 		DropLength, DropVRID, DropOwn, DropUnicastSource, DropTTL, DropVersion, DropType, DropFamily,
 		DropChecksum, DropAuthType, DropAuthPassword, DropInterval, DropAddressCount,
-		DropAddressList, DropStale,
+		DropAddressList, DropStale, DropAuth, DropReplay,
 	}
 }
 
