@@ -110,7 +110,7 @@ frontends:
   - {name: web, mode: http, bind: "127.0.0.1:0", backend: app}
 backends:
   - name: app
-    persistence: {type: table, table: {key: client_ip}}
+    persistence: {type: table, table: {key: client_ip, ttl: 876000h}}
     servers:
       - {name: s1, address: "127.0.0.1:1"}
       - {name: s2, address: "127.0.0.1:2", weight: 2}

@@ -17,6 +17,11 @@
 // entries by its own clock. A deletion is shipped as an entry with no server (a
 // tombstone), which is kept, invisible to lookups, until it expires.
 //
+// Memory is bounded by bytes, not only by count: a key longer than MaxKeyBytes is never
+// recorded (Set and Import skip it, Lookup misses it), so a table of size entries holds
+// at most size × MaxKeyBytes bytes of keys whatever clients send. An imported entry
+// lives at most ttl from the import, whatever expiry the other node gave it.
+//
 // The package imports nothing of lbd; the dataplane owns one Table per backend with
 // table persistence.
 package sticky
@@ -32,6 +37,12 @@ import (
 type Clock interface {
 	Now() time.Time
 }
+
+// MaxKeyBytes is the longest key a table records. Longer keys (a header, cookie or URI
+// a client made long) are not sticky: their requests are balanced. HAProxy's string
+// stick tables cut keys at 32 bytes (type string len 32) instead, which makes long
+// keys with one prefix share an entry.
+const MaxKeyBytes = 512
 
 // Entry is one entry of a table, as Entries lists it and as Changes and Import move it
 // between nodes.
@@ -107,6 +118,9 @@ func (t *Table) now() int64 { return t.clock.Now().UnixNano() }
 
 // Lookup returns the server key sticks to, refreshing the entry's expiry.
 func (t *Table) Lookup(key []byte) (server string, ok bool) {
+	if len(key) > MaxKeyBytes {
+		return "", false
+	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -126,8 +140,12 @@ func (t *Table) Lookup(key []byte) (server string, ok bool) {
 	return e.server, true
 }
 
-// Set makes key stick to server from now, for ttl.
+// Set makes key stick to server from now, for ttl. A key over MaxKeyBytes is not
+// recorded.
 func (t *Table) Set(key []byte, server string) {
+	if len(key) > MaxKeyBytes {
+		return
+	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -341,8 +359,9 @@ func (t *Table) Changes(since uint64, max int) (entries []Entry, next uint64) {
 
 // Import applies entries from another node as they are: the key sticks to the server
 // until Expires, or is deleted when Server is "". Imported entries are not local changes
-// (Changes does not return them), and one already expired is skipped. It returns how
-// many entries it applied.
+// (Changes does not return them), and one already expired is skipped, as is one whose
+// key is over MaxKeyBytes. An expiry beyond now + ttl is cut to it: a node cannot make
+// an entry outlive this one's ttl. It returns how many entries it applied.
 func (t *Table) Import(entries []Entry) int {
 	now := t.now()
 	t.mu.Lock()
@@ -350,9 +369,10 @@ func (t *Table) Import(entries []Entry) int {
 	t.sweepLocked(now)
 	n := 0
 	for _, in := range entries {
-		if in.Key == "" || in.Expires <= now {
+		if in.Key == "" || len(in.Key) > MaxKeyBytes || in.Expires <= now {
 			continue
 		}
+		in.Expires = min(in.Expires, now+int64(t.ttl))
 		e := t.entries[in.Key]
 		if in.Server == "" {
 			if e != nil {

@@ -324,3 +324,38 @@ func TestStickyConcurrent(t *testing.T) {
 		t.Errorf("Len = %d over the bound of 50", tb.Len())
 	}
 }
+
+// TestHostileKeys: keys a client made long are not recorded, so the table's bytes are
+// bounded by size × MaxKeyBytes; an imported expiry is cut to now + ttl.
+func TestHostileKeys(t *testing.T) {
+	clk := clock.NewFake()
+	tb := New(clk, time.Minute, 10)
+	long := make([]byte, MaxKeyBytes+1)
+	for i := range long {
+		long[i] = 'k'
+	}
+	tb.Set(long, "s1")
+	tb.Set(long[:MaxKeyBytes], "s2")
+	if n := tb.Len(); n != 1 {
+		t.Errorf("after a key of %d bytes and one of %d: %d entries, want 1", len(long), MaxKeyBytes, n)
+	}
+	if s, ok := tb.Lookup(long); ok {
+		t.Errorf("a key over MaxKeyBytes found: %q", s)
+	}
+	if n := tb.Import([]Entry{{Key: string(long), Server: "s1", Expires: stAt(clk, time.Second)}}); n != 0 {
+		t.Errorf("imported a key over MaxKeyBytes")
+	}
+
+	tb.Import([]Entry{{Key: "far", Server: "s1", Expires: stAt(clk, 24*time.Hour)}})
+	want := stAt(clk, time.Minute)
+	for _, e := range tb.Entries() {
+		if e.Key == "far" && e.Expires != want {
+			t.Errorf("imported expiry %v from now, want the ttl (1m)", time.Duration(e.Expires-clk.Now().UnixNano()))
+		}
+	}
+	clk.Advance(time.Minute + time.Second)
+	if s, ok := tb.Lookup([]byte("far")); ok {
+		t.Errorf("an imported entry outlived the ttl: %q", s)
+	}
+	stCheck(t, tb)
+}
