@@ -23,10 +23,13 @@ package dataplane
 // whose bucket would now behave as a fresh one's), and, when the table is full, the least
 // recently used key whatever its state, as nginx does when its zone is full. Requests
 // whose key is empty (header:NAME and the header is missing) are not limited, as in
-// nginx.
+// nginx. Keys are bounded by bytes too: a key over maxLimitKeyBytes (a header a client
+// made long) is held as its SHA-256 digest (limitMapKey), so the table holds at most
+// max_keys × 65 bytes of keys, and long keys stay apart.
 
 import (
 	"container/list"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -258,11 +261,30 @@ func newLimiter(cfg RateLimit, clk clock.Clock, rejected, delayed prometheus.Cou
 	}
 }
 
+// maxLimitKeyBytes is the longest key the limiter holds as it is; longer ones are held
+// as their digest.
+const maxLimitKeyBytes = 64
+
+// limitMapKey returns the key the limiter's table holds for key, in buf: key itself
+// behind a 0 byte, or, for a key over maxLimitKeyBytes, its SHA-256 digest behind a 1
+// byte (the tag keeps a short key from meeting a digest).
+func limitMapKey(key []byte, buf *[1 + maxLimitKeyBytes]byte) []byte {
+	if len(key) <= maxLimitKeyBytes {
+		buf[0] = 0
+		return append(buf[:1], key...)
+	}
+	sum := sha256.Sum256(key)
+	buf[0] = 1
+	return append(buf[:1], sum[:]...)
+}
+
 // take counts one request of key and returns the verdict. An empty key is not limited.
 func (l *limiter) take(key []byte) limitVerdict {
 	if len(key) == 0 {
 		return limitVerdict{ok: true}
 	}
+	var mk [1 + maxLimitKeyBytes]byte
+	key = limitMapKey(key, &mk)
 	now := l.clock.Now().Sub(l.base).Milliseconds()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -321,3 +321,36 @@ func TestTCPRateLimitCloses(t *testing.T) {
 		t.Errorf("rejected counted %v, want 1", v)
 	}
 }
+
+// TestLimiterKeyBytes: keys a client made long cost the table a bounded number of bytes
+// each, and stay apart.
+func TestLimiterKeyBytes(t *testing.T) {
+	l, _ := ctlLimiter(RateLimit{Rate: "1r/s", MaxKeys: 1000})
+	long := make([]byte, 16<<10)
+	for i := range 1000 {
+		copy(long, fmt.Sprintf("%08d", i))
+		long[len(long)-1] = byte(i)
+		l.take(long)
+	}
+	n := 0
+	l.mu.Lock()
+	for k := range l.keys {
+		n += len(k)
+	}
+	l.mu.Unlock()
+	if max := 1000 * (1 + maxLimitKeyBytes); n > max {
+		t.Errorf("1000 keys of 16 KiB hold %d KiB of keys, want at most %d KiB", n>>10, max>>10)
+	}
+	// Two long keys that differ only in their last byte are two keys.
+	a, b := make([]byte, 1000), make([]byte, 1000)
+	b[999] = 1
+	if v := l.take(a); !v.ok {
+		t.Fatal("first request of a rejected")
+	}
+	if v := l.take(b); !v.ok {
+		t.Error("first request of b rejected: long keys share a bucket")
+	}
+	if v := l.take(a); v.ok {
+		t.Error("second request of a at once passed at 1r/s")
+	}
+}
