@@ -1634,6 +1634,7 @@ func hlHandovers(t testing.TB, d *Dataplane) map[string]float64 {
 // reachable here: no_loop (the event loops could not be started), no_host (fasthttp's parser refuses an HTTP/1.1 head without Host first:
 // malformed) and unrenderable (a request fasthttp parsed but cannot write).
 func TestHTTPLoopHandoverReasons(t *testing.T) {
+	skipShort(t, "nineteen scenarios, each starting and closing a Dataplane")
 	be := hlEcho(t)
 	ca := ttNewCA(t)
 	dir := t.TempDir()

@@ -97,6 +97,9 @@ func TestLivenessListenerCaps(t *testing.T) {
 }
 
 func TestLivenessListenerHelloDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping with -short: waits out the real hello deadline")
+	}
 	_, port := startLiveness(t, livenessOptions{})
 	part := dialFrom(t, "127.0.0.1", port)
 	part.Write(livenessHello(time.Second)[:3])
