@@ -22,7 +22,9 @@ import (
 // that). keepalived routers of other VRIDs on the segment are not disturbed: keepalived
 // looks the instance up by the VRID before any other check and ignores an advertisement
 // of a VRID it does not run. A keepalived router of the same VRID would drop these
-// adverts (its length check), which is why every router of the instance must be lbd.
+// adverts (its length check: "vrrp packet too long, length 60 and expect 32" from
+// keepalived 2.2.7 in a netns, which ignored the same packets of a VRID it does not
+// run), which is why every router of the instance must be lbd.
 
 const (
 	authTrailerN = 4 + 8 + 16

@@ -10,7 +10,11 @@
 //
 //   - packet.go: the advertisement codec (Packet, Marshal, Parse, with both checksum
 //     variants of version 3 over IPv4) and the receive checks (Expect.Check), which
-//     name a DropReason for every packet they drop.
+//     name a DropReason for every packet they drop (the unicast source check among
+//     them: keepalived's check_unicast_src).
+//   - auth.go: lbd's authenticated VRRP (Instance.AuthKey): an HMAC and a sequence
+//     number in a trailer after each advertisement, checked by the instance before
+//     Expect.Check.
 //   - fsm.go: the state machine of RFC 5798 section 6 as a pure step function driven
 //     by an injected clock.
 //   - config.go: the instances, sync groups, tracking and notify settings, with
