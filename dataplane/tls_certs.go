@@ -6,20 +6,29 @@ package dataplane
 //
 // OCSP. golang.org/x/crypto/ocsp is not a dependency of lbd, so a stapled response is
 // checked with the standard library only (encoding/asn1, see parseOCSP): it must be a
-// successful basic OCSP response that names the certificate's serial number with status
-// good, and whose next update, when it has one, is still to come. Its signature is not
+// successful basic OCSP response that names the certificate, by its serial number and
+// its issuer (the hash of the issuer's name, and of its key when the certificate file
+// holds the issuer in its chain), with status good, and whose next update, when it has
+// one, is still to come. A serial number alone is not enough: another CA's response for
+// the same serial, stapled by mistake, would pass. Its signature is not
 // verified here: the client verifies it, and a response from a file is what the
 // operator fetched (like HAProxy's .ocsp files). A response past its next update is
 // dropped from the handshake (the certificate is still served) until a fresh one is
 // put in the file.
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash"
 	"math/big"
 	"os"
 	"strings"
@@ -174,7 +183,7 @@ func loadCertificate(p string, cc TLSCertificate, now time.Time) (*tls.Certifica
 		if len(der) > 0 { // an empty file staples nothing, as in HAProxy
 			resp, err := parseOCSP(der)
 			if err == nil {
-				err = resp.check(cert.Leaf)
+				err = resp.check(cert.Leaf, chainIssuer(&cert))
 			}
 			if err != nil {
 				return nil, time.Time{}, &FieldError{p + ".ocsp_file", fmt.Sprintf("%s: %v", cc.OCSPFile, err)}
@@ -339,10 +348,69 @@ func parseOCSP(der []byte) (*ocspStatus, error) {
 	return &ocspStatus{responses: b.TBS.Responses}, nil
 }
 
-// check finds leaf's status in the response: it must be there, and good.
-func (o *ocspStatus) check(leaf *x509.Certificate) error {
+// chainIssuer returns the certificate of cert's chain that issued its leaf, or nil when
+// the chain does not hold it.
+func chainIssuer(cert *tls.Certificate) *x509.Certificate {
+	for _, der := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil && bytes.Equal(c.RawSubject, cert.Leaf.RawIssuer) {
+			return c
+		}
+	}
+	return nil
+}
+
+// OCSP CertID hash algorithms.
+var (
+	oidSHA1   = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidSHA384 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
+	oidSHA512 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
+)
+
+// sameIssuer reports whether id names leaf's issuer: the hash of the issuer's name
+// (leaf's issuer field), and, when issuer is known, the hash of its public key.
+func sameIssuer(id ocspCertID, leaf, issuer *x509.Certificate) bool {
+	var alg pkix.AlgorithmIdentifier
+	if _, err := asn1.Unmarshal(id.HashAlgorithm.FullBytes, &alg); err != nil {
+		return false
+	}
+	var h hash.Hash
+	switch {
+	case alg.Algorithm.Equal(oidSHA1):
+		h = sha1.New()
+	case alg.Algorithm.Equal(oidSHA256):
+		h = sha256.New()
+	case alg.Algorithm.Equal(oidSHA384):
+		h = sha512.New384()
+	case alg.Algorithm.Equal(oidSHA512):
+		h = sha512.New()
+	default:
+		return false
+	}
+	h.Write(leaf.RawIssuer)
+	if !bytes.Equal(h.Sum(nil), id.IssuerNameHash) {
+		return false
+	}
+	if issuer == nil {
+		return true
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(issuer.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return false
+	}
+	h.Reset()
+	h.Write(spki.PublicKey.RightAlign())
+	return bytes.Equal(h.Sum(nil), id.IssuerKeyHash)
+}
+
+// check finds leaf's status in the response, by serial number and issuer (issuer nil:
+// by the issuer's name alone): it must be there, and good.
+func (o *ocspStatus) check(leaf, issuer *x509.Certificate) error {
 	for _, r := range o.responses {
-		if r.CertID.Serial == nil || r.CertID.Serial.Cmp(leaf.SerialNumber) != 0 {
+		if r.CertID.Serial == nil || r.CertID.Serial.Cmp(leaf.SerialNumber) != 0 || !sameIssuer(r.CertID, leaf, issuer) {
 			continue
 		}
 		if r.Status.Class != asn1.ClassContextSpecific || r.Status.Tag != 0 {
@@ -354,5 +422,5 @@ func (o *ocspStatus) check(leaf *x509.Certificate) error {
 		o.nextUpdate = r.NextUpdate
 		return nil
 	}
-	return fmt.Errorf("OCSP response is not for this certificate (serial %x)", leaf.SerialNumber)
+	return fmt.Errorf("OCSP response is not for this certificate (serial %x, issuer %s)", leaf.SerialNumber, leaf.Issuer)
 }

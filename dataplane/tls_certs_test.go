@@ -2,9 +2,12 @@ package dataplane
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"crypto/tls"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"math/big"
 	"path/filepath"
 	"strings"
@@ -51,11 +54,19 @@ type ttOCSPCertID struct {
 	Serial         *big.Int
 }
 
-// ttOCSP returns a DER OCSP response for serial with status (0 good, 1 revoked) valid
-// until next (zero: no next update).
-func ttOCSP(t testing.TB, serial *big.Int, status int, this, next time.Time) []byte {
+// ttOCSP returns a DER OCSP response for the certificate issuer issued with serial, with
+// status (0 good, 1 revoked), valid until next (zero: no next update).
+func ttOCSP(t testing.TB, issuer *x509.Certificate, serial *big.Int, status int, this, next time.Time) []byte {
 	t.Helper()
 	sha1 := pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(issuer.RawSubjectPublicKeyInfo, &spki); err != nil {
+		t.Fatal(err)
+	}
+	nameHash, keyHash := sha1sum(issuer.RawSubject), sha1sum(spki.PublicKey.RightAlign())
 	st := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: status}
 	if status == 1 {
 		st.IsCompound = true
@@ -67,7 +78,7 @@ func ttOCSP(t testing.TB, serial *big.Int, status int, this, next time.Time) []b
 			Responder:  asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: name},
 			ProducedAt: this.UTC().Truncate(time.Second),
 			Responses: []ttOCSPSingle{{
-				CertID:     ttOCSPCertID{HashAlgorithm: sha1, IssuerNameHash: make([]byte, 20), IssuerKeyHash: make([]byte, 20), Serial: serial},
+				CertID:     ttOCSPCertID{HashAlgorithm: sha1, IssuerNameHash: nameHash, IssuerKeyHash: keyHash, Serial: serial},
 				Status:     st,
 				ThisUpdate: this.UTC().Truncate(time.Second),
 				NextUpdate: next.UTC().Truncate(time.Second),
@@ -94,7 +105,13 @@ func TestOCSPStaple(t *testing.T) {
 	ttWrite(t, cert.CertFile, c)
 	ttWrite(t, cert.KeyFile, k)
 	now := time.Now()
-	good := ttOCSP(t, serial, 0, now.Add(-time.Hour), now.Add(time.Hour))
+	good := ttOCSP(t, ca.cert, serial, 0, now.Add(-time.Hour), now.Add(time.Hour))
+	// A response from another issuer (here named as the leaf is) for the same serial.
+	blk, _ := pem.Decode(c)
+	other, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -102,9 +119,10 @@ func TestOCSPStaple(t *testing.T) {
 		want string // "" for loaded and stapled
 	}{
 		{"good", good, ""},
-		{"no next update", ttOCSP(t, serial, 0, now.Add(-time.Hour), time.Time{}), ""},
-		{"other certificate", ttOCSP(t, big.NewInt(7), 0, now.Add(-time.Hour), now.Add(time.Hour)), "is not for this certificate"},
-		{"revoked", ttOCSP(t, serial, 1, now.Add(-time.Hour), now.Add(time.Hour)), "is not good"},
+		{"no next update", ttOCSP(t, ca.cert, serial, 0, now.Add(-time.Hour), time.Time{}), ""},
+		{"other certificate", ttOCSP(t, ca.cert, big.NewInt(7), 0, now.Add(-time.Hour), now.Add(time.Hour)), "is not for this certificate"},
+		{"revoked", ttOCSP(t, ca.cert, serial, 1, now.Add(-time.Hour), now.Add(time.Hour)), "is not good"},
+		{"other issuer", ttOCSP(t, other, serial, 0, now.Add(-time.Hour), now.Add(time.Hour)), "is not for this certificate"},
 		{"garbage", []byte("not DER"), "not a DER OCSP response"},
 		{"unsuccessful", []byte{0x30, 0x03, 0x0a, 0x01, 0x06}, "not successful"},
 	} {
@@ -146,5 +164,31 @@ func TestOCSPStaple(t *testing.T) {
 	defer conn.Close()
 	if !bytes.Equal(conn.ConnectionState().OCSPResponse, good) {
 		t.Error("the handshake carried no (or another) OCSP response")
+	}
+}
+
+func sha1sum(b []byte) []byte {
+	s := sha1.Sum(b)
+	return s[:]
+}
+
+// TestOCSPIssuerKey: with the issuer in the certificate file's chain, a response must
+// name the issuer's key too: one from another CA with the same name and serial is
+// refused.
+func TestOCSPIssuerKey(t *testing.T) {
+	ca, twin := ttNewCA(t), ttNewCA(t) // both "lbd test CA", with different keys
+	dir := t.TempDir()
+	c, k, serial := ca.issue(t, "ocsp.example.com")
+	cert := TLSCertificate{CertFile: filepath.Join(dir, "c.crt"), KeyFile: filepath.Join(dir, "c.key"), OCSPFile: filepath.Join(dir, "c.ocsp")}
+	ttWrite(t, cert.CertFile, append(c, ca.pem...))
+	ttWrite(t, cert.KeyFile, k)
+	now := time.Now()
+	ttWrite(t, cert.OCSPFile, ttOCSP(t, twin.cert, serial, 0, now.Add(-time.Hour), now.Add(time.Hour)))
+	if _, err := loadCertSet("frontends[0].tls", &FrontendTLS{Certificates: []TLSCertificate{cert}}, now); err == nil || !strings.Contains(err.Error(), "is not for this certificate") {
+		t.Errorf("a response naming another key of the same issuer name: %v, want refused", err)
+	}
+	ttWrite(t, cert.OCSPFile, ttOCSP(t, ca.cert, serial, 0, now.Add(-time.Hour), now.Add(time.Hour)))
+	if _, err := loadCertSet("frontends[0].tls", &FrontendTLS{Certificates: []TLSCertificate{cert}}, now); err != nil {
+		t.Errorf("the issuer's own response: %v", err)
 	}
 }
