@@ -379,7 +379,15 @@ func buildBackendTLS(b *backend, i int) error {
 		h.Write(pem)
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		keyPEM, err := readKeyFile(t.KeyFile) // tls_certs.go
+		if err != nil {
+			return &FieldError{p + ".key_file", err.Error()}
+		}
+		certPEM, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return &FieldError{p + ".cert_file", err.Error()}
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return &FieldError{p + ".cert_file", err.Error()}
 		}

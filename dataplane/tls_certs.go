@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"math/big"
 	"os"
 	"strings"
@@ -157,7 +158,7 @@ func loadCertificate(p string, cc TLSCertificate, now time.Time) (*tls.Certifica
 	if err != nil {
 		return nil, time.Time{}, &FieldError{p + ".cert_file", err.Error()}
 	}
-	keyPEM, err := os.ReadFile(cc.KeyFile)
+	keyPEM, err := readKeyFile(cc.KeyFile)
 	if err != nil {
 		return nil, time.Time{}, &FieldError{p + ".key_file", err.Error()}
 	}
@@ -195,6 +196,27 @@ func loadCertificate(p string, cc TLSCertificate, now time.Time) (*tls.Certifica
 		}
 	}
 	return &cert, until, nil
+}
+
+// readKeyFile reads a private key file, refusing one that others (not its owner or
+// group) may read or write: a key anyone on the machine can read is no longer private,
+// and a reload must not go on serving with it silently. Group read is allowed, for the
+// ssl-cert group convention (keys 0640 root:ssl-cert). OpenSSH refuses such keys the
+// same way; HAProxy and nginx do not check.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if m := fi.Mode().Perm(); m&0o007 != 0 {
+		return nil, fmt.Errorf("%s is a private key open to others (mode %04o): make it 0600 or 0640 (chmod o-rwx)", path, m)
+	}
+	return io.ReadAll(f)
 }
 
 // pick returns the certificate for server name sni: an exact name, else a wildcard one

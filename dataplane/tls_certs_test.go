@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,5 +191,41 @@ func TestOCSPIssuerKey(t *testing.T) {
 	ttWrite(t, cert.OCSPFile, ttOCSP(t, ca.cert, serial, 0, now.Add(-time.Hour), now.Add(time.Hour)))
 	if _, err := loadCertSet("frontends[0].tls", &FrontendTLS{Certificates: []TLSCertificate{cert}}, now); err != nil {
 		t.Errorf("the issuer's own response: %v", err)
+	}
+}
+
+// TestKeyFileMode: a private key file others may read is refused, naming the field and
+// the file, for a frontend's certificate and a backend's client certificate; a key its
+// group may read (the ssl-cert convention) is accepted.
+func TestKeyFileMode(t *testing.T) {
+	ca := ttNewCA(t)
+	dir := t.TempDir()
+	fe := ca.files(t, dir, "fe", "a.example.com")
+	load := func() error {
+		_, err := loadCertSet("frontends[0].tls", &FrontendTLS{Certificates: []TLSCertificate{fe}}, time.Now())
+		return err
+	}
+	be := func() error {
+		b := &backend{cfg: Backend{TLS: &BackendTLS{Enabled: true, CertFile: fe.CertFile, KeyFile: fe.KeyFile}}}
+		return buildBackendTLS(b, 0)
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o640, true}, {0o644, false}, {0o604, false}, {0o602, false}} {
+		if err := os.Chmod(fe.KeyFile, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			field string
+			err   error
+		}{{"frontends[0].tls.certificates[0].key_file: ", load()}, {"backends[0].tls.key_file: ", be()}} {
+			switch {
+			case tc.ok && c.err != nil:
+				t.Errorf("mode %04o: %v", tc.mode, c.err)
+			case !tc.ok && (c.err == nil || !strings.Contains(c.err.Error(), c.field+fe.KeyFile+" is a private key open to others")):
+				t.Errorf("mode %04o: %v, want refused naming %s and the file", tc.mode, c.err, c.field)
+			}
+		}
 	}
 }
