@@ -83,6 +83,7 @@ type gossip struct {
 	changed func()            // tells the agent the member table changed
 
 	ml      *memberlist.Memberlist
+	address string // this node's gossip address, as memberlist advertises it
 	keyring *memberlist.Keyring
 	keyFile string
 
@@ -148,14 +149,15 @@ func newGossip(cfg *Config, raftAddr string, log *slog.Logger, onEvent func(Memb
 	if err != nil {
 		return nil, fmt.Errorf("starting gossip on %s: %w", cfg.GossipBind, err)
 	}
+	// Read once: LocalNode returns memberlist's own record, which UpdateNode rewrites
+	// without a lock the reader can take.
+	n := g.ml.LocalNode()
+	g.address = net.JoinHostPort(n.Addr.String(), fmt.Sprint(n.Port))
 	return g, nil
 }
 
 // addr is the address other nodes reach this node's gossip at.
-func (g *gossip) addr() string {
-	n := g.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), fmt.Sprint(n.Port))
-}
+func (g *gossip) addr() string { return g.address }
 
 // setMeta publishes new metadata; it fails, keeping the old, if it does not fit.
 func (g *gossip) setMeta(update func(*nodeMeta)) error {

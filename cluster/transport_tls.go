@@ -73,9 +73,28 @@ type TLSStreamLayer struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 	err     error
+
+	// mu guards accepted: the raft connections handed out and not yet closed, which
+	// Close closes (raft's transport leaves a connection's reader blocked until the
+	// peer hangs up).
+	mu       sync.Mutex
+	accepted map[*acceptedConn]struct{}
 }
 
 var _ raft.StreamLayer = (*TLSStreamLayer)(nil)
+
+// acceptedConn is a raft connection handed out by Accept; closing it forgets it.
+type acceptedConn struct {
+	net.Conn
+	l *TLSStreamLayer
+}
+
+func (c *acceptedConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.accepted, c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
+}
 
 // NewTLSStreamLayer listens on bind (IP:port). advertise, if not nil, is the address
 // other nodes dial; it must be one of the certificate's IPs.
@@ -190,18 +209,36 @@ func (l *TLSStreamLayer) Addr() net.Addr { return l.advertise }
 func (l *TLSStreamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
-		return c, nil
+		ac := &acceptedConn{Conn: c, l: l}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.accepted == nil {
+			l.accepted = map[*acceptedConn]struct{}{}
+		}
+		select {
+		case <-l.done:
+			_ = c.Close()
+			return nil, ErrLayerClosed
+		default:
+		}
+		l.accepted[ac] = struct{}{}
+		return ac, nil
 	case <-l.done:
 		return nil, ErrLayerClosed
 	}
 }
 
-// Close stops listening, ends the handshakes in progress and waits for its
-// goroutines. Connections already handed out are their owners'. Safe to call more
-// than once.
+// Close stops listening, ends the handshakes in progress, closes the connections
+// Accept handed out, and waits for its goroutines. Safe to call more than once.
 func (l *TLSStreamLayer) Close() error {
 	l.once.Do(func() {
+		l.mu.Lock()
 		close(l.done)
+		for c := range l.accepted {
+			_ = c.Conn.Close()
+		}
+		l.accepted = nil
+		l.mu.Unlock()
 		l.cancel()
 		l.err = l.ln.Close()
 		l.wg.Wait()

@@ -153,6 +153,7 @@ func (n *Node) resumeCluster(cfg *Config) error {
 		return err
 	}
 	sec.serveJoins(agent)
+	n.syncCluster(agent) // the document restored from the state directory, at once
 	if len(cfg.Node.Cluster.Seeds) > 0 {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

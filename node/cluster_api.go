@@ -54,8 +54,11 @@ func writeClusterError(w http.ResponseWriter, err error) {
 	var nl *cluster.NotLeaderError
 	switch {
 	case errors.As(err, &q):
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
-			"no quorum: %d of %d voters reachable; add a witness or run lbctl cluster recover --force", q.Reachable, q.Voters))
+		msg := fmt.Sprintf("no quorum: %d of %d voters reachable; add a witness or run lbctl cluster recover --force", q.Reachable, q.Voters)
+		if q.Detail != "" {
+			msg += " (" + q.Detail + ")"
+		}
+		writeError(w, http.StatusServiceUnavailable, msg)
 	case errors.As(err, &nl):
 		msg := "this node is not the raft leader, and no leader is known; try again"
 		if nl.LeaderID != "" {

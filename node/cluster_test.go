@@ -20,13 +20,18 @@ import (
 // loopback with ports the kernel picks, timers for one machine, and the given
 // cluster-wide part.
 func clusterFile(dir, name, doc string) string {
+	return clusterFileAt(dir, name, doc, "127.0.0.1:0", "127.0.0.1:0")
+}
+
+// clusterFileAt is clusterFile with gossip and raft at the given addresses.
+func clusterFileAt(dir, name, doc, gossip, raft string) string {
 	return fmt.Sprintf(`node:
   name: %[2]s
   state_dir: %[1]s/state
   admin: {socket: %[1]s/lbd.sock, listen: ""}
   cluster:
-    gossip_bind: "127.0.0.1:0"
-    raft_bind: "127.0.0.1:0"
+    gossip_bind: "%[4]s"
+    raft_bind: "%[5]s"
     timing:
       gossip_interval: 10ms
       probe_interval: 100ms
@@ -38,7 +43,7 @@ func clusterFile(dir, name, doc string) string {
       raft_leader_lease: 150ms
       raft_commit_timeout: 5ms
       apply_timeout: 5s
-%[3]s`, dir, name, doc)
+%[3]s`, dir, name, doc, gossip, raft)
 }
 
 const docA = `backends:
@@ -265,4 +270,64 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestClusterRestart stops the follower of a pair: a write answers the documented no
+// quorum error; the follower restarted from its state directory rejoins, and then runs
+// what is committed.
+func TestClusterRestart(t *testing.T) {
+	a, ha := clusterNode(t, "a", docA)
+	var ini api.ClusterInitResponse
+	if code, body := call(t, ha, "POST", "/v1/cluster/init", struct{}{}, &ini); code != 200 {
+		t.Fatalf("init: %d %s", code, body)
+	}
+	// b keeps its addresses across the restart, as a real node does.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lbd.yaml")
+	file := clusterFileAt(dir, "b", "", fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	file = strings.Replace(file, "  cluster:\n", fmt.Sprintf("  cluster:\n    seeds: [%q]\n", ini.GossipAddr), 1)
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *Node {
+		n, err := New(Options{ConfigPath: path, Logger: testLog(t), Version: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	stop := func(n *Node) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	}
+	b := start()
+	join := api.ClusterJoinRequest{Address: ini.RaftAddr, Token: ini.Token}
+	if code, body := call(t, b.adminHandler(true), "POST", "/v1/cluster/join", join, nil); code != 200 {
+		stop(b)
+		t.Fatalf("join: %d %s", code, body)
+	}
+	eventually(t, "b runs version 1", func() bool { return backendNames(b) == "app" })
+	stop(b)
+
+	doc2 := docA + "  - name: api\n    servers: [{name: s2, address: \"127.0.0.1:2\"}]\n"
+	req := api.ConfigApplyRequest{Document: doc2}
+	code, body := call(t, ha, "POST", "/v1/config/apply", req, nil)
+	if want := "no quorum: 1 of 2 voters reachable; add a witness or run lbctl cluster recover --force"; code != 503 || !strings.Contains(body, want) {
+		t.Errorf("apply without b: %d %s, want 503 %q", code, body, want)
+	}
+	if got := backendNames(a); got != "app" {
+		t.Errorf("a runs %s after a refused write", got)
+	}
+
+	// The refused write stays in a's log, and may commit once b is back (the 503 says
+	// so); a later one commits, and b restarted from its state directory runs it.
+	b = start()
+	defer stop(b)
+	doc3 := docA + "  - name: web\n    servers: [{name: s3, address: \"127.0.0.1:3\"}]\n"
+	eventually(t, "a write committed with b back", func() bool {
+		code, _ := call(t, ha, "POST", "/v1/config/apply", api.ConfigApplyRequest{Document: doc3}, nil)
+		return code == 200
+	})
+	eventually(t, "b runs the new version", func() bool { return backendNames(b) == "app,web" })
 }
