@@ -214,6 +214,8 @@ type e2eOpts struct {
 	version   int    // VRRP version, 0: default (3)
 	advert    string // advert_interval, "": e2eAdvert
 	preempt   *bool
+	// livenessKey is node.vrrp.liveness_key on every node; "": none.
+	livenessKey string
 }
 
 type lbNode struct {
@@ -269,6 +271,9 @@ func (c *e2eCluster) config(n *lbNode) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node:\n  name: %s\n  state_dir: %s/state\n  admin: {socket: %s, listen: \"\"}\n", n.name, n.dir, n.sock)
 	fmt.Fprintf(&b, "  vrrp:\n    interface: eth0\n    priority: %d\n", n.priority)
+	if c.opts.livenessKey != "" {
+		fmt.Fprintf(&b, "    liveness_key: %q\n", c.opts.livenessKey)
+	}
 	if len(n.priorities) > 0 {
 		b.WriteString("    priorities:\n")
 		for k, v := range n.priorities {
@@ -651,6 +656,18 @@ func TestVRRPFailoverSIGKILL(t *testing.T) {
 	// and takes the VIP back from lb2 (100).
 	s = failover(c, func() { c.startLBD("lb1") }, "lb1", via1)
 	checkOutage(t, "failback (preempt) after SIGKILL", s)
+}
+
+// TestVRRPFailoverSIGKILLKeyed: with node.vrrp.liveness_key the backup does not take
+// the dead master's FIN for its death (it cannot be authenticated) but its silent
+// heartbeats: the failover still takes a fraction of VRRP's 3 intervals.
+func TestVRRPFailoverSIGKILLKeyed(t *testing.T) {
+	c := twoNodes(e2eOpts{livenessKey: "e2e-liveness-key-0123456789"}, t)
+	s := failover(c, func() { c.kill("lb1", syscall.SIGKILL) }, "lb2", via2)
+	checkOutage(t, "master SIGKILL, liveness_key", s)
+	// A graceful stop says goodbye; the handover keeps the traffic.
+	s = failover(c, func() { c.startLBD("lb1") }, "lb1", via1)
+	checkOutage(t, "failback (preempt), liveness_key", s)
 }
 
 func TestVRRPFailoverSIGSTOP(t *testing.T) {
