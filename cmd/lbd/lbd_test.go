@@ -75,6 +75,7 @@ func freePort(t *testing.T, network string) int {
 
 type lbdProc struct {
 	cmd    *exec.Cmd
+	node   string // the node: section, %[1]s the temp dir (default nodeSection)
 	cfg    string
 	socket string
 	client *api.Client
@@ -111,8 +112,14 @@ const nodeSection = `node:
 // it until the test ends.
 func startLBD(t *testing.T, cfg string) *lbdProc {
 	t.Helper()
+	return startLBDNode(t, nodeSection, cfg)
+}
+
+// startLBDNode is startLBD with node as the node: section (%[1]s is the temp dir).
+func startLBDNode(t *testing.T, node, cfg string) *lbdProc {
+	t.Helper()
 	dir := t.TempDir()
-	p := &lbdProc{cfg: filepath.Join(dir, "lbd.yaml"), socket: filepath.Join(dir, "lbd.sock"), logs: &testutil.SyncBuffer{}}
+	p := &lbdProc{node: node, cfg: filepath.Join(dir, "lbd.yaml"), socket: filepath.Join(dir, "lbd.sock"), logs: &testutil.SyncBuffer{}}
 	p.write(t, cfg)
 	p.cmd = exec.Command(lbdBin, "run", "--config", p.cfg, "--drain-timeout", "5s")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -153,7 +160,11 @@ func startLBD(t *testing.T, cfg string) *lbdProc {
 
 func (p *lbdProc) write(t *testing.T, cfg string) {
 	t.Helper()
-	text := fmt.Sprintf(nodeSection, filepath.Dir(p.cfg)) + cfg
+	node := p.node
+	if node == "" {
+		node = nodeSection
+	}
+	text := fmt.Sprintf(node, filepath.Dir(p.cfg)) + cfg
 	if err := os.WriteFile(p.cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
