@@ -108,6 +108,9 @@ func backendNames(n *Node) string {
 }
 
 func TestClusterInitJoinApply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping with -short: forms a two-node cluster (gossip and raft on loopback) and applies configs, seconds of raft timers")
+	}
 	a, ha := clusterNode(t, "a", docA)
 	b, hb := clusterNode(t, "b", "") // b's file has no backends: the cluster's document wins
 
