@@ -201,14 +201,25 @@ func (c *Cluster) Close() error {
 		errs = append(errs, c.r().Shutdown().Error())
 		c.wg.Wait()
 		errs = append(errs, c.gossip.ml.Shutdown())
-		if cl, ok := c.trans.(io.Closer); ok {
-			errs = append(errs, cl.Close())
-		}
+		errs = append(errs, closeTransport(c.trans))
 		errs = append(errs, c.stores.wal.Close())
 		c.closeErr = errors.Join(errs...)
 		c.log.Info("cluster agent stopped")
 	})
 	return c.closeErr
+}
+
+// closeTransport closes a raft transport and, for a NetworkTransport, its pooled
+// connections to the peers: NetworkTransport.Close leaves those open, and the peers'
+// connection handlers waiting on them for as long as the peers run.
+func closeTransport(t raft.Transport) error {
+	if nt, ok := t.(*raft.NetworkTransport); ok {
+		nt.CloseStreams()
+	}
+	if cl, ok := t.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
 }
 
 // GossipAddr is the address other nodes reach this node's gossip at: a seed for Join.

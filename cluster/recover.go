@@ -67,6 +67,7 @@ func (c *Cluster) recoverForce() (survivors []string, err error) {
 	if err := old.Shutdown().Error(); err != nil {
 		return nil, fmt.Errorf("recover: stopping raft: %w", err)
 	}
+	_ = closeTransport(c.trans) // closed by Shutdown already; this closes its pooled connections
 	trans, err := c.newTransport()
 	if err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
