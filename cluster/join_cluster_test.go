@@ -121,12 +121,19 @@ func TestClusterReplicatedCAAndTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	served := map[*Cluster]bool{}
 	serve := func(c *Cluster) {
 		t.Helper()
-		ca, err := c.ClusterCA()
-		if err != nil {
-			t.Fatal(err)
+		if served[c] {
+			return
 		}
+		served[c] = true
+		var ca *CA
+		eventually(t, 10*time.Second, "the CA applied", func() bool { // a new leader may apply it a moment later
+			var err error
+			ca, err = c.ClusterCA()
+			return err == nil
+		})
 		c.ServeJoins(ca, c.ReplicatedTokens())
 	}
 	serve(first)
@@ -134,7 +141,11 @@ func TestClusterReplicatedCAAndTokens(t *testing.T) {
 		return RequestJoin(ctx, via.RaftAddr(), tok.String(), JoinRequest{Name: name, Role: RoleVoter, RaftAddr: "127.0.0.1:7947"})
 	}
 	for name, tok := range map[string]JoinToken{"b": reusable, "c": once} {
-		res, err := join(first, name, tok)
+		// Through whichever node leads: under load the first can lose its lease while
+		// b catches up, and a follower refuses joins.
+		via := h.leader()
+		serve(via)
+		res, err := join(via, name, tok)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -144,7 +155,7 @@ func TestClusterReplicatedCAAndTokens(t *testing.T) {
 		}
 	}
 	h.waitVoters("a", "b", "c")
-	if _, err := join(first, "d", once); !errors.Is(err, ErrTokenUsed) {
+	if _, err := join(h.leader(), "d", once); !errors.Is(err, ErrTokenUsed) {
 		t.Errorf("single-use token again: %v, want ErrTokenUsed", err)
 	}
 
