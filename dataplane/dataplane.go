@@ -139,6 +139,7 @@ type frontendMetrics struct {
 	bytesIn     prometheus.Counter
 	bytesOut    prometheus.Counter
 	dropped     prometheus.Counter
+	evicted     prometheus.Counter
 }
 
 // route is a compiled Route.
@@ -417,6 +418,7 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 			bytesIn:     d.metrics.bytesIn.WithLabelValues(fc.Name),
 			bytesOut:    d.metrics.bytesOut.WithLabelValues(fc.Name),
 			dropped:     d.metrics.dropped.WithLabelValues(fc.Name),
+			evicted:     d.metrics.evicted.WithLabelValues(fc.Name),
 		}
 		for _, rc := range fc.Routes {
 			r := route{pathPrefix: rc.PathPrefix, header: rc.Header, backend: st.byName[rc.Backend]}

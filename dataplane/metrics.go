@@ -19,6 +19,7 @@ type metrics struct {
 	sessions    *prometheus.CounterVec   // backend, server
 	noServer    *prometheus.CounterVec   // frontend, backend: requests refused for want of a server
 	dropped     *prometheus.CounterVec   // frontend: udp datagrams dropped
+	evicted     *prometheus.CounterVec   // frontend: udp sessions ended early to make room (udp.go)
 	handovers   *prometheus.CounterVec   // frontend, reason: http connections the loop engine left to fasthttp
 	// proxyErrors counts connections closed for their PROXY header, by frontend and reason.
 	proxyErrors *prometheus.CounterVec
@@ -81,6 +82,10 @@ func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
 			Name: "lbd_frontend_dropped_total",
 			Help: "UDP datagrams from clients dropped because the session limit was reached or no server could take a new session, by frontend.",
 		}, []string{"frontend"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lbd_udp_sessions_evicted_total",
+			Help: "UDP sessions that had not yet seen traffic both ways, ended to make room for a new client when the session limit was reached, by frontend.",
+		}, []string{"frontend"}),
 		handovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lbd_http_engine_handover_total",
 			Help: "HTTP connections the loop engine handed to the fasthttp engine, by frontend and reason (tls, h2c, http10, upgrade, large_body, ...).",
@@ -94,7 +99,7 @@ func newMetrics(reg prometheus.Registerer, d *Dataplane) *metrics {
 	m.panics = newPanicMetric(reg)            // panics.go
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.connsActive, m.connsTotal, m.bytesIn,
-			m.bytesOut, m.retries, m.errors, m.sessions, m.noServer, m.dropped, m.handovers, &serverCollector{d: d})
+			m.bytesOut, m.retries, m.errors, m.sessions, m.noServer, m.dropped, m.evicted, m.handovers, &serverCollector{d: d})
 	}
 	return m
 }

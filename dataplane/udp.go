@@ -27,6 +27,17 @@ var udpBufPool = sync.Pool{New: func() any {
 // address. A session keeps the generation it started with (its server and idle timeout)
 // across reloads. It ends when no datagram has gone either way for the idle timeout, or
 // when the server refuses (ICMP port unreachable).
+//
+// Sources are not authenticated: a host can send datagrams from spoofed addresses, each
+// of which opens a session, until maxconn sessions fill the table and real clients'
+// datagrams are dropped for client_idle. So, as Linux conntrack drops a connection that
+// is not yet assured to make room (early_drop), a new client that finds the table full
+// takes the place of a session that is not assured: one that has not sent a second
+// datagram after seeing a reply (a spoofed source never sees the reply, so never
+// answers it). The victim is the least recently active of up to udpEvictSample sessions
+// sampled from the table (map order is random), so the cost stays constant under a
+// flood; counted in lbd_udp_sessions_evicted_total. When every sampled session is
+// assured, the new datagram is dropped, as before.
 type udpFrontend struct {
 	d     *Dataplane
 	pc    *net.UDPConn
@@ -137,6 +148,9 @@ func (f *udpFrontend) forward(from netip.AddrPort, b []byte) {
 		_, err := s.conn.Write(b)
 		if err == nil {
 			s.last.Store(f.now())
+			if !s.assuredFlag.Load() && s.replied.Load() {
+				s.assuredFlag.Store(true) // it answers what it was sent
+			}
 			s.g.m.bytesIn.Add(float64(len(b)))
 			return
 		}
@@ -160,7 +174,7 @@ func (f *udpFrontend) session(from netip.AddrPort) *udpSession {
 		return s
 	}
 	g := f.gen.Load()
-	if limit := g.cfg.MaxConn; limit > 0 && n >= limit {
+	if limit := g.cfg.MaxConn; limit > 0 && n >= limit && !f.evictOne(g) {
 		return nil
 	}
 	s = f.open(from, g)
@@ -178,6 +192,33 @@ func (f *udpFrontend) session(from netip.AddrPort) *udpSession {
 	f.mu.Unlock()
 	go s.readLoop()
 	return s
+}
+
+// udpEvictSample is how many sessions evictOne looks at.
+const udpEvictSample = 16
+
+// evictOne ends the least recently active session that is not assured among up to
+// udpEvictSample sessions, to make room for a new one. It returns false when it found
+// none.
+func (f *udpFrontend) evictOne(g *frontendGen) bool {
+	var victim *udpSession
+	f.mu.Lock()
+	i := 0
+	for _, s := range f.sessions {
+		if !s.assured() && (victim == nil || s.last.Load() < victim.last.Load()) {
+			victim = s
+		}
+		if i++; i >= udpEvictSample {
+			break
+		}
+	}
+	f.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	victim.end(nil)
+	g.m.evicted.Inc()
+	return true
 }
 
 // open picks a server for a new session and opens a socket connected to it, trying up
@@ -266,9 +307,17 @@ type udpSession struct {
 	server *Server
 	conn   *net.UDPConn // connected to server
 	// last is when a datagram last went either way, in ns since f.base.
-	last    atomic.Int64
-	endOnce sync.Once
+	last atomic.Int64
+	// replied is set when the server's first reply went to the client; assuredFlag when
+	// the client sent a datagram after that, which a spoofed source cannot (evictOne).
+	replied     atomic.Bool
+	assuredFlag atomic.Bool
+	endOnce     sync.Once
 }
+
+// assured reports whether the session has seen traffic both ways: a reply, and the
+// client's datagram after it.
+func (s *udpSession) assured() bool { return s.assuredFlag.Load() }
 
 // readLoop sends the server's replies to the client until the session ends. It holds a
 // buffer only while a datagram is ready, so idle sessions cost no buffer.
@@ -322,6 +371,9 @@ func (s *udpSession) readLoop() {
 			continue // the reply is lost, as UDP may lose it anyway
 		}
 		s.last.Store(s.f.now())
+		if !s.replied.Load() {
+			s.replied.Store(true)
+		}
 		s.g.m.bytesOut.Add(float64(n))
 	}
 }

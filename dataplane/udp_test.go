@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -250,6 +251,7 @@ func TestUDPMaxConn(t *testing.T) {
 	u := l4Runner(t, d, "fe").(*udpFrontend)
 	c1, c2 := udpClient(t, d.Addr("fe")), udpClient(t, d.Addr("fe"))
 	udpMustAsk(t, c1, "one")
+	udpMustAsk(t, c1, "one more") // traffic both ways: c1's session is assured (udp.go)
 	if got, err := udpAsk(c2, "two", 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("second client answered (%q, %v) over the limit of one session", got, err)
 	}
@@ -294,5 +296,45 @@ func TestUDPShutdown(t *testing.T) {
 	}
 	if got := d.snapshot().byName["b"].servers[0].Active(); got != 0 {
 		t.Errorf("server active after Close = %d", got)
+	}
+}
+
+// TestUDPSpoofedSources: sources that send one datagram and never answer (as spoofed
+// ones cannot) fill the session table; a new client still gets a session, in place of
+// one of them, and a session with traffic both ways is not evicted.
+func TestUDPSpoofedSources(t *testing.T) {
+	const limit = 50
+	cfg := l4Config(ModeUDP, BalanceRoundRobin, udpServer(t, "a"))
+	cfg.Frontends[0].MaxConn = limit
+	d := l4Dataplane(t, cfg)
+	u := l4Runner(t, d, "fe").(*udpFrontend)
+	real := udpClient(t, d.Addr("fe"))
+	udpMustAsk(t, real, "hello")
+	udpMustAsk(t, real, "again") // assured
+	for range limit {
+		c := udpClient(t, d.Addr("fe"))
+		if _, err := c.Write([]byte("spoofed")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evicted := d.metrics.evicted.WithLabelValues("fe")
+	// The table is full, and the last source found it so (dropped, or in place of one).
+	htEventually(t, "the table full", func() bool {
+		return udpSessions(u) == limit && float64(u.dropped.Load())+htValue(t, evicted) >= 1
+	})
+	for i := range 3 {
+		c := udpClient(t, d.Addr("fe"))
+		if got, err := udpAsk(c, "new", 2*time.Second); err != nil || got != "a:new" {
+			t.Fatalf("new client %d with the table full of one-datagram sessions: %q, %v", i, got, err)
+		}
+	}
+	u.mu.Lock()
+	_, kept := u.sessions[netip.MustParseAddrPort(real.LocalAddr().String())]
+	u.mu.Unlock()
+	if !kept {
+		t.Error("the assured session was evicted")
+	}
+	if got := htValue(t, evicted); got < 3 {
+		t.Errorf("evictions counted: %v, want at least 3", got)
 	}
 }
