@@ -216,6 +216,8 @@ type e2eOpts struct {
 	preempt   *bool
 	// livenessKey is node.vrrp.liveness_key on every node; "": none.
 	livenessKey string
+	// authKey is every instance's auth_key; "": none.
+	authKey string
 }
 
 type lbNode struct {
@@ -292,6 +294,9 @@ func (c *e2eCluster) config(n *lbNode) string {
 		}
 		if c.opts.preempt != nil {
 			fmt.Fprintf(&b, "      preempt: %v\n", *c.opts.preempt)
+		}
+		if c.opts.authKey != "" {
+			fmt.Fprintf(&b, "      auth_key: %q\n", c.opts.authKey)
 		}
 	}
 	b.WriteString("frontends:\n")
