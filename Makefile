@@ -55,7 +55,7 @@ lint: ## gofmt, go vet and staticcheck
 check: lint ## lint, and check that go.mod and go.sum are tidy
 	$(GO) mod tidy -diff
 
-bench: build ## benchmark lbd against HAProxy and nginx on loopback (installs wrk, haproxy, nginx)
+bench: build ## the benchmark matrix, lbd beside HAProxy and nginx on loopback (~10 min; BENCH_FULL=1: all 144 cells, ~2 h; installs wrk, haproxy, nginx, h2load, ab)
 	bash scripts/bench.sh
 
 bench-failover: build ## as root: failover outage of keepalived+HAProxy vs lbd in network namespaces (~2 min)
