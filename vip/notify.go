@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"lbd/internal/clock"
@@ -18,11 +20,29 @@ import (
 // two at once, each bounded by the timeout. A slow script delays the next script, never
 // the state machine.
 
-// ExecRunner is the Runner of a real system: it runs argv without a shell and kills it
-// when ctx is done.
+// ExecRunner is the Runner of a real system: it runs argv without a shell and, when
+// ctx is done, kills the command's whole process group, so a script that forked and
+// hangs leaves nothing behind (keepalived kills a timed-out script's group too).
+//
+// Each command is the leader of a process group of its own (Setpgid) and gets SIGKILL
+// when lbd dies (Pdeathsig). Linux sends the parent-death signal when the thread that
+// forked exits, not the process, so the forking goroutine stays on its thread until
+// the command has exited.
 func ExecRunner(ctx context.Context, argv []string) error {
+	return runCommand(ctx, argv, nil)
+}
+
+// runCommand runs argv as ExecRunner does, as cred when it is not nil.
+func runCommand(ctx context.Context, argv []string, cred *syscall.Credential) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	cmd.Cancel = func() error {
+		// The group's id is the leader's pid (Setpgid with Pgid 0).
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	cmd.WaitDelay = time.Second // stop waiting for output pipes a killed child left open
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	return cmd.Run()
 }
 

@@ -4,6 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -105,4 +110,49 @@ func TestExecRunner(t *testing.T) {
 	if err := ExecRunner(context.Background(), []string{"false"}); err == nil {
 		t.Errorf("false(1) succeeded")
 	}
+}
+
+// TestExecRunnerKillsGroup: a script that starts a child in the background and hangs
+// is killed with its child when ctx is done.
+func TestExecRunnerKillsGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs a script for a few hundred milliseconds")
+	}
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := ExecRunner(ctx, []string{"sh", "-c", `sleep 1000 & echo $! > "$1"; sleep 1000`, "sh", pidFile})
+	if err == nil {
+		t.Fatalf("a hanging script succeeded")
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the script did not record its child: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child was killed, not reaped (its parent, the shell, is gone too, and init
+	// reaps it): wait briefly for it to disappear.
+	deadline := time.Now().Add(5 * time.Second)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the script's child %d survived the timeout", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
