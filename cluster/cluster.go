@@ -29,6 +29,10 @@ type Cluster struct {
 	// raft is the running raft; RecoverForce replaces it (and its transport).
 	raft         atomic.Pointer[raft.Raft]
 	newTransport func() (raft.Transport, error)
+	// admission is on with WithTLS: only admitted nodes become voters and talk to
+	// raft (admission.go); tlsNode is then this node's TLS identity.
+	admission bool
+	tlsNode   *NodeKey
 	// joins serves the join exchange on the raft port (WithTLS, ServeJoins); nil:
 	// join connections are closed.
 	joins atomic.Pointer[JoinServer]
@@ -54,6 +58,9 @@ type Cluster struct {
 	mu       sync.Mutex
 	raftAddr string
 	failing  map[string]bool
+	// notVoter (under mu) holds, by member, why the leader last did not make a
+	// gossip member a voter, so that it is logged once.
+	notVoter map[string]string
 }
 
 // r returns the running raft.
@@ -105,6 +112,7 @@ func New(cfg Config, opts ...Option) (c *Cluster, err error) {
 		nudge:        make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		failing:      map[string]bool{},
+		notVoter:     map[string]string{},
 	}
 	var closers []io.Closer
 	defer func() {
@@ -133,6 +141,7 @@ func New(cfg Config, opts ...Option) (c *Cluster, err error) {
 	c.newTransport = o.raftTransport
 	if c.newTransport == nil && o.tls != nil {
 		c.newTransport = c.tlsTransport(*o.tls)
+		c.admission, c.tlsNode = true, o.tls.Node
 	}
 	if c.newTransport == nil {
 		c.newTransport = func() (raft.Transport, error) { return newTCPTransport(&c.cfg, c.log) }

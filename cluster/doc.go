@@ -35,12 +35,13 @@
 //   - meta.go: the node metadata carried by gossip (role, raft address, lbd version,
 //     config version, dataplane, VRRP states, backend health) in a compact versioned
 //     encoding checked against memberlist's 512-byte limit.
-//   - entry.go: the raft entries, a type byte and a JSON payload: config put, files put.
+//   - entry.go: the raft entries, a type byte and a JSON payload: config put, files put,
+//     member (admit or remove a node).
 //   - fsm.go: the replicated state machine. It dispatches on the type byte and refuses
 //     a type it does not know, loudly (an error result and an error log line, on every
 //     node), so that a mixed-version cluster during a rolling upgrade fails visibly
 //     instead of silently disagreeing. It keeps the last 50 config versions and the
-//     files, and writes and restores both in snapshots.
+//     files and the admitted nodes, and writes and restores them in snapshots.
 //   - files.go: the on-disk copies of the replicated files (mode 0600, in a 0700
 //     directory), rewritten from the state machine.
 //   - raft.go: the state directory's layout, raft's stores (raft-wal log and stable
@@ -52,7 +53,14 @@
 //
 // The security layer. New uses it when given WithTLS (raft over mutual TLS, joins
 // answered on the raft port once ServeJoins is called); without it raft is plain TCP.
-// lbd/node uses it from cluster init and join on (node/cluster_tls.go).
+// lbd/node uses it from cluster init and join on (node/cluster_tls.go): a node that
+// inits or joins always runs with TLS, and so does one that restarts with its
+// certificate in the state directory (a state directory holding the gossip key but no
+// certificate restarts without TLS).
+//
+// Without TLS the cluster trusts every gossip member: whoever holds the gossip key
+// becomes a raft voter, counts toward quorum and reads the replicated state. With TLS
+// only admitted nodes do (admission.go).
 //
 //   - ca.go: the cluster CA (ECDSA P-256, self-signed, 10 years) made at cluster init,
 //     and the node certificates it issues from a CSR (node name and raft/gossip IPs,
@@ -69,15 +77,27 @@
 //   - join.go: the join exchange on the raft port: the joiner checks the cluster's
 //     certificate against the CA fingerprint in its token (no trust on first use),
 //     sends the token and a CSR, and gets its certificate, the CA certificate and the
-//     gossip keys; the voter then admits it to raft (JoinServer.Admit, or gossip's
-//     reconcile). Refusals come back to the joiner as the same sentinel errors.
+//     gossip keys; with TLS the leader records the admission first (JoinServer.Record),
+//     and gossip's reconcile then makes it a voter. Refusals come back to the joiner
+//     as the same sentinel errors.
 //   - secrets.go: the CA (with its key) and the token list as replicated files, so
 //     that whichever voter leads answers joins (PutCA, ClusterCA, CreateToken,
 //     RevokeToken, JoinTokens, ReplicatedTokens); tokens change on the leader only,
 //     one at a time, so a single-use token serves one join.
+//   - admission.go: the admitted nodes in the replicated state (a member entry per
+//     admission or removal, kept in snapshots), each with the certificate it was
+//     admitted with: the node that bootstrapped, and every node the join exchange
+//     issued a certificate to (recorded on the leader before the certificate is handed
+//     out). The leader's reconcile adds a gossip member as a voter only if it is
+//     admitted, not removed, and advertises the raft address it was admitted with or
+//     one of its certificate's IPs; the TLS layer refuses a raft peer whose certificate
+//     is not the admitted one, or that was removed (Remove, or a node that left), so a
+//     removed node's certificate is refused before it expires. A new node accepts
+//     every CA-signed peer until raft has sent it the admitted set.
 //
 // Not there yet: writes (and joins) are not forwarded to the leader, and node
-// certificates are not renewed automatically.
+// certificates are not renewed automatically (a renewed certificate would need a new
+// admission).
 //
 // Package cluster imports neither lbd/dataplane, lbd/vip nor lbd/node.
 package cluster

@@ -18,6 +18,9 @@ const (
 	entryConfigPut entryType = 1
 	// entryFilesPut stores and deletes replicated files (certificates, keys).
 	entryFilesPut entryType = 2
+	// entryMember admits a node (its certificate came from the join exchange, or it
+	// bootstrapped the cluster) or marks it removed (admission.go).
+	entryMember entryType = 3
 )
 
 func (t entryType) String() string {
@@ -26,6 +29,8 @@ func (t entryType) String() string {
 		return "config-put"
 	case entryFilesPut:
 		return "files-put"
+	case entryMember:
+		return "member"
 	}
 	return fmt.Sprintf("type-%d", byte(t))
 }
@@ -48,6 +53,19 @@ type filesPutEntry struct {
 	Put    map[string][]byte `json:"put,omitempty"`
 	Delete []string          `json:"delete,omitempty"`
 }
+
+// memberEntry is the payload of entryMember.
+type memberEntry struct {
+	// Op is memberAdmit or memberRemove.
+	Op string `json:"op"`
+	// Node is the admitted node's record (for a removal, only its Name counts).
+	Node AdmittedNode `json:"node"`
+}
+
+const (
+	memberAdmit  = "admit"
+	memberRemove = "remove"
+)
 
 func encodeEntry(t entryType, payload any) ([]byte, error) {
 	b, err := json.Marshal(payload)

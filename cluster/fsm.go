@@ -55,17 +55,18 @@ type storedFile struct {
 }
 
 // fsm is the replicated state machine: the config document with its bounded history,
-// and the replicated files. raft calls Apply with committed entries in log order, and
+// the replicated files, and the admitted nodes (admission.go). raft calls Apply with committed entries in log order, and
 // Snapshot and Restore; readers take copies under mu.
 type fsm struct {
 	log   *slog.Logger
 	store *fileStore
 
-	// mu guards history and files. Values are never modified once stored, so copies
-	// of the slice and map may share them.
-	mu      sync.RWMutex
-	history []ConfigVersion // oldest first; the last is current
-	files   map[string]storedFile
+	// mu guards history, files and admitted. Values are never modified once stored
+	// (the maps are replaced, not changed), so copies may share them.
+	mu       sync.RWMutex
+	history  []ConfigVersion // oldest first; the last is current
+	files    map[string]storedFile
+	admitted map[string]AdmittedNode // by node name
 
 	refused atomic.Uint64 // entries of unknown type refused since start
 }
@@ -83,7 +84,7 @@ func newFSM(log *slog.Logger, store *fileStore) (*fsm, error) {
 }
 
 // Apply applies one committed entry. It returns the new version (uint64) for a config
-// put, nil for a files put, and an error for an entry it refuses; a refused entry
+// put, nil for a files put or a member entry, and an error for an entry it refuses; a refused entry
 // changes nothing, on every node alike.
 func (f *fsm) Apply(l *raft.Log) any {
 	if len(l.Data) == 0 {
@@ -103,6 +104,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return f.malformed(l, t, err)
 		}
 		return f.applyFilesPut(l.Index, &e)
+	case entryMember:
+		var e memberEntry
+		if err := json.Unmarshal(l.Data[1:], &e); err != nil {
+			return f.malformed(l, t, err)
+		}
+		return f.applyMember(l.Index, &e)
 	default:
 		return f.refuse(l, byte(t))
 	}
@@ -227,13 +234,15 @@ func (f *fsm) file(name string) ([]byte, bool) {
 }
 
 // snapshotFormat is the first byte of a snapshot; a version that cannot read a format
-// refuses the snapshot instead of guessing.
-const snapshotFormat = 1
+// refuses the snapshot instead of guessing. Format 2 added the admitted nodes (an
+// older version would drop them silently); this version reads 1 and 2.
+const snapshotFormat = 2
 
 // snapshotState is what a snapshot holds, after its format byte, as JSON.
 type snapshotState struct {
-	History []ConfigVersion       `json:"history"`
-	Files   map[string]storedFile `json:"files"`
+	History  []ConfigVersion         `json:"history"`
+	Files    map[string]storedFile   `json:"files"`
+	Admitted map[string]AdmittedNode `json:"admitted,omitempty"`
 }
 
 // Snapshot captures the state; raft persists it in the background while Apply goes on,
@@ -241,7 +250,7 @@ type snapshotState struct {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &fsmSnapshot{st: snapshotState{History: slices.Clone(f.history), Files: maps.Clone(f.files)}}, nil
+	return &fsmSnapshot{st: snapshotState{History: slices.Clone(f.history), Files: maps.Clone(f.files), Admitted: maps.Clone(f.admitted)}}, nil
 }
 
 // Restore replaces the state with a snapshot's and rewrites the files directory.
@@ -252,8 +261,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("reading snapshot: %w", err)
 	}
-	if format != snapshotFormat {
-		return fmt.Errorf("snapshot format %d is not known to this version (it reads %d)", format, snapshotFormat)
+	if format != 1 && format != snapshotFormat {
+		return fmt.Errorf("snapshot format %d is not known to this version (it reads 1 to %d)", format, snapshotFormat)
 	}
 	var st snapshotState
 	if err := json.NewDecoder(r).Decode(&st); err != nil {
@@ -267,8 +276,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("snapshot: %w", err)
 		}
 	}
+	for name := range st.Admitted {
+		if !nameRE.MatchString(name) {
+			return fmt.Errorf("snapshot: admitted node name %q is not valid", name)
+		}
+	}
 	f.mu.Lock()
-	f.history, f.files = st.History, st.Files
+	f.history, f.files, f.admitted = st.History, st.Files, st.Admitted
 	f.mu.Unlock()
 	if err := f.store.reconcile(st.Files); err != nil {
 		f.log.Error("snapshot restored but replicated files not written to disk here", "err", err)

@@ -27,18 +27,18 @@ import (
 //     first use).
 //  2. It sends the token, its name, role, raft and gossip addresses, and a CSR for
 //     its key (the key never leaves it).
-//  3. The server (a voter: it has the CA key and the token list) checks the token
-//     (Tokens.Check), the request and that the name is free, then spends the token
-//     (Redeem) and answers with the node's certificate (the node name and the IPs of
-//     its raft and gossip addresses), the CA certificate and the gossip keys, primary
-//     first. Every refusal has a code the joiner turns back into the same sentinel
+//  3. The server (a voter: it has the CA key and the token list; with the agent's
+//     join server, the leader) checks the token (Tokens.Check), the request and that
+//     the name is free, then spends the token (Redeem), issues the node's certificate
+//     (the node name and the IPs of its raft and gossip addresses), records the
+//     admission (Record: the agent's commits it to raft, admission.go) and answers
+//     with the certificate, the CA certificate and the gossip keys, primary first. Every refusal has a code the joiner turns back into the same sentinel
 //     error (ErrTokenExpired, ...), or ErrJoinRefused.
 //  4. After answering, the server admits the node to raft (JoinServer.Admit, e.g. raft
 //     AddVoter on the leader) in the background: raft's change cannot commit before
 //     the new node runs raft with its new certificate, which it can do only once it
 //     has the answer. Where gossip drives raft's membership (the leader adds the
-//     members gossip sees, membership.go), Admit can be left out: the gossip keys are
-//     the admission.
+//     admitted members gossip sees, membership.go), Admit can be left out.
 const (
 	joinTimeout     = 10 * time.Second
 	admitTimeout    = 30 * time.Second
@@ -119,6 +119,11 @@ type JoinServer struct {
 	// live gossip member): otherwise a token holder could get a certificate in a
 	// member's name and pass for it.
 	CheckName func(name string) error
+	// Record, if not nil, is called with the issued certificate before it is handed
+	// out; an error refuses the join (the token is spent). The agent's join server
+	// records the admission in the replicated state here (admission.go), so that the
+	// node may become a voter.
+	Record func(ctx context.Context, req JoinRequest, cert *x509.Certificate) error
 	// Admit, if not nil, is called after the answer is sent, to add the node to raft
 	// (e.g. AddVoter on the leader); its error is logged. ctx ends after 30s or when
 	// the raft listener closes.
@@ -142,8 +147,11 @@ func (c *Cluster) ServeJoins(ca *CA, tokens TokenStore) {
 
 // JoinServer returns a join server for this node. It hands out this node's
 // gossip keys, primary first; refuses a name that raft has as a server or gossip sees
-// alive; and leaves the admission to raft to the leader's reconcile of gossip (the
-// gossip keys are the admission).
+// alive; and leaves adding the node to raft to the leader's reconcile of gossip. With
+// TLS it answers only on the leader, and records the node's admission with its
+// certificate in the replicated state before handing the certificate out: the
+// reconcile adds admitted nodes only (admission.go). Without TLS the gossip keys are
+// the admission.
 func (c *Cluster) JoinServer(ca *CA, tokens TokenStore) *JoinServer {
 	return &JoinServer{
 		CA:     ca,
@@ -162,6 +170,11 @@ func (c *Cluster) JoinServer(ca *CA, tokens TokenStore) *JoinServer {
 			if name == c.cfg.Name {
 				return errors.New("it is this node's")
 			}
+			if c.admission {
+				if err := c.leaderOnly(); err != nil {
+					return err // the admission is a raft write
+				}
+			}
 			servers, err := c.servers()
 			if err != nil {
 				return err
@@ -173,6 +186,12 @@ func (c *Cluster) JoinServer(ca *CA, tokens TokenStore) *JoinServer {
 				return errors.New("a live member has it")
 			}
 			return nil
+		},
+		Record: func(ctx context.Context, req JoinRequest, cert *x509.Certificate) error {
+			if !c.admission {
+				return nil
+			}
+			return c.admit(ctx, req.Name, req.RaftAddr, cert)
 		},
 		Now: c.clock.Now,
 		Log: c.log.With("component", "join"),
@@ -194,7 +213,7 @@ func (s *JoinServer) Serve(ctx context.Context, c net.Conn) {
 		log.Warn("join refused: unreadable request", "remote", remote, "err", err)
 		return
 	}
-	resp, err := s.answer(&req, remote)
+	resp, err := s.answer(ctx, &req)
 	if err != nil {
 		resp = joinWireResponse{Code: joinCode(err), Error: err.Error()}
 		log.Warn("join refused", "remote", remote, "member", req.Name, "err", err)
@@ -224,7 +243,7 @@ func (s *JoinServer) now() time.Time {
 	return time.Now()
 }
 
-func (s *JoinServer) answer(req *joinWireRequest, remote string) (joinWireResponse, error) {
+func (s *JoinServer) answer(ctx context.Context, req *joinWireRequest) (joinWireResponse, error) {
 	tok, err := ParseToken(req.Token)
 	if err != nil {
 		return joinWireResponse{}, err
@@ -251,6 +270,17 @@ func (s *JoinServer) answer(req *joinWireRequest, remote string) (joinWireRespon
 	cert, err := s.CA.Issue(req.CSR, req.Name, ips, now)
 	if err != nil {
 		return joinWireResponse{}, fmt.Errorf("%w: %v", ErrJoinRefused, err)
+	}
+	if s.Record != nil {
+		leaf, err := parseCertPEM(cert)
+		if err != nil {
+			return joinWireResponse{}, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		defer cancel()
+		if err := s.Record(ctx, req.JoinRequest, leaf); err != nil {
+			return joinWireResponse{}, fmt.Errorf("%w: recording the admission: %v", ErrJoinRefused, err)
+		}
 	}
 	keys := s.GossipKeys()
 	if len(keys) == 0 {

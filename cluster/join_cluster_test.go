@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
 
 // TestClusterJoinsOverTLS forms a cluster of three agents the way lbctl will: the
@@ -61,23 +59,24 @@ func TestClusterJoinsOverTLS(t *testing.T) {
 	h.apply(1, "v1")
 	h.waitVersion(1, "v1")
 
-	// Raft's port speaks mutual TLS under the CA: a peer with the CA's certificate
-	// gets through, one with another CA's does not.
+	// Raft's port speaks mutual TLS under the CA, to admitted nodes: a peer with a
+	// certificate the join exchange issued gets through; one with another CA's does
+	// not, and neither does one with the CA's for a node never admitted.
 	other, err := NewCA("other", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		ca   *CA
+		what string
+		key  *NodeKey
 		want bool
-	}{{ca, true}, {other, false}} {
-		l := newTLSLayer(t, TLSOptions{Node: newTLSNodeKey(t, c.ca, "probe")})
-		conn, err := l.Dial(raft.ServerAddress(first.RaftAddr()), 5*time.Second)
-		if (err == nil) != c.want {
-			t.Errorf("dial with a certificate from the cluster's CA %v: err %v", c.want, err)
-		}
-		if err == nil {
-			_ = conn.Close()
+	}{
+		{"joined b", h.node("b").tlsNode, true},
+		{"the CA's, never admitted", newTLSNodeKey(t, ca, "probe"), false},
+		{"another CA's", newTLSNodeKey(t, other, "probe"), false},
+	} {
+		if refused := raftRefused(t, c.key, first.RaftAddr()); refused == c.want {
+			t.Errorf("raft connection with %s certificate: refused %v", c.what, refused)
 		}
 	}
 

@@ -14,8 +14,10 @@ import (
 // is added once it answers a ping (unless this leader removed it and it has not
 // rejoined since), and a member that announced it is leaving is removed. A member that
 // died stays a voter until an operator removes it (Remove): a pair that loses a node
-// must not quietly become a cluster of one. Anyone with the gossip key can join; the
-// join token of issue 10 is not there yet.
+// must not quietly become a cluster of one. With TLS, only admitted nodes become
+// voters (admission.go): a gossip member that holds the gossip key but got no
+// certificate from the join exchange is never added. Without TLS every gossip member
+// is trusted.
 
 // reconcileInterval is how often the leader reconciles without being told that the
 // member table changed; reconcileRetry is how soon it tries again after a member it
@@ -38,7 +40,22 @@ func (c *Cluster) Bootstrap(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	c.log.Info("bootstrapped a one-node cluster")
-	return c.waitFor(ctx, "waiting to lead the new cluster", func() bool { return c.r().State() == raft.Leader })
+	if err := c.waitFor(ctx, "waiting to lead the new cluster", func() bool { return c.r().State() == raft.Leader }); err != nil {
+		return err
+	}
+	if !c.admission {
+		return nil
+	}
+	// The bootstrap node is admitted with its own certificate, so that the nodes
+	// that join accept it as a raft peer.
+	tc, err := c.tlsNode.Certificate()
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := c.admit(ctx, c.cfg.Name, c.RaftAddr(), tc.Leaf); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
 }
 
 // Join contacts the seeds (default: Config.Seeds) through gossip and waits until the
@@ -99,9 +116,11 @@ func (c *Cluster) Leave(ctx context.Context) error {
 }
 
 // Remove takes another node out of raft's configuration: for a node that is dead and
-// will not come back. It must run on the leader. The leader does not add the node
-// back until gossip sees it join again (restarted); a node that is still running
-// should Leave instead.
+// will not come back. It must run on the leader. Without TLS the leader does not add
+// the node back until gossip sees it join again (restarted). With TLS the removal is
+// recorded in the replicated state first: every node then refuses the node's
+// certificate, and it is not added back until it joins anew with a token. A node that
+// is still running should Leave instead.
 func (c *Cluster) Remove(ctx context.Context, name string) error {
 	if name == c.cfg.Name {
 		return errors.New("remove: this is the local node; use Leave")
@@ -114,12 +133,24 @@ func (c *Cluster) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
-	if _, ok := servers[name]; !ok {
+	_, inRaft := servers[name]
+	rec, admitted, _ := c.fsm.admittedNode(name)
+	admitted = admitted && !rec.Removed
+	if !inRaft && !(c.admission && admitted) {
 		return fmt.Errorf("remove %s: no such node in raft's configuration", name)
 	}
 	c.gossip.markRemoved(name)
 	ctx, cancel := c.writeContext(ctx)
 	defer cancel()
+	if c.admission {
+		if err := c.markRemoved(ctx, name); err != nil {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	if !inRaft {
+		c.log.Info("removed admitted node that was not a voter", "member", name)
+		return nil
+	}
 	if err := c.waitFuture(ctx, c.r().RemoveServer(raft.ServerID(name), 0, 0)); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
@@ -250,18 +281,33 @@ func (c *Cluster) reconcile() (done bool) {
 		s, in := servers[m.Name]
 		switch {
 		case m.Leaving:
-			if !in {
-				continue
+			if in {
+				f := c.r().RemoveServer(raft.ServerID(m.Name), 0, 0)
+				if err := f.Error(); err != nil {
+					c.log.Warn("could not remove leaving node from raft", "member", m.Name, "err", err)
+					done = false
+					continue
+				}
+				c.log.Info("removed leaving node from raft", "member", m.Name)
 			}
-			f := c.r().RemoveServer(raft.ServerID(m.Name), 0, 0)
-			if err := f.Error(); err != nil {
-				c.log.Warn("could not remove leaving node from raft", "member", m.Name, "err", err)
-				done = false
-				continue
+			if rec, ok, _ := c.fsm.admittedNode(m.Name); c.admission && ok && !rec.Removed {
+				// It left: its certificate is not good for coming back.
+				ctx, cancel := c.writeContext(context.Background())
+				err := c.markRemoved(ctx, m.Name)
+				cancel()
+				if err != nil {
+					c.log.Warn("could not record that a node left", "member", m.Name, "err", err)
+					done = false
+				}
 			}
-			c.log.Info("removed leaving node from raft", "member", m.Name)
 		case m.State == MemberAlive && m.RaftAddr != "" && !c.gossip.isRemoved(m.Name):
 			if in && s.Suffrage == raft.Voter && string(s.Address) == m.RaftAddr {
+				continue
+			}
+			if err := c.voterAllowed(m.Name, m.RaftAddr); err != nil {
+				// Not retried: a new admission or member change nudges the
+				// reconcile. Logged once per member and reason.
+				c.notVoterOnce(m.Name, err)
 				continue
 			}
 			// Gossip takes a few probe rounds to find a node dead; a voter added
@@ -279,7 +325,22 @@ func (c *Cluster) reconcile() (done bool) {
 				continue
 			}
 			c.log.Info("added node to raft as a voter", "member", m.Name, "raft", m.RaftAddr, "role", m.Role)
+			c.mu.Lock()
+			delete(c.notVoter, m.Name)
+			c.mu.Unlock()
 		}
 	}
 	return done
+}
+
+// notVoterOnce logs that a gossip member is not made a voter, once per member and
+// reason: the reconcile sees it every few seconds.
+func (c *Cluster) notVoterOnce(name string, why error) {
+	c.mu.Lock()
+	same := c.notVoter[name] == why.Error()
+	c.notVoter[name] = why.Error()
+	c.mu.Unlock()
+	if !same {
+		c.log.Warn("gossip member not added to raft", "member", name, "reason", why)
+	}
 }

@@ -49,9 +49,13 @@ type TLSOptions struct {
 	Join func(ctx context.Context, c net.Conn)
 	// PeerAllowed, if not nil, is asked about every peer's node name (the DNS SAN of
 	// its verified certificate) on both ends of a raft connection; an error refuses
-	// the connection. node can use it to refuse removed nodes before their
-	// certificates expire.
+	// the connection. The agent (New with WithTLS) checks admission besides: a peer
+	// whose certificate is not the one it was admitted with, or that was removed, is
+	// refused whatever PeerAllowed says (admission.go).
 	PeerAllowed func(name string) error
+	// admitted, set by the agent, checks the peer's certificate against the admitted
+	// nodes in the replicated state.
+	admitted func(name string, c *x509.Certificate) error
 	// HandshakeTimeout bounds a TLS handshake. Default: 5s.
 	HandshakeTimeout time.Duration
 }
@@ -184,6 +188,7 @@ func WithTLS(opts TLSOptions) Option { return func(o *options) { o.tls = &opts }
 // tlsTransport makes the raft transport for WithTLS (at New, and again after
 // RecoverForce).
 func (c *Cluster) tlsTransport(opts TLSOptions) func() (raft.Transport, error) {
+	opts.admitted = c.peerAdmitted
 	if opts.Join == nil {
 		opts.Join = func(ctx context.Context, conn net.Conn) {
 			if js := c.joins.Load(); js != nil {
@@ -337,6 +342,11 @@ func (l *TLSStreamLayer) checkPeer(c *x509.Certificate) error {
 	name, err := peerName(c)
 	if err != nil {
 		return err
+	}
+	if l.opts.admitted != nil {
+		if err := l.opts.admitted(name, c); err != nil {
+			return fmt.Errorf("peer %s refused: %w", name, err)
+		}
 	}
 	if l.opts.PeerAllowed != nil {
 		if err := l.opts.PeerAllowed(name); err != nil {
