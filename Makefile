@@ -52,8 +52,9 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-check: lint ## lint, and check that go.mod and go.sum are tidy
+check: lint ## lint, check that go.mod and go.sum are tidy, and govulncheck (skipped offline)
 	$(GO) mod tidy -diff
+	GO=$(GO) bash scripts/govulncheck.sh
 
 bench: build ## the benchmark matrix, lbd beside HAProxy and nginx on loopback (~10 min; BENCH_FULL=1: all 144 cells, ~2 h; installs wrk, haproxy, nginx, h2load, ab)
 	bash scripts/bench.sh
