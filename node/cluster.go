@@ -219,6 +219,12 @@ func (n *Node) clusterLoop(agent *cluster.Cluster, stop, done chan struct{}) {
 	first := true
 	for {
 		n.syncCluster(agent)
+		n.mu.Lock()
+		cfg := n.cfg
+		n.mu.Unlock()
+		if err := n.reconcileKeys(agent, cfg); err != nil { // cluster_keys.go
+			n.log.Warn("cluster: following the gossip key rotation", "err", err)
+		}
 		if now := time.Now(); now.Sub(publishedAt) >= metaInterval {
 			m := n.meta()
 			if first || !metaEqual(m, published) {

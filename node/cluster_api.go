@@ -43,6 +43,7 @@ func (n *Node) clusterRoutes(mux *http.ServeMux, full bool) {
 	mux.HandleFunc("POST /v1/cluster/leave", w(n.handleClusterLeave))
 	mux.HandleFunc("POST /v1/cluster/remove", w(n.handleClusterRemove))
 	mux.HandleFunc("POST /v1/cluster/recover", w(n.handleClusterRecover))
+	mux.HandleFunc("POST /v1/cluster/key/rotate", w(n.handleKeyRotate)) // cluster_keys.go
 	mux.HandleFunc("POST /v1/config/apply", w(n.handleConfigApply))
 	mux.HandleFunc("POST /v1/config/diff", n.handleConfigDiff) // a read with a body
 	mux.HandleFunc("POST /v1/config/rollback", w(n.handleConfigRollback))

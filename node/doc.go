@@ -42,6 +42,7 @@
 //	config.go    Config, the file's schema, composed of the parts' configs
 //	cluster_config.go  node.cluster, composed into cluster.Config
 //	cluster_tls.go  the cluster CA, certificates and join tokens as init and join use them
+//	cluster_keys.go  gossip key rotation on every node, driven by the leader through raft
 //	diff.go      the unified diff behind lbctl config diff
 //	load.go      reading, decoding and validating the file; ConfigError
 package node

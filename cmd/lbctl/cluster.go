@@ -209,7 +209,33 @@ back is added again; what it committed alone is lost.`,
 		},
 	}
 	recover.Flags().BoolVar(&force, "force", false, "confirm that the lost voters are gone for good")
-	cmd.AddCommand(status, members, initCmd, join, leave, remove, recover)
+	key := &cobra.Command{
+		Use:     "key",
+		Short:   "Manage the cluster's gossip key",
+		Example: `  lbctl cluster key rotate`,
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Replace the gossip key on every node (run on the leader)",
+		Long: `Replace the key that encrypts gossip on every node: each node installs the new
+key, then uses it, then drops the old one, a few seconds apart. A node that is down
+follows when it comes back.`,
+		Example: `  lbctl cluster key rotate`,
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			resp, err := cl.client().ClusterKeyRotate(c.Context())
+			if err != nil {
+				return err
+			}
+			if cl.asJSON {
+				return printJSON(c.OutOrStdout(), resp)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "gossip key rotated: every node now uses key %s\n", resp.Fingerprint)
+			return nil
+		},
+	}
+	key.AddCommand(rotate)
+	cmd.AddCommand(status, members, initCmd, join, leave, remove, recover, key)
 	return cmd
 }
 

@@ -51,6 +51,8 @@ func TestClusterGolden(t *testing.T) {
 		{"cluster remove lb-b", map[string]reply{"POST /v1/cluster/remove": apiError(421, "this node is not the raft leader; run this on the leader, lb-a (raft 10.0.0.5:7947)")}},
 		{"cluster recover", map[string]reply{}},
 		{"cluster recover --force", map[string]reply{"POST /v1/cluster/recover": {200, api.ClusterRecoverResponse{Survivors: []string{"lb-a"}}}}},
+		{"cluster key rotate", map[string]reply{"POST /v1/cluster/key/rotate": {200, api.ClusterKeyRotateResponse{Fingerprint: "9f86d081884c7d65", Keys: []string{"9f86d081884c7d65"}}}}},
+		{"cluster key rotate", map[string]reply{"POST /v1/cluster/key/rotate": noQuorum}},
 		{"-o yaml cluster members", map[string]reply{}},
 	})
 }

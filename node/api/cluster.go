@@ -118,6 +118,15 @@ type ClusterRecoverResponse struct {
 	Survivors []string `json:"survivors"`
 }
 
+// ClusterKeyRotateResponse is POST /v1/cluster/key/rotate, run on the leader: every
+// node has installed the new gossip key, uses it, and has dropped the old one.
+type ClusterKeyRotateResponse struct {
+	// Fingerprint identifies the new key (the first 8 bytes of its SHA-256, in hex).
+	Fingerprint string `json:"fingerprint"`
+	// Keys are the fingerprints of the keys the leader has now.
+	Keys []string `json:"keys"`
+}
+
 // ConfigApplyRequest is POST /v1/config/apply.
 type ConfigApplyRequest struct {
 	// Document is the new cluster-wide document (YAML), or a whole config file whose
@@ -206,6 +215,12 @@ func (c *Client) ClusterRemove(ctx context.Context, node string) error {
 func (c *Client) ClusterRecover(ctx context.Context) (*ClusterRecoverResponse, error) {
 	var out ClusterRecoverResponse
 	return &out, c.call(ctx, http.MethodPost, "/v1/cluster/recover", ClusterRecoverRequest{Force: true}, &out)
+}
+
+// ClusterKeyRotate replaces the gossip key on every node (run on the leader).
+func (c *Client) ClusterKeyRotate(ctx context.Context) (*ClusterKeyRotateResponse, error) {
+	var out ClusterKeyRotateResponse
+	return &out, c.call(ctx, http.MethodPost, "/v1/cluster/key/rotate", struct{}{}, &out)
 }
 
 // ConfigApply commits a new cluster-wide document.
