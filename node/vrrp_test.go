@@ -194,6 +194,10 @@ func TestVRRPParseErrors(t *testing.T) {
 			"lbd.yaml:9: node.vrrp.liveness_interval: (5ms) must be 10ms-10s, or 0s for no heartbeats"},
 		{"liveness multiplier too small", "    unicast_peers: [198.18.0.2]\n", "    unicast_peers: [198.18.0.2]\n    liveness_multiplier: 1\n",
 			"lbd.yaml:9: node.vrrp.liveness_multiplier: (1) must be 2-100"},
+		{"liveness key too short", "    unicast_peers: [198.18.0.2]\n", "    unicast_peers: [198.18.0.2]\n    liveness_key: short\n",
+			"lbd.yaml:9: node.vrrp.liveness_key: (5 bytes) must be at least 16 bytes"},
+		{"auth key too short", "      vrid: 51", "      vrid: 51\n      auth_key: short",
+			"lbd.yaml:13: vrrp.instances[0].auth_key: (5 bytes) must be at least 16 bytes"},
 		{"bad duration", "advert_interval: 100ms\n      addresses: [\"198.18.0.101", "advert_interval: 100\n      addresses: [\"198.18.0.101",
 			`lbd.yaml:19: vrrp.instances[1].advert_interval: cannot use "100" as a duration: it needs a unit, such as "100s"`},
 	}
