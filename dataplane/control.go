@@ -123,19 +123,21 @@ func (d *Dataplane) SetServer(backend, server string, state *ServerState, weight
 	return nil
 }
 
-// applyOverride gives server s, built from sc of backend, its run-time values where the
-// file has not changed what they replaced. d.mu is held.
-func (d *Dataplane) applyOverride(backend string, sc ServerConfig, s *Server) {
+// overridden returns the state and weight that server sc of backend runs with: the
+// file's (st, w) unless a run-time change replaced them and the file has not changed
+// since. It changes nothing; d.mu is held.
+func (d *Dataplane) overridden(backend string, sc ServerConfig, st ServerState, w int) (ServerState, int) {
 	o := d.ctl.overrides[overrideKey{backend, sc.Name}]
 	if o == nil || o.addr != sc.Address {
-		return
+		return st, w
 	}
 	if o.state != nil && o.fileState == sc.State {
-		s.SetState(*o.state)
+		st = *o.state
 	}
 	if o.weight != nil && o.fileWeight == *sc.Weight {
-		s.SetWeight(*o.weight)
+		w = *o.weight
 	}
+	return st, w
 }
 
 // pruneOverrides drops, once next is applied, the overrides that the file has replaced

@@ -230,7 +230,7 @@ func (d *Dataplane) Apply(cfg Config) error {
 		return errors.New("dataplane is closed")
 	}
 	old := d.snapshot()
-	next, err := d.build(cfg, old)
+	next, changes, err := d.build(cfg, old)
 	if err != nil {
 		return err
 	}
@@ -260,7 +260,10 @@ func (d *Dataplane) Apply(cfg Config) error {
 		opened[k] = l
 	}
 
-	// Commit: switch kept runners, retire the others, start the new ones.
+	// Commit: give the servers, queues and sticky tables the running generation shares
+	// their new settings, switch kept runners, retire the others, start the new ones.
+	// Nothing above this line has changed what is running.
+	changes.apply()
 	d.state.Store(next)
 	d.switchHealth(old, next)
 	for k, r := range d.runners {
@@ -362,10 +365,25 @@ func (d *Dataplane) start(g *frontendGen, l any) frontendRunner {
 	}
 }
 
+// pending holds the changes a build makes to objects the running generation shares
+// with the new one: servers carried over, a kept queue or sticky table. Apply runs them
+// once nothing can fail any more, so that a refused config changes nothing.
+type pending []func()
+
+func (p *pending) add(f func()) { *p = append(*p, f) }
+
+func (p pending) apply() {
+	for _, f := range p {
+		f()
+	}
+}
+
 // build turns a validated config into run-time objects, reusing old's servers (their
-// counters and health) where backend, name and address match.
-func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
+// counters and health) where backend, name and address match. It changes nothing that
+// old uses: the new settings of what both share are returned as pending changes.
+func (d *Dataplane) build(cfg Config, old *state) (*state, pending, error) {
 	st := &state{cfg: cfg, byName: map[string]*backend{}}
+	var changes pending
 	for _, bc := range cfg.Backends {
 		b := &backend{cfg: bc, byName: map[string]*Server{}, retries: *bc.Retries}
 		b.key, _ = parseHashKey(bc.HashKey)
@@ -380,10 +398,12 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 			if s == nil {
 				s = NewServer(sc.Name, sc.Address, *sc.Weight)
 			}
-			s.SetWeight(*sc.Weight)
 			state, _ := ParseServerState(sc.State)
-			s.SetState(state)
-			d.applyOverride(bc.Name, sc, s)
+			state, weight := d.overridden(bc.Name, sc, state, *sc.Weight)
+			changes.add(func() {
+				s.SetWeight(weight)
+				s.SetState(state)
+			})
 			b.servers = append(b.servers, s)
 			b.byName[s.Name] = s
 		}
@@ -391,7 +411,7 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 			HashMethod: bc.HashMethod, HashBalanceFactor: bc.HashBalanceFactor,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("backend %q: %w", bc.Name, err)
+			return nil, nil, fmt.Errorf("backend %q: %w", bc.Name, err)
 		}
 		b.balancer = bal
 		var prevHTTP *httpTransport
@@ -399,12 +419,12 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 			prevHTTP = prev.http
 		}
 		if err := buildBackendTLS(b, len(st.backends)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b.http = newHTTPTransport(b, prevHTTP)
 		b.health = newBackendHealth(d, b)
-		b.persist = d.buildPersistence(b, prev)
-		d.setupLimits(b, bc, prev)
+		b.persist = d.buildPersistence(b, prev, &changes)
+		d.setupLimits(b, bc, prev, &changes)
 		st.backends = append(st.backends, b)
 		st.byName[bc.Name] = b
 	}
@@ -432,11 +452,11 @@ func (d *Dataplane) build(cfg Config, old *state) (*state, error) {
 		}
 		g.sni = compileSNIRoutes(fc, st.byName)
 		if err := d.buildFrontendTLS(g, len(st.frontends)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		st.frontends = append(st.frontends, g)
 	}
-	return st, nil
+	return st, changes, nil
 }
 
 // logServerChanges logs one line per server whose weight or state a reload changed.

@@ -379,8 +379,9 @@ func (p *persistence) recordConn(s *Server, ps *persistScratch) {
 
 // buildPersistence returns b's persistence, or nil when it has none. A sticky table is
 // kept from prev, the backend of the same name in the running config, while its key
-// stays the same; a new ttl or size applies to it.
-func (d *Dataplane) buildPersistence(b, prev *backend) *persistence {
+// stays the same; a new ttl or size applies to it when Apply runs pend (a smaller size
+// evicts, so a refused reload must not have set it).
+func (d *Dataplane) buildPersistence(b, prev *backend, pend *pending) *persistence {
 	pc := b.cfg.Persistence
 	if pc == nil {
 		return nil
@@ -407,8 +408,9 @@ func (d *Dataplane) buildPersistence(b, prev *backend) *persistence {
 	case PersistTable:
 		p.key, _ = parseHashKey(pc.Table.Key)
 		if old != nil && old.table != nil && old.key == p.key {
-			p.table = old.table
-			p.table.SetLimits(pc.Table.TTL, pc.Table.Size)
+			table, ttl, size := old.table, pc.Table.TTL, pc.Table.Size
+			p.table = table
+			pend.add(func() { table.SetLimits(ttl, size) })
 		} else {
 			p.table = sticky.New(d.clock, pc.Table.TTL, pc.Table.Size)
 			d.log.Info("sticky table created", "backend", b.cfg.Name, "key", pc.Table.Key,

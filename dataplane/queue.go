@@ -358,24 +358,36 @@ func (b *backend) anyFull(p *Pick) bool {
 	return false
 }
 
-// setupLimits gives the servers of b (built from bc) their maxconn and the backend its
-// queue: prev's when there is one, so that requests waiting across a reload stay in
-// line.
-func (d *Dataplane) setupLimits(b *backend, bc Backend, prev *backend) {
-	if prev != nil && prev.queue != nil {
-		b.queue = prev.queue
-		b.queue.configure(bc.Name, bc.Queue)
+// setupLimits gives the backend b (built from bc) its queue: prev's when there is one,
+// so that requests waiting across a reload stay in line. The queue's new settings and
+// the servers' maxconn touch what the running generation shares, so they go to p, for
+// Apply to run when it commits.
+func (d *Dataplane) setupLimits(b *backend, bc Backend, prev *backend, p *pending) {
+	q := prev.queueOrNil()
+	if q != nil {
+		p.add(func() { q.configure(bc.Name, bc.Queue) })
 	} else {
 		m := d.metrics.ctl
-		b.queue = newQueue(bc.Name, bc.Queue, d.clock,
+		q = newQueue(bc.Name, bc.Queue, d.clock,
 			m.queueTimeouts.WithLabelValues(bc.Name), m.queueFull.WithLabelValues(bc.Name))
 	}
+	b.queue = q
 	for i, s := range b.servers {
 		n := bc.Servers[i].MaxConn
-		s.SetMaxConn(n)
-		s.queue.Store(b.queue)
+		p.add(func() {
+			s.SetMaxConn(n)
+			s.queue.Store(q)
+		})
 		if n > 0 {
 			b.limited = true
 		}
 	}
+}
+
+// queueOrNil returns b's queue, nil when b is nil.
+func (b *backend) queueOrNil() *queue {
+	if b == nil {
+		return nil
+	}
+	return b.queue
 }
