@@ -214,10 +214,16 @@ func New(opts Options) *Dataplane {
 
 func (d *Dataplane) snapshot() *state { return d.state.Load() }
 
+// ErrPartlyListening wraps the error of an Apply that switched to the new config but
+// could not open every listener: one whose address an old listener of another kind held
+// (another mode or reuse_port) is opened only after that one closes, and can still fail
+// then. The new config runs, without those frontends.
+var ErrPartlyListening = errors.New("config applied, but not every frontend is listening")
+
 // Apply validates cfg and switches to it. Listeners whose protocol, address and
 // reuse_port stay the same keep their socket; connections in progress finish on the
-// config they started with. On any error nothing changes and the old config keeps
-// serving.
+// config they started with. On an error nothing changes and the old config keeps
+// serving, except for an error wrapping ErrPartlyListening: then cfg runs.
 func (d *Dataplane) Apply(cfg Config) error {
 	cfg = cloneConfig(cfg)
 	cfg.SetDefaults()
@@ -297,7 +303,10 @@ func (d *Dataplane) Apply(cfg Config) error {
 	}
 	d.logServerChanges(old, next)
 	d.pruneOverrides(next)
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrPartlyListening, errors.Join(errs...))
+	}
+	return nil
 }
 
 // boundByOld reports whether an old runner that is going away holds k's address.

@@ -1,10 +1,14 @@
 package dataplane
 
 import (
+	"errors"
 	"net"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRefusedReloadChangesNothing checks that a reload refused by a step late in its
@@ -114,5 +118,49 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 			}
 			tcpRoundTrip(t, tcpDial(t, d), "reloaded")
 		})
+	}
+}
+
+// TestLateListenerFailureIsPartlyListening: a frontend whose address the old listener of
+// another kind held is bound only after that one closes; when that bind fails, the new
+// config runs anyway, and Apply says so with ErrPartlyListening rather than with an error
+// that reads as a refusal.
+func TestLateListenerFailureIsPartlyListening(t *testing.T) {
+	// The test holds a SO_REUSEPORT socket on the port; the old frontend (reuse_port)
+	// shares it, the new one (without reuse_port) cannot.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		return errors.Join(err, serr)
+	}}
+	held, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	srv := tcpServer(t, func(c *net.TCPConn) { tcpEcho(c) })
+	cfg := l4Config(ModeTCP, BalanceRoundRobin, srv)
+	cfg.Frontends[0].Bind = held.Addr().String()
+	cfg.Frontends[0].ReusePort = true
+	d := l4Dataplane(t, cfg)
+
+	next := l4Config(ModeTCP, BalanceRoundRobin, srv)
+	next.Frontends[0].Bind = held.Addr().String()
+	w := 9
+	next.Backends[0].Servers[0].Weight = &w
+	err = d.Apply(next)
+	if !errors.Is(err, ErrPartlyListening) {
+		t.Fatalf("Apply = %v, want an error wrapping ErrPartlyListening", err)
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("Apply = %v, want the bind's error in it", err)
+	}
+	if got := d.snapshot().cfg.Frontends[0].ReusePort; got {
+		t.Error("the old config is running; the new one should")
+	}
+	if got := d.snapshot().byName["b"].byName["s0"].ConfiguredWeight(); got != w {
+		t.Errorf("weight = %d, want the new config's %d", got, w)
 	}
 }

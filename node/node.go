@@ -193,11 +193,25 @@ func (n *Node) ReloadWith(opts ReloadOptions) (version string, err error) {
 // applyLocked applies a valid config: the VRRP instances are checked, the dataplane takes
 // it (or refuses it whole, and the old config keeps serving), then VRRP. n.mu is held.
 // Reload and a committed cluster document (cluster.go) both come through here.
+//
+// Everything that can refuse the config runs before the dataplane commits: the VRRP
+// config is validated here (vip's Apply would refuse only what this refuses), and
+// prepareVRRP checks the raw socket. A refusal therefore leaves both parts on the old
+// config. Once the dataplane has committed, the node's record and VRRP follow it, even
+// when the dataplane could not open every listener or VRRP could not start an instance:
+// those are reported, not treated as a refusal of a config that already runs.
 func (n *Node) applyLocked(cfg *Config) error {
+	vc := cfg.VIPConfig()
+	vc.SetDefaults()
+	if err := vc.Validate(); err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
 	if err := n.prepareVRRP(cfg); err != nil {
 		return err
 	}
-	if err := n.dp.Apply(cfg.Config); err != nil {
+	if err := n.dp.Apply(cfg.Config); errors.Is(err, dataplane.ErrPartlyListening) {
+		n.log.Error("config applied, but the dataplane did not apply it all", "err", err)
+	} else if err != nil {
 		return err
 	}
 	if err := n.applyVRRP(context.Background(), cfg); err != nil {
