@@ -154,7 +154,9 @@ type TrackCheck struct {
 }
 
 // Notify are the commands run on transitions, in order and one at a time per instance.
-// Each is a program with its arguments (no shell).
+// Each is a program with its arguments (no shell). A transition that happens while a
+// command runs replaces any transition still waiting, so only the latest state's
+// commands run after a burst; stopping waits for the commands at most Timeout.
 type Notify struct {
 	// Master runs on becoming master. Default: none.
 	Master []string `yaml:"master"`
@@ -168,7 +170,8 @@ type Notify struct {
 	// appended as keepalived's notify: "INSTANCE", the name, the state (MASTER, BACKUP,
 	// FAULT, STOP) and the priority. Default: none.
 	Any []string `yaml:"any"`
-	// Timeout kills a command that runs longer, at least 10ms. Default: 10s.
+	// Timeout kills a command that runs longer (with its process group), at least
+	// 10ms; it also bounds how long stopping waits for the commands. Default: 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
 

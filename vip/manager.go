@@ -572,10 +572,11 @@ func (m *Manager) memberTransition(name, state string) {
 	m.groupState[gname] = next
 	m.log.Info("vrrp sync group transition", "group", gname, "state", next)
 	cmds := notifyCommandsFor(g.Notify, "GROUP", gname, next, 0)
-	if len(cmds) == 0 {
+	n := m.groupNotify[gname]
+	if n == nil && len(cmds) == 0 {
 		return
 	}
-	n := m.groupNotify[gname]
+	// A transition without commands still replaces one waiting in the queue.
 	if n == nil {
 		n = newNotifier(m.deps.Run, m.deps.Clock, m.log.With("sync_group", gname), g.Notify.Timeout)
 		m.groupNotify[gname] = n

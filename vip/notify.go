@@ -2,6 +2,7 @@ package vip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os/exec"
@@ -18,7 +19,8 @@ import (
 // Notify scripts: on every transition the instance queues its commands (the specific
 // one, then the generic one), and one goroutine per instance runs them in order, never
 // two at once, each bounded by the timeout. A slow script delays the next script, never
-// the state machine.
+// the state machine; a transition queued behind a slow script replaces one that still
+// waits (see notifier).
 
 // ExecRunner is the Runner of a real system: it runs argv without a shell and, when
 // ctx is done, kills the command's whole process group, so a script that forked and
@@ -75,40 +77,90 @@ func notifyCommandsFor(n Notify, kind, name, state string, priority int) [][]str
 	return cmds
 }
 
-// notifier runs the notify commands of one instance or sync group in order.
+// notifier runs the notify commands of one instance or sync group, one at a time.
+//
+// The queue holds at most one transition: a transition queued while another's
+// commands run replaces any that is still waiting, so after a burst of changes the
+// latest state's commands run, once, and the queue cannot grow. keepalived queues
+// every transition's script and runs them all in order; lbd coalesces because the
+// latest state is the one the scripts must leave the host in, and a flapping instance
+// must not build a backlog that runs for minutes after the flapping stopped. A
+// transition with no commands (a state without a configured script) still replaces
+// the waiting one: a master script must not run after the instance became backup.
 type notifier struct {
 	run     Runner
 	clock   clock.Clock
 	log     *slog.Logger
 	timeout atomic.Int64 // time.Duration; a sync group's changes on reload
 
-	queue  mailbox[[]string]
-	done   chan struct{} // closed by close: finish the queue, then exit
+	// mu guards pending and hasPending.
+	mu         sync.Mutex
+	pending    [][]string // the waiting transition's commands
+	hasPending bool
+	ready      chan struct{} // has a value when a transition may be waiting
+
+	ctx    context.Context // cancelled when close stops waiting: kills what runs
+	cancel context.CancelFunc
+	done   chan struct{} // closed by close: run the waiting transition, then exit
 	exited chan struct{}
 	once   sync.Once
 }
 
 func newNotifier(run Runner, clk clock.Clock, log *slog.Logger, timeout time.Duration) *notifier {
-	n := &notifier{run: run, clock: clk, log: log, done: make(chan struct{}), exited: make(chan struct{})}
+	n := &notifier{run: run, clock: clk, log: log, ready: make(chan struct{}, 1),
+		done: make(chan struct{}), exited: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.setTimeout(timeout)
-	n.queue.init()
 	go n.loop()
 	return n
 }
 
-// setTimeout sets the timeout of the commands that start from now on.
+// setTimeout sets the timeout of the commands that start from now on, and of close.
 func (n *notifier) setTimeout(d time.Duration) { n.timeout.Store(int64(d)) }
 
-// enqueue adds commands to run after those already queued.
+// enqueue queues one transition's commands, to run in order after the commands that
+// run now, in place of a transition still waiting.
 func (n *notifier) enqueue(cmds ...[]string) {
-	for _, c := range cmds {
-		n.queue.put(c)
+	n.mu.Lock()
+	if n.hasPending && len(n.pending) > 0 {
+		n.log.Info("notify commands superseded by a later transition", "commands", n.pending)
+	}
+	n.pending, n.hasPending = cmds, true
+	n.mu.Unlock()
+	select {
+	case n.ready <- struct{}{}:
+	default:
 	}
 }
 
-// close lets the queue drain and waits for it, or until ctx is done.
+// take returns the waiting transition's commands.
+func (n *notifier) take() ([][]string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cmds, ok := n.pending, n.hasPending
+	n.pending, n.hasPending = nil, false
+	return cmds, ok
+}
+
+// close lets the running command finish and the waiting transition run, for at most
+// the timeout; then it kills what still runs (its process group) and drops what
+// waits, so that stopping an instance never blocks a reload for longer. It returns an
+// error only when ctx is done first.
 func (n *notifier) close(ctx context.Context) error {
 	n.once.Do(func() { close(n.done) })
+	timeout := time.Duration(n.timeout.Load())
+	t := n.clock.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-n.exited:
+		return nil
+	case <-t.C():
+		n.log.Warn("notify commands still running at stop: killed", "timeout", timeout)
+		n.cancel()
+	case <-ctx.Done():
+		n.cancel()
+		return fmt.Errorf("waiting for notify scripts: %w", ctx.Err())
+	}
 	select {
 	case <-n.exited:
 		return nil
@@ -119,22 +171,38 @@ func (n *notifier) close(ctx context.Context) error {
 
 func (n *notifier) loop() {
 	defer close(n.exited)
+	defer n.cancel()
 	for {
-		for _, argv := range n.queue.take() {
-			n.runOne(argv)
+		if cmds, ok := n.take(); ok {
+			for _, argv := range cmds {
+				if n.ctx.Err() != nil {
+					return
+				}
+				n.runOne(argv)
+			}
+			continue
 		}
 		select {
-		case <-n.queue.ready:
+		case <-n.ready:
 		case <-n.done:
-			if n.queue.len() == 0 {
+			if _, ok := n.peek(); !ok {
 				return
 			}
+		case <-n.ctx.Done():
+			return
 		}
 	}
 }
 
+// peek reports whether a transition waits.
+func (n *notifier) peek() ([][]string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pending, n.hasPending
+}
+
 func (n *notifier) runOne(argv []string) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(n.ctx)
 	defer cancel()
 	result := make(chan error, 1)
 	go func() { result <- n.run(ctx, argv) }()
@@ -148,6 +216,9 @@ func (n *notifier) runOne(argv []string) {
 		cancel()
 		<-result
 		err = fmt.Errorf("killed after the timeout of %v", timeout)
+	case <-n.ctx.Done():
+		<-result
+		err = errors.New("killed: the instance stopped")
 	}
 	if err != nil {
 		n.log.Warn("notify script failed", "command", argv, "err", err)

@@ -156,3 +156,71 @@ func processAlive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+// TestNotifierCoalesces: transitions queued behind a running command collapse to the
+// latest; a transition without commands still replaces a waiting one.
+func TestNotifierCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewFake()
+		release := make(chan struct{})
+		var ran []string
+		run := func(ctx context.Context, argv []string) error {
+			ran = append(ran, argv[0])
+			if argv[0] == "a" {
+				<-release
+			}
+			return nil
+		}
+		n := newNotifier(run, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Second)
+		n.enqueue([]string{"a"})
+		synctest.Wait()
+		n.enqueue([]string{"b1"}, []string{"b2"})
+		n.enqueue([]string{"c1"}, []string{"c2"})
+		close(release)
+		synctest.Wait()
+		n.enqueue([]string{"d"})
+		n.enqueue() // a state without commands
+		if err := n.close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"a", "c1", "c2"}, ran); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestNotifierCloseBounded: close waits at most the timeout, then kills the running
+// command and drops what waits.
+func TestNotifierCloseBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewFake()
+		var ran []string
+		running := 0
+		run := func(ctx context.Context, argv []string) error {
+			ran = append(ran, argv[0])
+			running++
+			defer func() { running-- }()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		n := newNotifier(run, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Second)
+		n.enqueue([]string{"hang"})
+		advance(clk, 2*time.Second)
+		n.enqueue([]string{"hang2"})
+		closed := make(chan error, 1)
+		go func() { closed <- n.close(context.Background()) }()
+		advance(clk, 8*time.Second) // hang's own timeout: hang2 starts
+		advance(clk, 2*time.Second) // close's bound
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Errorf("close: %v", err)
+			}
+		default:
+			t.Fatalf("close still waits one timeout after it was called (ran %q)", ran)
+		}
+		if running != 0 {
+			t.Errorf("%d commands still run after close", running)
+		}
+	})
+}
