@@ -299,6 +299,9 @@ func freePort(t *testing.T) int {
 // quorum error; the follower restarted from its state directory rejoins, and then runs
 // what is committed.
 func TestClusterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping with -short: stops and restarts a member of a two-node cluster, seconds of raft timers")
+	}
 	a, ha := clusterNode(t, "a", docA)
 	var ini api.ClusterInitResponse
 	if code, body := call(t, ha, "POST", "/v1/cluster/init", struct{}{}, &ini); code != 200 {
