@@ -152,7 +152,6 @@ func (n *Node) resumeCluster(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	sec.serveJoins(agent)
 	n.syncCluster(agent) // the document restored from the state directory, at once
 	if len(cfg.Node.Cluster.Seeds) > 0 {
 		go func() {
@@ -217,8 +216,12 @@ func (n *Node) clusterLoop(agent *cluster.Cluster, stop, done chan struct{}) {
 	var published cluster.Meta
 	var publishedAt time.Time
 	first := true
+	joins := false // answering joins: from when the replicated CA has reached this node
 	for {
 		n.syncCluster(agent)
+		if !joins {
+			joins = serveJoins(agent) // cluster_tls.go
+		}
 		n.mu.Lock()
 		cfg := n.cfg
 		n.mu.Unlock()

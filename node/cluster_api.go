@@ -149,7 +149,7 @@ func (n *Node) handleClusterInit(w http.ResponseWriter, r *http.Request) {
 	n.mu.Lock()
 	cfg := n.cfg
 	n.mu.Unlock()
-	sec, tok, err := newSecurity(cfg, time.Now()) // cluster_tls.go
+	sec, ca, err := newSecurity(cfg, time.Now()) // cluster_tls.go
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("cluster init: %v", err))
 		return
@@ -167,7 +167,7 @@ func (n *Node) handleClusterInit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), joinTimeout)
 	defer cancel()
-	v, err := n.initCluster(ctx, agent, cfg, sec)
+	v, tok, err := n.initCluster(ctx, agent, cfg, ca)
 	if err != nil {
 		n.stopCluster()
 		os.Remove(keyPath(cfg))
@@ -181,23 +181,33 @@ func (n *Node) handleClusterInit(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, api.ClusterInitResponse{
 		ConfigVersion: v, GossipAddr: agent.GossipAddr(), RaftAddr: agent.RaftAddr(), Token: tok.String(),
-		TokenExpires: tokenExpiry(sec, tok.ID), JoinCommand: join,
+		TokenExpires: tokenExpiry(agent, tok.ID), JoinCommand: join,
 	})
 }
 
-func (n *Node) initCluster(ctx context.Context, agent *cluster.Cluster, cfg *Config, sec *security) (uint64, error) {
+// initCluster bootstraps the one-node cluster, replicates its CA, makes a join token,
+// answers joins, and commits the first document.
+func (n *Node) initCluster(ctx context.Context, agent *cluster.Cluster, cfg *Config, ca *cluster.CA) (uint64, cluster.JoinToken, error) {
+	var tok cluster.JoinToken
 	if err := agent.Bootstrap(ctx); err != nil {
-		return 0, err
+		return 0, tok, err
 	}
-	sec.serveJoins(agent)
+	if err := agent.PutCA(ctx, ca); err != nil {
+		return 0, tok, fmt.Errorf("replicating the cluster CA: %w", err)
+	}
+	tok, err := agent.CreateToken(ctx, cluster.TokenOptions{})
+	if err != nil {
+		return 0, tok, fmt.Errorf("making a join token: %w", err)
+	}
+	serveJoins(agent)
 	v, err := agent.Apply(ctx, documentOf(cfg), cluster.Change{
 		Author: cfg.Node.Name, Comment: "seeded from " + cfg.Node.Name + "'s config file by lbctl cluster init",
 	})
 	if err != nil {
-		return 0, err
+		return 0, tok, err
 	}
 	n.syncCluster(agent)
-	return v, nil
+	return v, tok, nil
 }
 
 func (n *Node) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
@@ -478,8 +488,9 @@ func (n *Node) handleConfigDiff(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.ConfigDiffResponse{Version: cur.Version, Diff: d})
 }
 
-func tokenExpiry(sec *security, id string) time.Time {
-	for _, ti := range sec.tokens.List() {
+func tokenExpiry(agent *cluster.Cluster, id string) time.Time {
+	tis, _ := agent.JoinTokens()
+	for _, ti := range tis {
 		if ti.ID == id {
 			return ti.Expires.UTC()
 		}

@@ -1,11 +1,13 @@
 package node
 
 // The cluster's security layer as the node uses it (package cluster: ca.go, token.go,
-// join.go). cluster init makes the cluster CA, this node's certificate and a join
-// token; cluster join redeems a token on a voter's raft port for this node's
-// certificate and the gossip keys. Raft then runs over mutual TLS under the CA, and a
-// voter holding the CA key answers joins. All of it lives in node.state_dir: tls/ (the
-// package's), and the token list in joinTokensFile.
+// join.go, secrets.go). cluster init makes the cluster CA and this node's certificate,
+// replicates the CA (with its key) through raft, and makes a join token in the
+// replicated token list; cluster join redeems a token on the leader's raft port for
+// this node's certificate and the gossip keys. Raft then runs over mutual TLS under the
+// CA, and every voter answers joins with the replicated CA and tokens (a join succeeds
+// on the leader, which records the use). The node's key and certificates live in
+// node.state_dir/tls/ (the package's).
 
 import (
 	"context"
@@ -14,23 +16,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"lbd/cluster"
 )
 
-// joinTokensFile, in node.state_dir, holds the join tokens this node made (hashes and
-// expiries, never the secrets), mode 0600.
-const joinTokensFile = "join-tokens.json"
-
-// security is what the agent runs with: its TLS identity, and the CA and tokens with
-// which it answers joins (nil on a node that cannot sign).
+// security is what the agent runs with: its TLS identity.
 type security struct {
-	node   *cluster.NodeKey
-	ca     *cluster.CA
-	tokens *cluster.Tokens
+	node *cluster.NodeKey
 }
 
 func (s *security) options() []cluster.Option {
@@ -40,11 +34,15 @@ func (s *security) options() []cluster.Option {
 	return []cluster.Option{cluster.WithTLS(cluster.TLSOptions{Node: s.node})}
 }
 
-// serveJoins makes agent answer joins when this node holds the CA key.
-func (s *security) serveJoins(agent *cluster.Cluster) {
-	if s != nil && s.ca != nil && s.ca.CanSign() && s.tokens != nil {
-		agent.ServeJoins(s.ca, s.tokens)
+// serveJoins makes agent answer joins once the replicated CA has reached it; it reports
+// whether it does.
+func serveJoins(agent *cluster.Cluster) bool {
+	ca, err := agent.ClusterCA()
+	if err != nil || !ca.CanSign() {
+		return false
 	}
+	agent.ServeJoins(ca, agent.ReplicatedTokens())
+	return true
 }
 
 // loadSecurity reads what a restarting node needs; nil when the state directory has no
@@ -57,63 +55,28 @@ func loadSecurity(cfg *Config) (*security, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	s := &security{node: nk}
-	if s.ca, err = cluster.LoadCA(cfg.Node.StateDir); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	b, err := os.ReadFile(filepath.Join(cfg.Node.StateDir, joinTokensFile))
-	switch {
-	case err == nil:
-		if s.tokens, err = cluster.UnmarshalTokens(b); err != nil {
-			return nil, fmt.Errorf("cluster: join tokens: %w", err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("cluster: join tokens: %w", err)
-	}
-	return s, nil
+	return &security{node: nk}, nil
 }
 
-// newSecurity makes the cluster CA, this node's certificate (for every address of the
-// machine) and a join token, and saves them.
-func newSecurity(cfg *Config, now time.Time) (*security, cluster.JoinToken, error) {
-	dir := cfg.Node.StateDir
+// newSecurity makes the cluster CA and this node's certificate (for every address of
+// the machine), and saves the certificate; the CA is replicated once the cluster exists
+// (initCluster).
+func newSecurity(cfg *Config, now time.Time) (*security, *cluster.CA, error) {
 	ca, err := cluster.NewCA(cfg.Node.Name, now)
 	if err != nil {
-		return nil, cluster.JoinToken{}, err
+		return nil, nil, err
 	}
 	nk, err := cluster.NewNodeKey(cfg.Node.Name)
 	if err != nil {
-		return nil, cluster.JoinToken{}, err
+		return nil, nil, err
 	}
 	if err := ca.IssueLocal(nk, certIPs(cfg, ""), now); err != nil {
-		return nil, cluster.JoinToken{}, err
+		return nil, nil, err
 	}
-	if err := ca.Save(dir); err != nil {
-		return nil, cluster.JoinToken{}, err
+	if err := nk.Save(cfg.Node.StateDir); err != nil {
+		return nil, nil, err
 	}
-	if err := nk.Save(dir); err != nil {
-		return nil, cluster.JoinToken{}, err
-	}
-	s := &security{node: nk, ca: ca, tokens: cluster.NewTokens()}
-	tok, err := s.tokens.Create(ca.Fingerprint(), now, cluster.TokenOptions{})
-	if err != nil {
-		return nil, cluster.JoinToken{}, err
-	}
-	if err := s.saveTokens(cfg); err != nil {
-		return nil, cluster.JoinToken{}, err
-	}
-	return s, tok, nil
-}
-
-func (s *security) saveTokens(cfg *Config) error {
-	b, err := s.tokens.Marshal()
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(cfg.Node.StateDir, joinTokensFile), b, 0o600); err != nil {
-		return fmt.Errorf("saving join tokens: %w", err)
-	}
-	return nil
+	return &security{node: nk}, ca, nil
 }
 
 // certIPs are the addresses this node's certificate is for: the configured advertise or
