@@ -16,6 +16,17 @@ type Config struct {
 	Instances []Instance `yaml:"instances"`
 	// SyncGroups move their member instances together. Default: none.
 	SyncGroups []SyncGroup `yaml:"sync_groups"`
+	// ScriptUser is the user track and notify scripts run as (keepalived's
+	// script_user), with its primary group and supplementary groups; it must exist.
+	// Default: "lbd_script" when that user exists, else the user lbd runs as (root,
+	// with a warning), as keepalived falls back from keepalived_script.
+	ScriptUser string `yaml:"script_user"`
+	// ScriptSecurity refuses a track or notify script that a user other than root
+	// (or lbd's own user) may change: the file, or a directory above it, is owned by
+	// another user, or writable by a group other than root's or by others
+	// (keepalived's enable_script_security). A command not found is not checked here;
+	// it fails when run. Default (nil, which SetDefaults leaves): true.
+	ScriptSecurity *bool `yaml:"script_security"`
 }
 
 // Instance is one virtual router (keepalived's vrrp_instance).
@@ -353,6 +364,7 @@ func (c *Config) Validate() error {
 		}
 		validateNotify(&errs, p+".notify", g.Notify)
 	}
+	c.validateScripts(&errs)
 	return errs.err()
 }
 

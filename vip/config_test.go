@@ -1,7 +1,11 @@
 package vip
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +176,99 @@ func TestInstanceHelpers(t *testing.T) {
 	}
 	if got := in.Peers(); len(got) != 2 || got[1].String() != "198.18.0.3" {
 		t.Errorf("Peers = %v", got)
+	}
+}
+
+// TestValidateScripts: script_user must exist; with script_security a script others
+// may change, or one in a directory others may change, is refused naming the field and
+// the file.
+func TestValidateScripts(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the check accepts files owned by lbd's own user")
+	}
+	dir := t.TempDir() // under /tmp, writable by others
+	loose := filepath.Join(dir, "loose.sh")
+	if err := os.WriteFile(loose, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	safeDir := filepath.Join(dir, "safe")
+	if err := os.Mkdir(safeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // only /tmp above it is loose now
+		t.Fatal(err)
+	}
+	worldWritable := filepath.Join(safeDir, "ww.sh")
+	if err := os.WriteFile(worldWritable, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(worldWritable, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string // substrings of the error; none: valid
+	}{
+		{"system command", func(c *Config) { c.Instances[0].Notify.Master = []string{"true"} }, nil},
+		{"not found: checked when run", func(c *Config) { c.Instances[0].Notify.Master = []string{"/nonexistent/notify.sh"} }, nil},
+		{"world-writable file", func(c *Config) { c.Instances[0].Notify.Any = []string{worldWritable} },
+			[]string{"instances[0].notify.any", worldWritable, "writable by others"}},
+		{"directory above writable by others", func(c *Config) {
+			c.Instances[0].TrackScripts = []TrackScript{{Name: "s", Command: []string{loose, "x"}}}
+		}, []string{"instances[0].track_scripts[0].command", loose, "in directory /tmp"}},
+		{"sync group notify", func(c *Config) {
+			c.SyncGroups = []SyncGroup{{Name: "g", Instances: []string{"web"}, Notify: Notify{Stop: []string{worldWritable}}}}
+		}, []string{"sync_groups[0].notify.stop", worldWritable}},
+		{"script_security off", func(c *Config) {
+			c.ScriptSecurity = &off
+			c.Instances[0].Notify.Any = []string{worldWritable}
+		}, nil},
+		{"unknown script_user", func(c *Config) { c.ScriptUser = "no-such-user-lbd" }, []string{"script_user", "no-such-user-lbd"}},
+		{"script_user root", func(c *Config) { c.ScriptUser = "root" }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Instances: []Instance{{Name: "web", Interface: "eth0", VRID: 1, Addresses: []string{"198.18.0.100/24"}}}}
+			tt.edit(&c)
+			c.SetDefaults()
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("valid config refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted; want an error with %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestRunAsScriptUser: a command runs with the credential of script_user.
+func TestRunAsScriptUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to change user")
+	}
+	u, _, err := resolveScriptUser("nobody")
+	if err != nil {
+		t.Skipf("no user nobody here: %v", err)
+	}
+	if u.cred == nil || u.cred.Uid == 0 {
+		t.Fatalf("nobody resolved to %+v", u.cred)
+	}
+	want := strconv.Itoa(int(u.cred.Uid))
+	if err := runCommand(context.Background(), []string{"sh", "-c", `test "$(id -u)" = "$1"`, "sh", want}, u.cred); err != nil {
+		t.Errorf("not run as uid %s: %v", want, err)
+	}
+	if err := runCommand(context.Background(), []string{"sh", "-c", `test "$(id -u)" = 0`}, u.cred); err == nil {
+		t.Errorf("ran as root with the credential of nobody")
 	}
 }

@@ -24,6 +24,9 @@
 //     commands (Move), and carries out its actions: advertisements, addresses,
 //     announcement bursts, notify scripts (notify.go). track.go turns tracked
 //     interfaces, scripts and checks reported by the node into priority changes.
+//   - script.go: who runs track and notify scripts (script_user) and which scripts
+//     may run (script_security); ExecRunner (notify.go) runs each in a process group
+//     of its own, killed whole at its timeout.
 //   - kernel.go: the small interfaces to the kernel (Transport, Addresses, Announcer),
 //     implemented for Linux in the *_linux.go files (raw IP sockets for protocol 112,
 //     netlink addresses, gratuitous ARP and unsolicited neighbour advertisements) and

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"os"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"lbd/internal/clock"
@@ -53,7 +56,8 @@ type Deps struct {
 	LinkState func(ifname string) (up bool, err error)
 	// LinkPoll is the polling interval of LinkState. Default: 1s.
 	LinkPoll time.Duration
-	// Run runs track and notify scripts. Default: ExecRunner.
+	// Run runs track and notify scripts. Default: as ExecRunner, as the config's
+	// ScriptUser.
 	Run Runner
 }
 
@@ -78,8 +82,10 @@ type Manager struct {
 	memberState map[string]string
 	groupState  map[string]string
 	groupNotify map[string]*notifier // sync group → its notify queue
-	started     bool
-	closed      bool
+	// scriptUser is who the default runner runs scripts as (nil with an injected Run).
+	scriptUser atomic.Pointer[scriptUser]
+	started    bool
+	closed     bool
 
 	pollStop chan struct{}
 	pollDone chan struct{}
@@ -106,15 +112,12 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	if deps.LinkPoll <= 0 {
 		deps.LinkPoll = time.Second
 	}
-	if deps.Run == nil {
-		deps.Run = ExecRunner
-	}
 	cfg = cloneConfig(cfg)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Manager{
+	m := &Manager{
 		deps: deps, log: deps.Logger, cfg: cfg,
 		instances: map[string]*instance{},
 		group:     groupsOf(cfg),
@@ -125,7 +128,34 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		memberState: map[string]string{},
 		groupState:  map[string]string{},
 		groupNotify: map[string]*notifier{},
-	}, nil
+	}
+	if deps.Run == nil {
+		// Scripts run as script_user, read at each run: a reload may change it.
+		m.deps.Run = func(ctx context.Context, argv []string) error {
+			var cred *syscall.Credential
+			if u := m.scriptUser.Load(); u != nil {
+				cred = u.cred
+			}
+			return runCommand(ctx, argv, cred)
+		}
+		if err := m.setScriptUser(cfg.ScriptUser); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// setScriptUser resolves the user the default runner runs scripts as.
+func (m *Manager) setScriptUser(name string) error {
+	u, fallback, err := resolveScriptUser(name)
+	if err != nil {
+		return &FieldError{Path: "script_user", Msg: fmt.Sprintf("(%q): %v", name, err)}
+	}
+	if fallback && os.Getuid() == 0 {
+		m.log.Warn("track and notify scripts run as root: set script_user, or create the user " + DefaultScriptUser)
+	}
+	m.scriptUser.Store(&u)
+	return nil
 }
 
 // Start removes the addresses a crashed run left (every address carrying an instance's
@@ -253,6 +283,11 @@ func (m *Manager) Apply(ctx context.Context, cfg Config) error {
 	}
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
+	if m.scriptUser.Load() != nil && cfg.ScriptUser != m.cfg.ScriptUser {
+		if err := m.setScriptUser(cfg.ScriptUser); err != nil {
+			return err
+		}
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -637,7 +672,11 @@ func groupsOf(cfg Config) map[string]string {
 // cloneConfig copies what SetDefaults writes to, so that the caller's config is not
 // modified.
 func cloneConfig(c Config) Config {
-	out := Config{SyncGroups: slices.Clone(c.SyncGroups)}
+	out := Config{SyncGroups: slices.Clone(c.SyncGroups), ScriptUser: c.ScriptUser}
+	if c.ScriptSecurity != nil {
+		v := *c.ScriptSecurity
+		out.ScriptSecurity = &v
+	}
 	for _, in := range c.Instances {
 		if in.Preempt != nil {
 			v := *in.Preempt
