@@ -136,20 +136,20 @@ func hasGoFiles(t *testing.T, dir string) bool {
 	return len(matches) > 0
 }
 
-// TestInternalStdlibOnly keeps the shared internal packages (internal/clock) free of
-// dependencies, so that every part can import them.
+// TestInternalStdlibOnly keeps the internal packages pure: the shared ones
+// (internal/clock, ...) and the dataplane's (dataplane/internal/evloop, h1, proxyproto,
+// tlshello) import the standard library, golang.org/x/sys (the event loop's epoll) and
+// other internal packages only, so never a part or a library of the engines.
 func TestInternalStdlibOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
-	out, err := exec.Command("go", "list", "-deps", "lbd/internal/...").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list internal: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") || (first == "lbd" && !strings.HasPrefix(dep, "lbd/internal/")) {
-			t.Errorf("internal reaches %s: the shared internal packages import the standard library only", dep)
+	for _, pattern := range []string{"lbd/internal/...", "lbd/dataplane/internal/..."} {
+		for _, dep := range goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pattern) {
+			if !strings.HasPrefix(dep, "lbd/internal/") && !strings.HasPrefix(dep, "lbd/dataplane/internal/") &&
+				!strings.HasPrefix(dep, "golang.org/x/sys/") {
+				t.Errorf("%s reaches %s: internal packages import the standard library and other internal packages only", pattern, dep)
+			}
 		}
 	}
 }

@@ -97,3 +97,20 @@ func (b *Bins) Remove() {
 		b.dir, b.built = "", nil
 	}
 }
+
+// RequireCorpus fails the test when a fuzz target of the calling package has no corpus in
+// testdata/fuzz/<target>: the inputs worth keeping (crashers found once, hand-picked
+// cases), which every go test runs and which a renamed target or a moved directory would
+// drop silently.
+func RequireCorpus(t testing.TB, targets ...string) {
+	t.Helper()
+	for _, target := range targets {
+		files, err := filepath.Glob(filepath.Join("testdata", "fuzz", target, "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) == 0 {
+			t.Errorf("no corpus in testdata/fuzz/%s", target)
+		}
+	}
+}

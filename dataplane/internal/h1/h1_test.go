@@ -1,43 +1,14 @@
 package h1
 
 import (
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	"lbd/internal/testutil"
 )
 
-// TestImportsStdlibOnly keeps the package pure: it reaches the standard library only,
-// and so never lbd/dataplane or a library of the engines.
-func TestImportsStdlibOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") || first == "lbd" && dep != "lbd/dataplane/internal/h1" {
-			t.Errorf("h1 imports %s; it may import the standard library only", dep)
-		}
-	}
-}
-
-// TestFuzzCorpora fails when a fuzz target of this package has no corpus in testdata: the
-// corpora are its inputs worth keeping (crashers found once, and hand-picked cases), run
-// by every go test, and a renamed target or a moved directory would drop them silently.
+// TestFuzzCorpora: every fuzz target of this package keeps a corpus in testdata/fuzz.
 func TestFuzzCorpora(t *testing.T) {
-	for _, name := range []string{"FuzzHeadScanner", "FuzzChunkScanner", "FuzzBodyFramer", "FuzzHeaderFields"} {
-		files, err := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(files) == 0 {
-			t.Errorf("no corpus in testdata/fuzz/%s", name)
-		}
-	}
+	testutil.RequireCorpus(t, "FuzzHeadScanner", "FuzzChunkScanner", "FuzzBodyFramer", "FuzzHeaderFields")
 }
 
 // TestAllocs checks that the scanners and the field helpers the loop engine calls on

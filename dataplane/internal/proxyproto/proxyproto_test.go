@@ -7,12 +7,13 @@ import (
 	"hash/crc32"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"lbd/internal/testutil"
 )
 
 // ppV2 builds a v2 header: signature, version/command byte vc, family/transport byte ft,
@@ -334,33 +335,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// TestFuzzCorpora fails when FuzzParse has no corpus in testdata/fuzz: the inputs worth
-// keeping that every go test runs, which a renamed target or a moved directory would
-// drop silently.
+// TestFuzzCorpora: every fuzz target of this package keeps a corpus in testdata/fuzz.
 func TestFuzzCorpora(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzParse", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Error("no corpus in testdata/fuzz/FuzzParse")
-	}
-}
-
-// TestImportsStdlibOnly keeps the package pure: it reaches the standard library only,
-// and so never lbd/dataplane.
-func TestImportsStdlibOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") || first == "lbd" && dep != "lbd/dataplane/internal/proxyproto" {
-			t.Errorf("proxyproto imports %s; it may import the standard library only", dep)
-		}
-	}
+	testutil.RequireCorpus(t, "FuzzParse")
 }

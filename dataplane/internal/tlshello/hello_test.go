@@ -7,12 +7,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"lbd/internal/testutil"
 )
 
 // goHello captures the ClientHello a crypto/tls client sends for sni (one record).
@@ -251,33 +251,7 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
-// TestFuzzCorpora fails when FuzzRead has no corpus in testdata/fuzz: the inputs worth
-// keeping that every go test runs, which a renamed target or a moved directory would
-// drop silently.
+// TestFuzzCorpora: every fuzz target of this package keeps a corpus in testdata/fuzz.
 func TestFuzzCorpora(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzRead", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Error("no corpus in testdata/fuzz/FuzzRead")
-	}
-}
-
-// TestImportsStdlibOnly keeps the package pure: it reaches the standard library only,
-// and so never lbd/dataplane.
-func TestImportsStdlibOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") || first == "lbd" && dep != "lbd/dataplane/internal/tlshello" {
-			t.Errorf("tlshello imports %s; it may import the standard library only", dep)
-		}
-	}
+	testutil.RequireCorpus(t, "FuzzRead")
 }
