@@ -361,6 +361,11 @@ func (s *udpSession) readLoop() {
 			s.end(err)
 			return
 		}
+		if !s.replied.Load() {
+			// Before the write: the client may answer, and forward look, before this
+			// goroutine runs again.
+			s.replied.Store(true)
+		}
 		_, err = s.f.pc.WriteToUDPAddrPort((*bp)[:n], s.client)
 		udpBufPool.Put(bp)
 		if err != nil {
@@ -371,9 +376,6 @@ func (s *udpSession) readLoop() {
 			continue // the reply is lost, as UDP may lose it anyway
 		}
 		s.last.Store(s.f.now())
-		if !s.replied.Load() {
-			s.replied.Store(true)
-		}
 		s.g.m.bytesOut.Add(float64(n))
 	}
 }
