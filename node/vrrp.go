@@ -561,11 +561,12 @@ func (n *Node) healthLoop(ctx context.Context, m *vip.Manager) {
 // VIP at once instead of at the next poll); it re-subscribes after an error.
 func (n *Node) watchLinks(ctx context.Context, m *vip.Manager) {
 	for {
-		err := vip.WatchLinks(ctx, func(ifname string, up bool) {
+		err := vip.WatchLinks(ctx, func(ifname string, index int, up bool) {
 			n.vrrp.mu.Lock()
 			tracked := n.vrrp.links[ifname]
 			n.vrrp.mu.Unlock()
 			if tracked {
+				m.SetLinkIndex(ifname, index)
 				m.SetLink(ifname, up)
 			}
 		})

@@ -24,6 +24,9 @@
 //     commands (Move), and carries out its actions: advertisements, addresses,
 //     announcement bursts, notify scripts (notify.go). track.go turns tracked
 //     interfaces, scripts and checks reported by the node into priority changes.
+//     An instance follows its interface's index (Manager.SetLinkIndex, from
+//     WatchLinks): in FAULT while the interface is absent, it reopens its transport
+//     when the interface comes back under a new index.
 //   - script.go: who runs track and notify scripts (script_user) and which scripts
 //     may run (script_security); ExecRunner (notify.go) runs each in a process group
 //     of its own, killed whole at its timeout.

@@ -113,6 +113,14 @@ type fakeAddrs struct {
 	// mu guards have.
 	mu   sync.Mutex
 	have map[string]map[netip.Prefix]string // interface → prefix → label
+	// addErr, when set, is what Add returns (adding nothing).
+	addErr error
+}
+
+func (a *fakeAddrs) setAddErr(err error) {
+	a.mu.Lock()
+	a.addErr = err
+	a.mu.Unlock()
 }
 
 func newFakeAddrs() *fakeAddrs { return &fakeAddrs{have: map[string]map[netip.Prefix]string{}} }
@@ -120,6 +128,9 @@ func newFakeAddrs() *fakeAddrs { return &fakeAddrs{have: map[string]map[netip.Pr
 func (a *fakeAddrs) Add(ifname string, p netip.Prefix, label string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.addErr != nil {
+		return a.addErr
+	}
 	if a.have[ifname] == nil {
 		a.have[ifname] = map[netip.Prefix]string{}
 	}

@@ -86,13 +86,27 @@ type instance struct {
 	authKey  []byte
 	lastSeq  map[netip.Addr]uint64
 	lastSent uint64
+	// ifindex is the index of the interface the transport is bound to (0: unknown);
+	// absent says the interface is gone (its transport is closed), deaf why a new
+	// transport could not be opened, and addrErr why the addresses could not be
+	// added: each keeps the instance in FAULT until retryAt, when it tries again.
+	ifindex int
+	trOpen  bool
+	absent  bool
+	deaf    error
+	addrErr error
+	retryAt time.Time
+	// addrBackoff is the wait before the next try after a failed address add: it
+	// doubles up to maxAddrRetry, so that a node that cannot add its addresses does
+	// not take the master role from its peer every second.
+	addrBackoff time.Duration
 
 	cmds     mailbox[func()]
 	recv     chan Received
 	stop     chan struct{} // closed to stop the loop
 	stopOnce sync.Once
 	loopDone chan struct{}
-	recvDone chan struct{}
+	recvWG   sync.WaitGroup // the receivers, one per transport opened
 	notify   *notifier
 
 	scripts     []*scriptTracker
@@ -114,10 +128,10 @@ func newInstance(mgr *Manager, cfg Instance, tr Transport) *instance {
 		recv:        make(chan Received),
 		stop:        make(chan struct{}),
 		loopDone:    make(chan struct{}),
-		recvDone:    make(chan struct{}),
 		scriptsStop: make(chan struct{}),
 	}
 	in.cmds.init()
+	in.trOpen, in.ifindex = true, transportIndex(tr)
 	if cfg.AuthKey != "" {
 		in.authKey, in.lastSeq = []byte(cfg.AuthKey), map[netip.Addr]uint64{}
 	}
@@ -195,7 +209,7 @@ func (in *instance) start() {
 			s.loop(in.scriptsStop)
 		}()
 	}
-	go in.receive()
+	in.startReceiver()
 	go in.loop()
 }
 
@@ -204,8 +218,11 @@ func (in *instance) start() {
 func (in *instance) halt(ctx context.Context) error {
 	in.stopOnce.Do(func() { close(in.stop) })
 	<-in.loopDone
-	err := in.tr.Close()
-	<-in.recvDone
+	var err error
+	if in.trOpen {
+		err = in.tr.Close()
+	}
+	in.recvWG.Wait()
 	close(in.scriptsStop)
 	in.scriptsWG.Wait()
 	if err != nil {
@@ -235,10 +252,21 @@ func (in *instance) call(f func() error) error {
 	}
 }
 
-func (in *instance) receive() {
-	defer close(in.recvDone)
+// startReceiver runs a receiver for the current transport. Called before the loop
+// starts and then from the loop goroutine.
+func (in *instance) startReceiver() {
+	tr := in.tr
+	in.recvWG.Add(1)
+	go func() {
+		defer in.recvWG.Done()
+		in.receive(tr)
+	}()
+}
+
+// receive hands the packets of tr to the loop until tr is closed.
+func (in *instance) receive(tr Transport) {
 	for {
-		r, err := in.tr.Receive()
+		r, err := tr.Receive()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -282,6 +310,9 @@ func (in *instance) loop() {
 				in.step(Timer{})
 			}
 			in.garpDue(now)
+			if !in.retryAt.IsZero() && !now.Before(in.retryAt) {
+				in.retry()
+			}
 		case <-in.cmds.ready:
 			for _, f := range in.cmds.take() {
 				f()
@@ -302,9 +333,100 @@ func (in *instance) loop() {
 func (in *instance) nextDeadline() (time.Time, bool) {
 	d, ok := in.machine.NextDeadline()
 	if in.garp.active && (!ok || in.garp.next.Before(d)) {
-		return in.garp.next, true
+		d, ok = in.garp.next, true
+	}
+	if !in.retryAt.IsZero() && (!ok || in.retryAt.Before(d)) {
+		d, ok = in.retryAt, true
 	}
 	return d, ok
+}
+
+// retryEvery is how often an instance in FAULT for a failed address add or a VRRP
+// socket that could not be reopened tries again.
+const retryEvery = time.Second
+
+// maxAddrRetry is the longest wait between two tries to add the addresses.
+const maxAddrRetry = 32 * time.Second
+
+// transportIndex is the interface index tr is bound to, 0 when it does not say.
+func transportIndex(tr Transport) int {
+	if x, ok := tr.(interface{ IfIndex() int }); ok {
+		return x.IfIndex()
+	}
+	return 0
+}
+
+// linkIndex follows the index of the instance's interface (Manager.SetLinkIndex): 0
+// when the interface is gone. A socket bound to an interface stays bound to its
+// index, so when the interface is deleted the instance closes its transport and
+// stays in FAULT (it would hear nothing and become master: split brain), and when an
+// interface of that name appears with another index it opens a new transport on it.
+func (in *instance) linkIndex(index int) {
+	switch {
+	case index == 0:
+		if in.absent {
+			return
+		}
+		in.absent = true
+		in.log.Warn("interface gone; closing its vrrp socket", "interface", in.cfg.Interface)
+		in.retrack() // a master sends priority 0 while it still can
+		in.closeTransport()
+	case in.absent || in.deaf != nil || in.ifindex != 0 && index != in.ifindex:
+		in.absent = false
+		in.closeTransport()
+		in.reopen(index)
+	case in.ifindex == 0:
+		in.ifindex = index
+	}
+}
+
+func (in *instance) closeTransport() {
+	if !in.trOpen {
+		return
+	}
+	in.trOpen = false
+	if err := in.tr.Close(); err != nil {
+		in.log.Warn("closing the vrrp socket", "err", err)
+	}
+}
+
+// reopen opens a new transport on the instance's interface (now at index, 0 when
+// not known); while it cannot, the instance is in FAULT and tries again every
+// retryEvery.
+func (in *instance) reopen(index int) {
+	tr, err := in.mgr.deps.Transport(in.cfg)
+	if err != nil {
+		if in.deaf == nil {
+			in.log.Warn("reopening the vrrp socket", "interface", in.cfg.Interface, "err", err)
+		}
+		in.deaf = err
+		in.retryAt = in.clock.Now().Add(retryEvery)
+		in.retrack()
+		return
+	}
+	in.tr, in.trOpen, in.deaf = tr, true, nil
+	in.ifindex = transportIndex(tr)
+	if in.ifindex == 0 {
+		in.ifindex = index
+	}
+	src := tr.Source()
+	in.expect.Own = []netip.Addr{src}
+	in.update(func(st *InstanceStatus) { st.Source = src })
+	in.log.Info("vrrp socket reopened", "interface", in.cfg.Interface, "index", in.ifindex, "source", src)
+	in.startReceiver()
+	in.retrack()
+}
+
+// retry tries again what failed: reopening the transport, adding the addresses
+// (by leaving FAULT: the instance becomes master again through the election).
+func (in *instance) retry() {
+	in.retryAt = time.Time{}
+	in.addrErr = nil
+	if in.deaf != nil && !in.absent {
+		in.reopen(in.ifindex) // retracks
+		return
+	}
+	in.retrack()
 }
 
 func (in *instance) received(r Received) {
@@ -432,11 +554,24 @@ func (in *instance) execute(a Action, before State, now time.Time) {
 	case SendAdvert:
 		in.send(a.Priority)
 	case AddAddresses:
+		var errs []error
 		for _, p := range in.prefixes {
 			if err := in.addrs.Add(in.cfg.Interface, p, in.cfg.Label); err != nil {
 				in.update(func(st *InstanceStatus) { st.AddressErrors++ })
 				in.log.Error("adding a virtual address", "address", p, "err", err)
+				errs = append(errs, err)
 			}
+		}
+		if len(errs) > 0 {
+			// A master without its addresses would draw the traffic to itself and
+			// drop it: go to FAULT (a master sends priority 0 so a backup takes
+			// over) and try again after retryEvery.
+			in.addrErr = errors.Join(errs...)
+			in.addrBackoff = min(max(2*in.addrBackoff, retryEvery), maxAddrRetry)
+			in.retryAt = now.Add(in.addrBackoff)
+			in.post(in.retrack)
+		} else {
+			in.addrBackoff = 0
 		}
 	case RemoveAddresses:
 		in.garp.active = false
@@ -525,7 +660,16 @@ func (in *instance) retrack() {
 	}
 	res := evalTracking(&in.cfg, inputs)
 	faults := slices.Clone(res.faults)
-	members, groupAdjust := in.mgr.setOwnTrack(in, ownTrack{fault: len(res.faults) > 0, adjust: res.adjust})
+	switch {
+	case in.absent:
+		faults = append(faults, "interface "+in.cfg.Interface+" absent")
+	case in.deaf != nil:
+		faults = append(faults, "no vrrp socket on "+in.cfg.Interface+": "+in.deaf.Error())
+	}
+	if in.addrErr != nil {
+		faults = append(faults, "adding the virtual addresses failed: "+in.addrErr.Error())
+	}
+	members, groupAdjust := in.mgr.setOwnTrack(in, ownTrack{fault: len(faults) > 0, adjust: res.adjust})
 	for _, member := range members {
 		faults = append(faults, "sync group member "+member+" in fault")
 	}

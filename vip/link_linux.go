@@ -31,14 +31,16 @@ func linkAttrsUp(a *netlink.LinkAttrs) bool {
 	return a.RawFlags&unix.IFF_UP != 0 && a.RawFlags&unix.IFF_RUNNING != 0
 }
 
-// WatchLinks calls fn with the state of every link when it starts, and again each time
-// a link's state changes (a link that is deleted reports down; a renamed link reports
-// its old name down and its new name with its state). It blocks until ctx is done, then
+// WatchLinks calls fn with the index and state of every link when it starts, and again
+// each time a link's state or index changes (a link that is deleted reports index 0
+// and down; a renamed link reports its old name so and its new name with its index
+// and state; a link deleted and created again under the same name reports its new
+// index, which Manager.SetLinkIndex needs to reopen the VRRP sockets on it). It blocks until ctx is done, then
 // returns ctx.Err(), or returns earlier with an error when the netlink subscription
 // fails (for example ENOBUFS after the kernel dropped events): the caller then re-reads
 // LinkUp and calls WatchLinks again. fn is called from the calling goroutine, one call
 // at a time. WatchLinks watches the calling thread's network namespace.
-func WatchLinks(ctx context.Context, fn func(ifname string, up bool)) error {
+func WatchLinks(ctx context.Context, fn func(ifname string, index int, up bool)) error {
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
 	var (
@@ -91,9 +93,7 @@ func WatchLinks(ctx context.Context, fn func(ifname string, up bool)) error {
 			prev, seen := known[u.Index]
 			if u.Header.Type == unix.RTM_DELLINK {
 				delete(known, u.Index)
-				if !seen || prev.up {
-					fn(a.Name, false)
-				}
+				fn(a.Name, 0, false)
 				continue
 			}
 			cur := linkState{name: a.Name, up: linkAttrsUp(a)}
@@ -101,10 +101,10 @@ func WatchLinks(ctx context.Context, fn func(ifname string, up bool)) error {
 				continue
 			}
 			known[u.Index] = cur
-			if seen && prev.name != cur.name && prev.up {
-				fn(prev.name, false)
+			if seen && prev.name != cur.name {
+				fn(prev.name, 0, false)
 			}
-			fn(cur.name, cur.up)
+			fn(cur.name, int(u.Index), cur.up)
 		}
 	}
 }

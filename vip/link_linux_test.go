@@ -42,7 +42,7 @@ func TestLinksLinux(t *testing.T) {
 	events := make(chan linkEvent, 100)
 	var watchErr error
 	done := a.goDo(func() {
-		watchErr = WatchLinks(ctx, func(name string, up bool) { events <- linkEvent{name, up} })
+		watchErr = WatchLinks(ctx, func(name string, _ int, up bool) { events <- linkEvent{name, up} })
 	})
 	t.Cleanup(func() { cancel(); <-done })
 

@@ -449,6 +449,25 @@ func (m *Manager) SetLink(ifname string, up bool) {
 	}
 }
 
+// SetLinkIndex reports the index of interface ifname (from a netlink watcher such as
+// WatchLinks), 0 when no interface has that name. A VRRP socket stays bound to the
+// index it was opened on: when the interface is deleted, the instances on it go to
+// FAULT and close their sockets, and when an interface of that name appears (again)
+// with another index, they open new ones on it.
+func (m *Manager) SetLinkIndex(ifname string, index int) {
+	m.mu.Lock()
+	var ins []*instance
+	for _, in := range m.instances {
+		if in.cfg.Interface == ifname {
+			ins = append(ins, in)
+		}
+	}
+	m.mu.Unlock()
+	for _, in := range ins {
+		in.post(func() { in.linkIndex(index) })
+	}
+}
+
 // SetCheck reports a check the node runs (see TrackCheck): level 1 is healthy, 0
 // failed, and a level in between (such as the share of a backend's healthy servers)
 // scales the weights. A check never reported counts as healthy.

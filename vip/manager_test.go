@@ -887,3 +887,112 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("New with a group notify defaulted: %v", err)
 	}
 }
+
+// An interface deleted and created again under the same name: the socket bound to the
+// old index hears nothing (here: its fake port leaves the bus), so an instance that kept
+// it would become master next to the real one. The instance must be in FAULT while the
+// interface is absent and open a new socket on the new index.
+func TestManagerInterfaceRecreated(t *testing.T) {
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		var ports []*fakePort
+		b := l.newNode("b", "198.18.0.2")
+		b.deps = func(d *Deps) {
+			d.Transport = func(Instance) (Transport, error) {
+				p := l.bus.port(b.addr)
+				ports = append(ports, p)
+				return p, nil
+			}
+		}
+		a := l.node("a", "198.18.0.1", webConfig(200))
+		l.join(b, webConfig(100))
+		b.m.SetLinkIndex("eth0", 2)
+		l.advance(4 * time.Second)
+		l.expect("states at start", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+
+		// The interface is deleted: the old port hears nothing from now on.
+		l.bus.mu.Lock()
+		l.bus.ports = slices.DeleteFunc(l.bus.ports, func(q *fakePort) bool { return q == ports[0] })
+		l.bus.mu.Unlock()
+		b.m.SetLinkIndex("eth0", 0)
+		synctest.Wait()
+		l.expect("states with the interface absent", l.states("web"), []string{"a:MASTER", "b:FAULT"})
+		if st, _ := b.status("web"); !slices.Equal(st.Faults, []string{"interface eth0 absent"}) {
+			t.Errorf("faults = %q", st.Faults)
+		}
+		l.advance(4 * time.Second)
+		l.expect("owners with the interface absent", l.owners(webVIP), []string{"a"})
+
+		// Created again under the same name, at another index.
+		b.m.SetLinkIndex("eth0", 3)
+		synctest.Wait()
+		if len(ports) != 2 {
+			t.Fatalf("transports opened = %d, want 2 (a new one on the new index)", len(ports))
+		}
+		l.advance(10 * time.Second)
+		l.expect("states after the interface came back", l.states("web"), []string{"a:MASTER", "b:BACKUP"})
+		l.expect("owners after the interface came back", l.owners(webVIP), []string{"a"})
+
+		// The new socket works: b takes over when a leaves.
+		a.close(t)
+		l.advance(4 * time.Second)
+		l.expect("owners after a left", l.owners(webVIP), []string{"b"})
+	})
+}
+
+// A VRRP socket that cannot be reopened (no address on the new interface yet) keeps
+// the instance in FAULT; it tries again every second.
+func TestManagerInterfaceRecreatedReopenFails(t *testing.T) {
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		opens, fail := 0, false
+		b := l.newNode("b", "198.18.0.2")
+		b.deps = func(d *Deps) {
+			d.Transport = func(Instance) (Transport, error) {
+				opens++
+				if fail {
+					return nil, errors.New("no IPv4 address to send from")
+				}
+				return l.bus.port(b.addr), nil
+			}
+		}
+		l.join(b, webConfig(100))
+		b.m.SetLinkIndex("eth0", 2)
+		l.advance(4 * time.Second)
+		l.expect("owners at start", l.owners(webVIP), []string{"b"})
+
+		fail = true
+		b.m.SetLinkIndex("eth0", 5)
+		synctest.Wait()
+		l.expect("owners while the socket cannot open", l.owners(webVIP), nil)
+		l.expect("states while the socket cannot open", l.states("web"), []string{"b:FAULT"})
+		l.advance(5 * time.Second)
+		l.expect("owners while the socket cannot open", l.owners(webVIP), nil)
+		if opens < 5 {
+			t.Errorf("opens = %d, want a retry every second", opens)
+		}
+		fail = false
+		l.advance(5 * time.Second)
+		l.expect("owners once the socket opens", l.owners(webVIP), []string{"b"})
+	})
+}
+
+// An address that cannot be added must not leave the node advertising as master (it
+// would draw the traffic and drop it): FAULT, a backup takes over, and a retry.
+func TestManagerAddressAddFails(t *testing.T) {
+	lanTest(t, func(t *testing.T, l *testLAN) {
+		a := l.newNode("a", "198.18.0.1")
+		a.addrs.setAddErr(errors.New("netlink: operation not permitted"))
+		l.join(a, webConfig(200))
+		l.node("b", "198.18.0.2", webConfig(100))
+		l.advance(4 * time.Second)
+		if st, _ := a.status("web"); st.State == Master {
+			t.Errorf("a is MASTER without its addresses")
+		}
+		l.expect("owners while a cannot add", l.owners(webVIP), []string{"b"})
+		l.advance(10 * time.Second)
+		l.expect("owners while a cannot add", l.owners(webVIP), []string{"b"})
+
+		a.addrs.setAddErr(nil)
+		l.advance(10 * time.Second)
+		l.expect("owners once a can add", l.owners(webVIP), []string{"a"})
+	})
+}

@@ -266,6 +266,9 @@ func (t *rawTransport) stamp() time.Time {
 	return time.Unix(ts.Unix())
 }
 
+// IfIndex is the index of the interface the socket is bound to.
+func (t *rawTransport) IfIndex() int { return t.ifi.Index }
+
 // Source is the address advertisements are sent from.
 func (t *rawTransport) Source() netip.Addr { return t.source }
 
