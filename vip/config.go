@@ -24,8 +24,9 @@ type Config struct {
 	// ScriptSecurity refuses a track or notify script that a user other than root
 	// (or lbd's own user) may change: the file, or a directory above it, is owned by
 	// another user, or writable by a group other than root's or by others
-	// (keepalived's enable_script_security). A command not found is not checked here;
-	// it fails when run. Default (nil, which SetDefaults leaves): true.
+	// (keepalived's enable_script_security). Checked when the config is validated and
+	// again before each run (a refused run is a failure). A command not found at
+	// validation passes; it fails when run. Default (nil, which SetDefaults leaves): true.
 	ScriptSecurity *bool `yaml:"script_security"`
 }
 

@@ -272,3 +272,31 @@ func TestRunAsScriptUser(t *testing.T) {
 		t.Errorf("ran as root with the credential of nobody")
 	}
 }
+
+// TestScriptSecurityAtRun: a script that became unsafe after the config was loaded is
+// refused when it is run, and not run.
+func TestScriptSecurityAtRun(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the check accepts files owned by lbd's own user")
+	}
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	script := filepath.Join(dir, "notify.sh") // under /tmp: others may replace it
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ntouch \"$1\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u := &scriptUser{secure: true}
+	if err := u.run(context.Background(), []string{script, marker}); err == nil || !strings.Contains(err.Error(), "script_security") {
+		t.Errorf("run: %v, want a refusal by script_security", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the refused script ran")
+	}
+	u.secure = false
+	if err := u.run(context.Background(), []string{script, marker}); err != nil {
+		t.Fatalf("with script_security off: %v", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the script did not run with script_security off: %v", err)
+	}
+}

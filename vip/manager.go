@@ -13,7 +13,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"lbd/internal/clock"
@@ -130,28 +129,28 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		groupNotify: map[string]*notifier{},
 	}
 	if deps.Run == nil {
-		// Scripts run as script_user, read at each run: a reload may change it.
+		// Scripts run as script_user and are checked by script_security at each run
+		// (a file may change after the config was loaded); a reload may change both.
 		m.deps.Run = func(ctx context.Context, argv []string) error {
-			var cred *syscall.Credential
-			if u := m.scriptUser.Load(); u != nil {
-				cred = u.cred
-			}
-			return runCommand(ctx, argv, cred)
+			return m.scriptUser.Load().run(ctx, argv)
 		}
-		if err := m.setScriptUser(cfg.ScriptUser); err != nil {
+		if err := m.setScriptUser(cfg); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
-// setScriptUser resolves the user the default runner runs scripts as.
-func (m *Manager) setScriptUser(name string) error {
+// setScriptUser resolves the user the default runner runs scripts as, and records
+// whether it checks them.
+func (m *Manager) setScriptUser(cfg Config) error {
+	name := cfg.ScriptUser
 	u, fallback, err := resolveScriptUser(name)
 	if err != nil {
 		return &FieldError{Path: "script_user", Msg: fmt.Sprintf("(%q): %v", name, err)}
 	}
-	if fallback && os.Getuid() == 0 {
+	u.secure = cfg.ScriptSecurity == nil || *cfg.ScriptSecurity
+	if prev := m.scriptUser.Load(); fallback && os.Getuid() == 0 && (prev == nil || prev.name != u.name) {
 		m.log.Warn("track and notify scripts run as root: set script_user, or create the user " + DefaultScriptUser)
 	}
 	m.scriptUser.Store(&u)
@@ -283,8 +282,8 @@ func (m *Manager) Apply(ctx context.Context, cfg Config) error {
 	}
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	if m.scriptUser.Load() != nil && cfg.ScriptUser != m.cfg.ScriptUser {
-		if err := m.setScriptUser(cfg.ScriptUser); err != nil {
+	if m.scriptUser.Load() != nil {
+		if err := m.setScriptUser(cfg); err != nil {
 			return err
 		}
 	}

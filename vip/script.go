@@ -1,6 +1,7 @@
 package vip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,8 +25,19 @@ const DefaultScriptUser = "lbd_script"
 // scriptUser is the resolved script_user: the credential to run commands with, nil to
 // run them as lbd's own user.
 type scriptUser struct {
-	name string
-	cred *syscall.Credential
+	name   string
+	cred   *syscall.Credential
+	secure bool // script_security: check the file before each run
+}
+
+// run runs argv as u, after checking it when u.secure.
+func (u *scriptUser) run(ctx context.Context, argv []string) error {
+	if u.secure {
+		if err := checkScriptFile(argv[0]); err != nil {
+			return fmt.Errorf("refused by script_security: %w", err)
+		}
+	}
+	return runCommand(ctx, argv, u.cred)
 }
 
 // lookupUser is user.Lookup; tests replace it.
