@@ -55,8 +55,8 @@
 // answered on the raft port once ServeJoins is called); without it raft is plain TCP.
 // lbd/node uses it from cluster init and join on (node/cluster_tls.go): a node that
 // inits or joins always runs with TLS, and so does one that restarts with its
-// certificate in the state directory (a state directory holding the gossip key but no
-// certificate restarts without TLS).
+// certificate in the state directory; a state directory holding the gossip key but no
+// certificate is a startup error, never raft over plain TCP.
 //
 // Without TLS the cluster trusts every gossip member: whoever holds the gossip key
 // becomes a raft voter, counts toward quorum and reads the replicated state. With TLS

@@ -148,6 +148,15 @@ func (n *Node) resumeCluster(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	if sec == nil {
+		// Without a certificate raft would run over plain TCP, trusting whoever holds
+		// the gossip key: refused, never done silently.
+		return fmt.Errorf("cluster: the state directory %s holds the gossip key (%s) but no node certificate (%s): "+
+			"lbd does not run the cluster over plain TCP; restore %[3]s from a backup of this node, "+
+			"or make the node a new member: on a member, lbctl cluster remove %[4]s (lbctl cluster recover --force if that leaves no quorum); "+
+			"here, move %[1]s aside, start lbd and run lbctl cluster join ADDR --token T (the token lbctl cluster init printed)",
+			cfg.Node.StateDir, clusterKeyFile, filepath.Join(cfg.Node.StateDir, "tls"), cfg.Node.Name)
+	}
 	agent, err := n.startAgent(cfg, strings.TrimSpace(string(b)), sec)
 	if err != nil {
 		return err
@@ -166,8 +175,8 @@ func (n *Node) resumeCluster(cfg *Config) error {
 	return nil
 }
 
-// startAgent starts the agent with the gossip key and the TLS identity in sec (nil: raft
-// over plain TCP), and the loop that follows it.
+// startAgent starts the agent with the gossip key and the TLS identity in sec, and the
+// loop that follows it.
 func (n *Node) startAgent(cfg *Config, key string, sec *security) (*cluster.Cluster, error) {
 	n.cl.mu.Lock()
 	defer n.cl.mu.Unlock()

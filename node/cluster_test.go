@@ -362,3 +362,31 @@ func TestClusterRestart(t *testing.T) {
 	})
 	eventually(t, "b runs the new version", func() bool { return backendNames(b) == "app,web" })
 }
+
+// TestClusterRefusesPlainTCP: a state directory with the gossip key but no node
+// certificate does not start the agent over plain TCP; New fails and says what is
+// missing where, and what to do.
+func TestClusterRefusesPlainTCP(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lbd.yaml")
+	if err := os.WriteFile(path, []byte(clusterFile(dir, "a", docA)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, clusterKeyFile), []byte(newGossipKey()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{ConfigPath: path, Logger: testLog(t), Version: "test"})
+	if err == nil {
+		n.Close(context.Background())
+		t.Fatal("New started a node whose state directory has the gossip key but no certificate")
+	}
+	for _, want := range []string{state, "no node certificate", filepath.Join(state, "tls"), "plain TCP", "lbctl cluster join", "lbctl cluster recover --force"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}
