@@ -41,7 +41,7 @@ func TestUnit(t *testing.T) {
 		"ExecStopPost=/usr/bin/lbd release --config /etc/lbd/lbd.yaml",
 		"KillSignal=SIGTERM", "TimeoutStopSec=40", "Restart=on-failure", "RestartSec=1",
 		"AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE",
-		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE",
+		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID\n",
 		"RuntimeDirectory=lbd", "StateDirectory=lbd", "LimitNOFILE=1048576",
 		"WantedBy=multi-user.target",
 	} {
