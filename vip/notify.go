@@ -253,9 +253,3 @@ func (m *mailbox[T]) take() []T {
 	m.items = nil
 	return items
 }
-
-func (m *mailbox[T]) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.items)
-}

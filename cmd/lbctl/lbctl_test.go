@@ -163,8 +163,6 @@ func merge(base map[string]reply, over map[string]reply) map[string]reply {
 	return out
 }
 
-func ptr[T any](v T) *T { return &v }
-
 var (
 	server1 = api.ServerStatus{
 		Name: "app1", Address: "192.0.2.11:8080", State: api.StateEnabled, Up: true, Weight: 2, Active: 3,

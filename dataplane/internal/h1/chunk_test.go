@@ -78,14 +78,9 @@ func TestChunkScanner(t *testing.T) {
 	}
 }
 
-// refChunked decodes a chunked body with plain readers (readChunkSize, readCRLF,
-// fasthttp's ReadTrailer), the oracle of the fuzz test, and returns where it ends.
-func refChunked(in []byte) (n int, ok bool) {
-	n, _, ok = refDecode(in)
-	return n, ok
-}
-
-// refDecode is refChunked, with the body's data.
+// refDecode decodes a chunked body with plain readers (readChunkSize, readCRLF,
+// fasthttp's ReadTrailer), the oracle of the fuzz test, and returns where it ends and
+// the body's data.
 func refDecode(in []byte) (n int, data []byte, ok bool) {
 	br := bufio.NewReaderSize(bytes.NewReader(in), 1<<20)
 	for {
