@@ -328,7 +328,7 @@ func (n *Node) meta() cluster.Meta {
 	m := cluster.Meta{Version: n.cl.version, ConfigVersion: n.cl.applied}
 	n.cl.mu.Unlock()
 	st := n.dp.Status()
-	m.DataplaneUp = true // the node runs its dataplane; a witness would not
+	m.DataplaneUp = !n.wit.on // a witness runs no dataplane (witness.go)
 	for _, b := range st.Backends {
 		h := cluster.BackendHealth{Backend: b.Name, Total: len(b.Servers)}
 		for _, s := range b.Servers {

@@ -91,9 +91,13 @@ func (n *Node) ClusterStatus() (api.ClusterStatus, bool) {
 		return api.ClusterStatus{}, false
 	}
 	st := a.Status()
+	cfgRole := cluster.RoleVoter
+	if n.wit.on {
+		cfgRole = cluster.RoleWitness
+	}
 	n.cl.mu.Lock()
 	out := api.ClusterStatus{
-		Node: st.Name, State: st.State, Leader: st.LeaderID, LeaderAddr: st.LeaderAddr,
+		Node: st.Name, Role: string(cfgRole), State: st.State, Leader: st.LeaderID, LeaderAddr: st.LeaderAddr,
 		Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 		ConfigVersion: st.ConfigVersion, AppliedVersion: n.cl.applied, ApplyError: n.cl.failErr,
 	}

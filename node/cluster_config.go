@@ -13,9 +13,9 @@ import (
 // node.state_dir; the gossip key is kept in the state directory (created by
 // `lbctl cluster init`, or given when joining), never in the file. See ClusterConfig.
 type ClusterNode struct {
-	// Role is voter or witness; gossip tells the other nodes. A witness is meant to run
-	// the cluster agent only; for now lbd runs the dataplane on a witness too.
-	// Default: voter.
+	// Role is voter or witness; gossip tells the other nodes. A witness runs the
+	// cluster agent only (node/witness.go): no listeners, no health checks, no VRRP.
+	// Read at start. Default: voter.
 	Role cluster.Role `yaml:"role"`
 	// GossipBind is the IP:port gossip listens on, TCP and UDP. Default: 0.0.0.0:7946.
 	GossipBind string `yaml:"gossip_bind"`

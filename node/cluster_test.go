@@ -52,12 +52,14 @@ const docA = `backends:
       - {name: s1, address: "127.0.0.1:1"}
 `
 
-// clusterNode starts a node whose file holds doc as its cluster-wide part.
-func clusterNode(t *testing.T, name, doc string) (*Node, http.Handler) {
+// clusterNode starts a node whose file holds doc as its cluster-wide part; extra lines
+// go into its node.cluster section.
+func clusterNode(t *testing.T, name, doc string, extra ...string) (*Node, http.Handler) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "lbd.yaml")
-	if err := os.WriteFile(path, []byte(clusterFile(dir, name, doc)), 0o644); err != nil {
+	file := strings.Replace(clusterFile(dir, name, doc), "  cluster:\n", "  cluster:\n"+strings.Join(extra, ""), 1)
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n, err := New(Options{ConfigPath: path, Logger: testLog(t), Version: "test"})
@@ -389,4 +391,61 @@ func TestClusterRefusesPlainTCP(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
+}
+
+// TestClusterWitness: a witness runs the cluster agent only. The frontend in its file
+// is accepted but not served (its address stays free), before and after it joins and
+// runs the cluster's document, and its cluster status reports it as a witness with no
+// dataplane.
+func TestClusterWitness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping with -short: forms a two-node cluster (gossip and raft on loopback), seconds of raft timers")
+	}
+	_, ha := clusterNode(t, "a", docA)
+	var ini api.ClusterInitResponse
+	if code, body := call(t, ha, "POST", "/v1/cluster/init", struct{}{}, &ini); code != 200 {
+		t.Fatalf("init: %d %s", code, body)
+	}
+
+	bind := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	doc := docA + fmt.Sprintf("frontends:\n  - {name: web, bind: %q, backend: app}\n", bind)
+	w, hw := clusterNode(t, "w", doc, "    role: witness\n")
+	free := func(when string) {
+		t.Helper()
+		l, err := net.Listen("tcp", bind)
+		if err != nil {
+			t.Fatalf("%s: the witness holds its file's frontend address %s: %v", when, bind, err)
+		}
+		l.Close()
+		if st := w.dp.Status(); len(st.Frontends) != 0 || len(st.Backends) != 0 {
+			t.Errorf("%s: the witness's dataplane runs %d frontend(s), %d backend(s)", when, len(st.Frontends), len(st.Backends))
+		}
+	}
+	free("started")
+
+	join := api.ClusterJoinRequest{Address: ini.RaftAddr, Token: ini.Token, Seeds: []string{ini.GossipAddr}}
+	if code, body := call(t, hw, "POST", "/v1/cluster/join", join, nil); code != 200 {
+		t.Fatalf("join: %d %s", code, body)
+	}
+	var st api.ClusterStatus
+	eventually(t, "the witness runs version 1 and gossips its metadata", func() bool {
+		if code, _ := call(t, hw, "GET", "/v1/cluster/status", nil, &st); code != 200 || st.AppliedVersion != 1 {
+			return false
+		}
+		for _, m := range st.Members {
+			if m.Name == "w" && m.ConfigVersion == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	if st.Role != "witness" {
+		t.Errorf("status role = %q, want witness", st.Role)
+	}
+	for _, m := range st.Members {
+		if m.Name == "w" && (m.Role != "witness" || m.DataplaneUp) {
+			t.Errorf("member w: role %q, dataplane up %v; want witness, down", m.Role, m.DataplaneUp)
+		}
+	}
+	free("joined")
 }

@@ -43,6 +43,7 @@
 //	cluster_config.go  node.cluster, composed into cluster.Config
 //	cluster_tls.go  the cluster CA, certificates and join tokens as init and join use them
 //	cluster_keys.go  gossip key rotation on every node, driven by the leader through raft
+//	witness.go   the witness role: the cluster agent only, nothing served
 //	diff.go      the unified diff behind lbctl config diff
 //	load.go      reading, decoding and validating the file; ConfigError
 package node

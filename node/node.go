@@ -62,10 +62,13 @@ type Node struct {
 
 	// cl is the cluster agent and what feeds it (cluster.go).
 	cl clusterState
+
+	// wit is the witness role (witness.go).
+	wit witnessState
 }
 
 // New loads the config file and starts serving it: the dataplane's listeners and the
-// admin API. It fails, serving nothing, when the file is invalid or a socket cannot be
+// admin API (a witness serves the admin API and runs its cluster agent only). It fails, serving nothing, when the file is invalid or a socket cannot be
 // opened.
 func New(opts Options) (*Node, error) {
 	log := opts.Logger
@@ -97,11 +100,13 @@ func New(opts Options) (*Node, error) {
 	n.reloads.WithLabelValues("success")
 	n.reloads.WithLabelValues("failure")
 
-	if err := n.prepareVRRP(cfg); err != nil { // before the frontends bind VIPs
+	n.wit.on = isWitness(cfg)
+	serve := n.served(cfg)                       // witness.go: a witness serves nothing
+	if err := n.prepareVRRP(serve); err != nil { // before the frontends bind VIPs
 		return nil, err
 	}
 	n.dp = dataplane.New(dataplane.Options{Logger: log, Registry: n.reg, DrainTimeout: opts.DrainTimeout, Clock: n.clock})
-	if err := n.dp.Apply(cfg.Config); err != nil {
+	if err := n.dp.Apply(serve.Config); err != nil {
 		n.dp.Close(context.Background())
 		return nil, err
 	}
@@ -112,7 +117,7 @@ func New(opts Options) (*Node, error) {
 	}
 	// After the admin socket: a second lbd on this machine stops there, before it
 	// touches the VIPs of the running one.
-	if err := n.applyVRRP(context.Background(), cfg); err != nil {
+	if err := n.applyVRRP(context.Background(), serve); err != nil {
 		n.Close(context.Background())
 		return nil, err
 	}
@@ -120,7 +125,7 @@ func New(opts Options) (*Node, error) {
 		n.Close(context.Background())
 		return nil, err
 	}
-	log.Info("lbd started", "node", cfg.Node.Name, "config", opts.ConfigPath, "version", n.version)
+	log.Info("lbd started", "node", cfg.Node.Name, "role", cfg.Node.Cluster.Role, "config", opts.ConfigPath, "version", n.version)
 	return n, nil
 }
 
@@ -181,6 +186,9 @@ func (n *Node) ReloadWith(opts ReloadOptions) (version string, err error) {
 	if cfg.Node.Admin.Socket != n.cfg.Node.Admin.Socket || !samePtr(cfg.Node.Admin.Listen, n.cfg.Node.Admin.Listen) {
 		n.log.Warn("node.admin changed; it takes effect at the next restart")
 	}
+	if isWitness(cfg) != n.wit.on {
+		n.log.Warn("node.cluster.role changed; it takes effect at the next restart")
+	}
 	old := n.version
 	if err := n.applyLocked(cfg); err != nil {
 		return "", err
@@ -206,15 +214,16 @@ func (n *Node) applyLocked(cfg *Config) error {
 	if err := vc.Validate(); err != nil {
 		return fmt.Errorf("vrrp: %w", err)
 	}
-	if err := n.prepareVRRP(cfg); err != nil {
+	serve := n.served(cfg) // witness.go: a witness serves nothing
+	if err := n.prepareVRRP(serve); err != nil {
 		return err
 	}
-	if err := n.dp.Apply(cfg.Config); errors.Is(err, dataplane.ErrPartlyListening) {
+	if err := n.dp.Apply(serve.Config); errors.Is(err, dataplane.ErrPartlyListening) {
 		n.log.Error("config applied, but the dataplane did not apply it all", "err", err)
 	} else if err != nil {
 		return err
 	}
-	if err := n.applyVRRP(context.Background(), cfg); err != nil {
+	if err := n.applyVRRP(context.Background(), serve); err != nil {
 		// The config is valid and applied; an instance that could not start is
 		// reported, and the others run.
 		n.log.Error("config applied, but vrrp did not apply it all", "err", err)

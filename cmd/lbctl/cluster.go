@@ -395,8 +395,8 @@ func readFile(path string) (string, error) {
 }
 
 func printClusterStatus(w io.Writer, st *api.ClusterStatus) {
-	fmt.Fprintf(w, "node %s (%s)  leader %s  term %d  commit index %d  config version %d",
-		st.Node, st.State, orDash(st.Leader), st.Term, st.CommitIndex, st.ConfigVersion)
+	fmt.Fprintf(w, "node %s (%s, %s)  leader %s  term %d  commit index %d  config version %d",
+		st.Node, orDash(st.Role), st.State, orDash(st.Leader), st.Term, st.CommitIndex, st.ConfigVersion)
 	if st.AppliedVersion != st.ConfigVersion {
 		fmt.Fprintf(w, " (running %d)", st.AppliedVersion)
 	}

@@ -25,7 +25,7 @@ var (
 		RaftAddr: "10.0.0.7:7947", VRRP: []api.MemberVRRP{}, Backends: []api.MemberBackend{},
 	}
 	clusterStatus = api.ClusterStatus{
-		Node: "lb-b", State: "follower", Leader: "lb-a", LeaderAddr: "10.0.0.5:7947", Term: 4, CommitIndex: 31,
+		Node: "lb-b", Role: "voter", State: "follower", Leader: "lb-a", LeaderAddr: "10.0.0.5:7947", Term: 4, CommitIndex: 31,
 		AppliedIndex: 31, ConfigVersion: 7, AppliedVersion: 6,
 		ApplyError: "cluster config version 7:4: frontends[0].bind: listen tcp 10.0.0.9:80: cannot assign requested address",
 		Members:    []api.ClusterMember{memberA, memberB, witness},

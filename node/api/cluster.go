@@ -19,8 +19,9 @@ import (
 
 // ClusterStatus is GET /v1/cluster/status: this node's view of the cluster.
 type ClusterStatus struct {
-	// Node is this node's name.
+	// Node is this node's name, and Role its role: voter or witness.
 	Node string `json:"node"`
+	Role string `json:"role"`
 	// State is this node's raft state: leader, follower, candidate or shutdown.
 	State string `json:"state"`
 	// Leader and LeaderAddr name the raft leader ("" while none is known).
