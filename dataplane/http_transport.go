@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -407,6 +408,11 @@ func (c clientConn) arm(now time.Time) {
 func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	for range maxInterim {
 		if err := resp.Header.Read(br); err != nil {
+			if err != io.EOF && errors.Is(err, io.EOF) && !headEnded(br) {
+				// A head cut by the server's close: a failed connection, as the loop
+				// engine classifies it, not an invalid answer.
+				return errUnexpectedClose
+			}
 			return err
 		}
 		switch code := resp.StatusCode(); {
@@ -417,6 +423,14 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 		}
 	}
 	return errTooManyInterim
+}
+
+// headEnded tells whether the bytes br holds have the empty line that ends a head
+// (with CRLF or bare LF line ends, as the loop engine's scanner finds it), so that a
+// failure to read them is an invalid head rather than a cut one.
+func headEnded(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
 }
 
 var bodyStreamPool = sync.Pool{New: func() any { return new(bodyStream) }}

@@ -313,7 +313,7 @@ func fzEchoAnswer(w io.Writer, r *hlReq) bool {
 	return hlWriteEcho(w, r, b.String())
 }
 
-// fzEnv is the echo server and the two dataplanes, one per engine, in front of it.
+// fzEnv is a server (the echo server, or another) and the two dataplanes, one per engine, in front of it.
 type fzEnv struct {
 	ln         net.Listener
 	wg         sync.WaitGroup
@@ -322,6 +322,20 @@ type fzEnv struct {
 }
 
 func fzStart() *fzEnv {
+	return fzStartWith(func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, err := hlReadRequest(br)
+			if err != nil || !fzEchoAnswer(c, r) {
+				return
+			}
+		}
+	})
+}
+
+// fzStartWith starts a server on loopback that runs serve on each connection (and
+// closes it after), and the two dataplanes, one per engine, in front of it.
+func fzStartWith(serve func(c net.Conn)) *fzEnv {
 	e := &fzEnv{}
 	if e.ln, e.err = net.Listen("tcp", "127.0.0.1:0"); e.err != nil {
 		return e
@@ -338,13 +352,7 @@ func fzStart() *fzEnv {
 			go func() {
 				defer e.wg.Done()
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					r, err := hlReadRequest(br)
-					if err != nil || !fzEchoAnswer(c, r) {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
