@@ -1681,7 +1681,9 @@ func (srv *srvConn) readable() {
 func (srv *srvConn) eof() {
 	c := srv.c
 	switch {
-	case !srv.headDone && !srv.gotByte:
+	case !srv.headDone && (!srv.gotByte || blankLines(srv.in)):
+		// Nothing but empty lines since the last answer (or none): closed without
+		// answering, as fasthttp's Header.Read, which skips them, sees it.
 		srv.fail(io.EOF)
 	case !srv.headDone:
 		srv.fail(errUnexpectedClose)
@@ -1692,6 +1694,16 @@ func (srv *srvConn) eof() {
 		}
 		c.responseDone(false)
 	}
+}
+
+// blankLines tells whether b holds nothing but line ends.
+func blankLines(b []byte) bool {
+	for _, c := range b {
+		if c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 // head takes bytes of a response head.
