@@ -408,10 +408,8 @@ func (c clientConn) arm(now time.Time) {
 func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	for range maxInterim {
 		if err := resp.Header.Read(br); err != nil {
-			if err != io.EOF && errors.Is(err, io.EOF) && !headEnded(br) {
-				// A head cut by the server's close: a failed connection, as the loop
-				// engine classifies it, not an invalid answer.
-				return errUnexpectedClose
+			if errors.Is(err, io.EOF) && !headEnded(br) {
+				return headReadError(err)
 			}
 			return err
 		}
@@ -423,6 +421,21 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 		}
 	}
 	return errTooManyInterim
+}
+
+// headReadError is the error of a response head that the server's close cut, from
+// what fasthttp's Header.Read said of the bytes before it: io.EOF when there was
+// nothing but empty lines (closed without answering), a head that stops short a
+// failed connection (errUnexpectedClose), and a bad first line an invalid answer.
+// Both engines classify a cut head with it.
+func headReadError(err error) error {
+	if err == nil {
+		return errUnexpectedClose // a head the loop's scanner did not find the end of
+	}
+	if err != io.EOF && errors.Is(err, io.EOF) {
+		return errUnexpectedClose
+	}
+	return err
 }
 
 // headEnded tells whether the bytes br holds have the empty line that ends a head

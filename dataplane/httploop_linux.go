@@ -1681,12 +1681,14 @@ func (srv *srvConn) readable() {
 func (srv *srvConn) eof() {
 	c := srv.c
 	switch {
-	case !srv.headDone && (!srv.gotByte || blankLines(srv.in)):
-		// Nothing but empty lines since the last answer (or none): closed without
-		// answering, as fasthttp's Header.Read, which skips them, sees it.
+	case !srv.headDone && !srv.gotByte:
 		srv.fail(io.EOF)
 	case !srv.headDone:
-		srv.fail(errUnexpectedClose)
+		// A head cut by the close: what fasthttp's Header.Read makes of the bytes since
+		// the last answer, as on the fasthttp engine (readHead): nothing but empty lines
+		// is no answer, a bad first line an invalid one, else a cut one.
+		h := srv.l.httpState()
+		srv.fail(headReadError(h.resp.Read(h.reader(srv.in, serverBufferSize))))
 	default:
 		if err := c.x.body.EOF(); err != nil {
 			srv.fail(err)
@@ -1694,16 +1696,6 @@ func (srv *srvConn) eof() {
 		}
 		c.responseDone(false)
 	}
-}
-
-// blankLines tells whether b holds nothing but line ends.
-func blankLines(b []byte) bool {
-	for _, c := range b {
-		if c != '\r' && c != '\n' {
-			return false
-		}
-	}
-	return true
 }
 
 // head takes bytes of a response head.
