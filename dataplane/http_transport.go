@@ -443,6 +443,7 @@ func headReadError(err error) error {
 // failure to read them is an invalid head rather than a cut one.
 func headEnded(br *bufio.Reader) bool {
 	b, _ := br.Peek(br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n") // the empty lines before a status line are skipped
 	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
 }
 
