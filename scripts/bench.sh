@@ -899,7 +899,7 @@ n_meas=0
 for c in "${CELLS[@]}"; do
   for p in "${PROXIES[@]}"; do proxy_applies "$p" "$c" && n_meas=$((n_meas + $(runs_of "$p"))); done
 done
-log "${#CELLS[@]} cells, $n_meas measurements of ${WARMUP}s + ${DURATION}s; about $((n_meas * (WARMUP + DURATION + IDLE_WAIT + 2) / 60 + 1)) minutes"
+log "${#CELLS[@]} cells, $n_meas measurements of ${WARMUP}s + ${DURATION}s; about $((n_meas * (WARMUP + DURATION + IDLE_WAIT + 1) / 60 + 1)) minutes"
 
 T_START="$(date -u '+%F %H:%M:%S')"
 i_cell=0
