@@ -2,8 +2,6 @@ package dataplane
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,40 +18,8 @@ import (
 
 	"lbd/dataplane/balance"
 	"lbd/dataplane/internal/proxyproto"
+	"lbd/internal/testutil"
 )
-
-// ppV2 builds a v2 header: signature, version/command byte vc, family/transport byte ft,
-// the length of block, block.
-func ppV2(vc, ft byte, block ...[]byte) string {
-	b := []byte("\r\n\r\n\x00\r\nQUIT\n") // the v2 signature
-	body := bytes.Join(block, nil)
-	b = append(b, vc, ft)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(body)))
-	return string(append(b, body...))
-}
-
-// ppInet is a v2 AF_INET address block.
-func ppInet(src, dst string, sport, dport uint16) []byte {
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	b := append(s[:], d[:]...)
-	b = binary.BigEndian.AppendUint16(b, sport)
-	return binary.BigEndian.AppendUint16(b, dport)
-}
-
-// ppInet6 is a v2 AF_INET6 address block.
-func ppInet6(src, dst string, sport, dport uint16) []byte {
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	b := append(s[:], d[:]...)
-	b = binary.BigEndian.AppendUint16(b, sport)
-	return binary.BigEndian.AppendUint16(b, dport)
-}
-
-// ppTLV is one TLV.
-func ppTLV(typ byte, val string) []byte {
-	b := []byte{typ}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(val)))
-	return append(b, val...)
-}
 
 func TestProxyValidate(t *testing.T) {
 	base := func() Config {
@@ -168,7 +134,7 @@ func ppReadLine(t testing.TB, c net.Conn) string {
 func TestProxyAcceptTCP(t *testing.T) {
 	d := l4Dataplane(t, ppConfig(ModeTCP, loopbackTrusted, ProxyV2, ppTellServer(t)))
 	fe := d.Addr("fe").String()
-	inet6 := ppInet6("2001:db8::7", "2001:db8::1", 40000, 8443)
+	inet6 := testutil.ProxyInet6("2001:db8::7", "2001:db8::1", 40000, 8443)
 	tests := []struct {
 		name   string
 		header string
@@ -179,10 +145,10 @@ func TestProxyAcceptTCP(t *testing.T) {
 		{"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 40000 8443\r\n", false, "[2001:db8::7]:40000 [2001:db8::1]:8443"},
 		{"v1 in pieces", "PROXY TCP4 203.0.113.7 198.51.100.1 4444 443\r\n", true, "203.0.113.7:4444 198.51.100.1:443"},
 		{"v1 unknown", "PROXY UNKNOWN\r\n", false, "self"},
-		{"v2 tcp4", ppV2(0x21, 0x11, ppInet("203.0.113.8", "198.51.100.1", 5555, 443)), false, "203.0.113.8:5555 198.51.100.1:443"},
-		{"v2 tcp6 with tlvs", ppV2(0x21, 0x21, inet6, ppTLV(0x04, strings.Repeat("z", 300))), false, "[2001:db8::7]:40000 [2001:db8::1]:8443"},
-		{"v2 in pieces", ppV2(0x21, 0x11, ppInet("203.0.113.8", "198.51.100.1", 5555, 443)), true, "203.0.113.8:5555 198.51.100.1:443"},
-		{"v2 local", ppV2(0x20, 0x00), false, "self"},
+		{"v2 tcp4", testutil.ProxyV2(0x21, 0x11, testutil.ProxyInet("203.0.113.8", "198.51.100.1", 5555, 443)), false, "203.0.113.8:5555 198.51.100.1:443"},
+		{"v2 tcp6 with tlvs", testutil.ProxyV2(0x21, 0x21, inet6, testutil.ProxyTLV(0x04, strings.Repeat("z", 300))), false, "[2001:db8::7]:40000 [2001:db8::1]:8443"},
+		{"v2 in pieces", testutil.ProxyV2(0x21, 0x11, testutil.ProxyInet("203.0.113.8", "198.51.100.1", 5555, 443)), true, "203.0.113.8:5555 198.51.100.1:443"},
+		{"v2 local", testutil.ProxyV2(0x20, 0x00), false, "self"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -292,7 +258,7 @@ func TestProxyMalformedTCP(t *testing.T) {
 
 	tests := []struct{ name, send, reason string }{
 		{"bad port", "PROXY TCP4 203.0.113.7 198.51.100.1 99999 443\r\nGET / HTTP/1.0\r\n\r\n", proxyproto.ReasonMalformed},
-		{"bad v2 version", ppV2(0x11, 0x11, ppInet("203.0.113.7", "198.51.100.1", 1, 2)), proxyproto.ReasonMalformed},
+		{"bad v2 version", testutil.ProxyV2(0x11, 0x11, testutil.ProxyInet("203.0.113.7", "198.51.100.1", 1, 2)), proxyproto.ReasonMalformed},
 		{"no header", "GET / HTTP/1.0\r\n\r\n", proxyproto.ReasonMissing},
 		{"closed half way", "PROXY TCP4 203.0", proxyproto.ReasonClosed},
 		{"silent", "", proxyproto.ReasonTimeout},
@@ -336,7 +302,7 @@ func TestProxyUntrustedTCP(t *testing.T) {
 	d := l4Dataplane(t, ppConfig(ModeTCP, []string{"10.0.0.0/8", "::1/128"}, "", tcpServer(t, tcpEcho)))
 	c := tcpDial(t, d)
 	tcpRoundTrip(t, c, "PROXY TCP4 10.1.2.3 198.51.100.1 4444 443\r\nhello")
-	tcpRoundTrip(t, c, ppV2(0x21, 0x11, ppInet("10.1.2.3", "198.51.100.1", 1, 2)))
+	tcpRoundTrip(t, c, testutil.ProxyV2(0x21, 0x11, testutil.ProxyInet("10.1.2.3", "198.51.100.1", 1, 2)))
 	if got := l4Value(t, d.metrics.proxyErrors.WithLabelValues("fe", proxyproto.ReasonMissing)); got != 0 {
 		t.Errorf("missing errors = %v, want 0", got)
 	}
@@ -352,7 +318,7 @@ func TestProxySplice(t *testing.T) {
 	const n = 32 << 20
 	data := make([]byte, n)
 	c := tcpDial(t, d)
-	tcpWriteString(t, c, ppV2(0x21, 0x11, ppInet("203.0.113.7", "198.51.100.1", 1, 2)))
+	tcpWriteString(t, c, testutil.ProxyV2(0x21, 0x11, testutil.ProxyInet("203.0.113.7", "198.51.100.1", 1, 2)))
 	before := procRchar(t)
 	got := tcpEchoData(t, c, data)
 	delta := procRchar(t) - before
@@ -377,8 +343,8 @@ func testProxyAcceptHTTP(t *testing.T, engine string) {
 	tests := []struct{ name, header, want string }{
 		{"v1", "PROXY TCP4 203.0.113.7 198.51.100.1 4444 80\r\n", "203.0.113.7"},
 		{"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 4444 80\r\n", "2001:db8::7"},
-		{"v2", ppV2(0x21, 0x11, ppInet("203.0.113.8", "198.51.100.1", 5555, 80)), "203.0.113.8"},
-		{"v2 local", ppV2(0x20, 0x00), "127.0.0.1"},
+		{"v2", testutil.ProxyV2(0x21, 0x11, testutil.ProxyInet("203.0.113.8", "198.51.100.1", 5555, 80)), "203.0.113.8"},
+		{"v2 local", testutil.ProxyV2(0x20, 0x00), "127.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -114,3 +114,26 @@ func RequireCorpus(t testing.TB, targets ...string) {
 		}
 	}
 }
+
+// Captures reads the files in testdata/DIR whose names match *.bin, by base name; the
+// test fails when there are none (a moved directory must not turn a test of captured
+// packets into one of nothing).
+func Captures(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no captures in testdata/%s", dir)
+	}
+	out := map[string][]byte{}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(name)] = b
+	}
+	return out
+}

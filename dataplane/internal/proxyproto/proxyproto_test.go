@@ -6,8 +6,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,39 +13,6 @@ import (
 
 	"lbd/internal/testutil"
 )
-
-// ppV2 builds a v2 header: signature, version/command byte vc, family/transport byte ft,
-// the length of block, block.
-func ppV2(vc, ft byte, block ...[]byte) string {
-	b := append([]byte(nil), v2Sig...)
-	body := bytes.Join(block, nil)
-	b = append(b, vc, ft)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(body)))
-	return string(append(b, body...))
-}
-
-// ppInet is a v2 AF_INET address block.
-func ppInet(src, dst string, sport, dport uint16) []byte {
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	b := append(s[:], d[:]...)
-	b = binary.BigEndian.AppendUint16(b, sport)
-	return binary.BigEndian.AppendUint16(b, dport)
-}
-
-// ppInet6 is a v2 AF_INET6 address block.
-func ppInet6(src, dst string, sport, dport uint16) []byte {
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	b := append(s[:], d[:]...)
-	b = binary.BigEndian.AppendUint16(b, sport)
-	return binary.BigEndian.AppendUint16(b, dport)
-}
-
-// ppTLV is one TLV.
-func ppTLV(typ byte, val string) []byte {
-	b := []byte{typ}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(val)))
-	return append(b, val...)
-}
 
 // ppWithCRC appends a CRC32C TLV to header h (a v2 header), fixing up its length and
 // filling in the checksum; with corrupt, the checksum is off by one.
@@ -75,7 +40,7 @@ type ppCase struct {
 // ppCases are the parser's table, and the fuzz target's seeds.
 var ppCases = func() []ppCase {
 	v1max := "PROXY UNKNOWN " + strings.Repeat("x", MaxV1-len("PROXY UNKNOWN ")-2) + "\r\n"
-	inet := ppInet("192.0.2.1", "198.51.100.2", 56324, 443)
+	inet := testutil.ProxyInet("192.0.2.1", "198.51.100.2", 56324, 443)
 	return []ppCase{
 		// v1, good.
 		{name: "v1 tcp4", in: "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n",
@@ -119,44 +84,44 @@ var ppCases = func() []ppCase {
 		{name: "empty", in: "", err: "incomplete"},
 
 		// v2, good.
-		{name: "v2 tcp4", in: ppV2(0x21, 0x11, inet),
+		{name: "v2 tcp4", in: testutil.ProxyV2(0x21, 0x11, inet),
 			want: Header{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
-		{name: "v2 tcp4 with payload", in: ppV2(0x21, 0x11, inet) + "\r\n\r\n\x00\r\nQUIT\n",
+		{name: "v2 tcp4 with payload", in: testutil.ProxyV2(0x21, 0x11, inet) + "\r\n\r\n\x00\r\nQUIT\n",
 			want: Header{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}, n: 28},
-		{name: "v2 udp4", in: ppV2(0x21, 0x12, inet),
+		{name: "v2 udp4", in: testutil.ProxyV2(0x21, 0x12, inet),
 			want: Header{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
-		{name: "v2 tcp6", in: ppV2(0x21, 0x21, ppInet6("2001:db8::1", "2001:db8::2", 1, 65535)),
+		{name: "v2 tcp6", in: testutil.ProxyV2(0x21, 0x21, testutil.ProxyInet6("2001:db8::1", "2001:db8::2", 1, 65535)),
 			want: Header{Src: ap("[2001:db8::1]:1"), Dst: ap("[2001:db8::2]:65535")}},
-		{name: "v2 tcp6 v4-mapped", in: ppV2(0x21, 0x21, ppInet6("::ffff:192.0.2.1", "::ffff:198.51.100.2", 1, 2)),
+		{name: "v2 tcp6 v4-mapped", in: testutil.ProxyV2(0x21, 0x21, testutil.ProxyInet6("::ffff:192.0.2.1", "::ffff:198.51.100.2", 1, 2)),
 			want: Header{Src: ap("192.0.2.1:1"), Dst: ap("198.51.100.2:2")}},
-		{name: "v2 local", in: ppV2(0x20, 0x00), want: Header{Local: true}},
-		{name: "v2 local ignores the block", in: ppV2(0x20, 0xff, []byte("anything at all")), want: Header{Local: true}},
-		{name: "v2 unspec", in: ppV2(0x21, 0x00, []byte{1, 2, 3}), want: Header{Local: true}},
-		{name: "v2 unix", in: ppV2(0x21, 0x31, make([]byte, 216)), want: Header{Local: true}},
-		{name: "v2 tlvs", in: ppV2(0x21, 0x11, inet, ppTLV(0x04, "\x00\x00"), ppTLV(0x01, "h2"), ppTLV(0x20, "")),
+		{name: "v2 local", in: testutil.ProxyV2(0x20, 0x00), want: Header{Local: true}},
+		{name: "v2 local ignores the block", in: testutil.ProxyV2(0x20, 0xff, []byte("anything at all")), want: Header{Local: true}},
+		{name: "v2 unspec", in: testutil.ProxyV2(0x21, 0x00, []byte{1, 2, 3}), want: Header{Local: true}},
+		{name: "v2 unix", in: testutil.ProxyV2(0x21, 0x31, make([]byte, 216)), want: Header{Local: true}},
+		{name: "v2 tlvs", in: testutil.ProxyV2(0x21, 0x11, inet, testutil.ProxyTLV(0x04, "\x00\x00"), testutil.ProxyTLV(0x01, "h2"), testutil.ProxyTLV(0x20, "")),
 			want: Header{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
-		{name: "v2 crc32c", in: ppWithCRC(ppV2(0x21, 0x11, inet, ppTLV(0x02, "example.com")), false),
+		{name: "v2 crc32c", in: ppWithCRC(testutil.ProxyV2(0x21, 0x11, inet, testutil.ProxyTLV(0x02, "example.com")), false),
 			want: Header{Src: ap("192.0.2.1:56324"), Dst: ap("198.51.100.2:443")}},
 
 		// v2, malformed.
-		{name: "v2 version 1", in: ppV2(0x11, 0x11, inet), err: `proxy v2: bad version 1`},
-		{name: "v2 version 3", in: ppV2(0x31, 0x11, inet), err: `proxy v2: bad version 3`},
-		{name: "v2 bad command", in: ppV2(0x22, 0x11, inet), err: `proxy v2: bad command 0x2`},
-		{name: "v2 bad family", in: ppV2(0x21, 0x41, inet), err: `proxy v2: bad family and transport byte 0x41`},
-		{name: "v2 bad transport", in: ppV2(0x21, 0x13, inet), err: `proxy v2: bad family and transport byte 0x13`},
-		{name: "v2 inet without transport", in: ppV2(0x21, 0x10, inet), err: `proxy v2: bad family and transport byte 0x10`},
-		{name: "v2 unspec with transport", in: ppV2(0x21, 0x01), err: `proxy v2: bad family and transport byte 0x01`},
-		{name: "v2 short inet block", in: ppV2(0x21, 0x11, inet[:8]), err: `proxy v2: address block of 8 bytes is shorter than the 12 its family needs`},
-		{name: "v2 short inet6 block", in: ppV2(0x21, 0x21, inet), err: `proxy v2: address block of 12 bytes is shorter than the 36 its family needs`},
-		{name: "v2 truncated tlv", in: ppV2(0x21, 0x11, inet, []byte{0x04, 0}), err: `proxy v2: truncated TLV at offset 28`},
-		{name: "v2 tlv overrun", in: ppV2(0x21, 0x11, inet, ppTLV(0x04, "ab"), []byte{0x01, 0, 5, 'h', '2'}),
+		{name: "v2 version 1", in: testutil.ProxyV2(0x11, 0x11, inet), err: `proxy v2: bad version 1`},
+		{name: "v2 version 3", in: testutil.ProxyV2(0x31, 0x11, inet), err: `proxy v2: bad version 3`},
+		{name: "v2 bad command", in: testutil.ProxyV2(0x22, 0x11, inet), err: `proxy v2: bad command 0x2`},
+		{name: "v2 bad family", in: testutil.ProxyV2(0x21, 0x41, inet), err: `proxy v2: bad family and transport byte 0x41`},
+		{name: "v2 bad transport", in: testutil.ProxyV2(0x21, 0x13, inet), err: `proxy v2: bad family and transport byte 0x13`},
+		{name: "v2 inet without transport", in: testutil.ProxyV2(0x21, 0x10, inet), err: `proxy v2: bad family and transport byte 0x10`},
+		{name: "v2 unspec with transport", in: testutil.ProxyV2(0x21, 0x01), err: `proxy v2: bad family and transport byte 0x01`},
+		{name: "v2 short inet block", in: testutil.ProxyV2(0x21, 0x11, inet[:8]), err: `proxy v2: address block of 8 bytes is shorter than the 12 its family needs`},
+		{name: "v2 short inet6 block", in: testutil.ProxyV2(0x21, 0x21, inet), err: `proxy v2: address block of 12 bytes is shorter than the 36 its family needs`},
+		{name: "v2 truncated tlv", in: testutil.ProxyV2(0x21, 0x11, inet, []byte{0x04, 0}), err: `proxy v2: truncated TLV at offset 28`},
+		{name: "v2 tlv overrun", in: testutil.ProxyV2(0x21, 0x11, inet, testutil.ProxyTLV(0x04, "ab"), []byte{0x01, 0, 5, 'h', '2'}),
 			err: `proxy v2: TLV 0x01 at offset 33: 5 bytes of value overrun the header`},
-		{name: "v2 crc32c wrong", in: ppWithCRC(ppV2(0x21, 0x11, inet), true), err: "crc"},
-		{name: "v2 crc32c wrong size", in: ppV2(0x21, 0x11, inet, ppTLV(0x03, "abc")), err: `proxy v2: CRC32C TLV of 3 bytes, want 4`},
+		{name: "v2 crc32c wrong", in: ppWithCRC(testutil.ProxyV2(0x21, 0x11, inet), true), err: "crc"},
+		{name: "v2 crc32c wrong size", in: testutil.ProxyV2(0x21, 0x11, inet, testutil.ProxyTLV(0x03, "abc")), err: `proxy v2: CRC32C TLV of 3 bytes, want 4`},
 		{name: "v2 bad signature", in: "\r\n\r\n\x00\r\nQUIX\n\x21\x11\x00\x0c", err: `proxy: no PROXY protocol signature`},
 		{name: "v2 signature incomplete", in: "\r\n\r\n\x00\r\nQU", err: "incomplete"},
-		{name: "v2 prefix incomplete", in: ppV2(0x21, 0x11, inet)[:15], err: "incomplete"},
-		{name: "v2 block incomplete", in: ppV2(0x21, 0x11, inet)[:20], err: "incomplete"},
+		{name: "v2 prefix incomplete", in: testutil.ProxyV2(0x21, 0x11, inet)[:15], err: "incomplete"},
+		{name: "v2 block incomplete", in: testutil.ProxyV2(0x21, 0x11, inet)[:20], err: "incomplete"},
 	}
 }()
 
@@ -237,24 +202,7 @@ func TestAppendRoundTrip(t *testing.T) {
 // followed by the payload "hello", by file name: send-proxy (v1) and send-proxy-v2,
 // plain, with proxy-v2-options crc32c, and with crc32c,unique-id, over IPv4 and IPv6
 // loopback.
-func haproxyCaptures(t testing.TB) map[string][]byte {
-	files, err := filepath.Glob(filepath.Join("testdata", "haproxy", "*.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no captures in testdata/haproxy")
-	}
-	out := map[string][]byte{}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[filepath.Base(name)] = b
-	}
-	return out
-}
+func haproxyCaptures(t testing.TB) map[string][]byte { return testutil.Captures(t, "haproxy") }
 
 // TestParseHAProxy parses what HAProxy sends, CRC32C and unique-id TLVs included, and
 // refuses a capture with a CRC32C whose header was changed on the way.

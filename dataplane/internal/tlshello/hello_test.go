@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -57,24 +56,7 @@ func splitRecords(h []byte, at ...int) []byte {
 // (captureNames says the server name each client was given): curl 7.88 (OpenSSL 3.0; default, and HTTP/1.1 over TLS 1.2 only), wget (to an
 // address: no name), OpenSSL 3.0's s_client with and without -servername, Python's ssl,
 // and Go 1.26's crypto/tls (with a post-quantum key share, 1.5 KiB).
-func captures(t testing.TB) map[string][]byte {
-	files, err := filepath.Glob(filepath.Join("testdata", "hellos", "*.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no ClientHellos in testdata/hellos")
-	}
-	out := map[string][]byte{}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[filepath.Base(name)] = b
-	}
-	return out
-}
+func captures(t testing.TB) map[string][]byte { return testutil.Captures(t, "hellos") }
 
 // captureNames is the server name each capture asks for.
 var captureNames = map[string]string{
