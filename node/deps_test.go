@@ -55,11 +55,12 @@ func TestCommandImports(t *testing.T) {
 			t.Errorf("node/api reaches %s: it may use the standard library only", dep)
 		}
 	}
-	// cmd/lbctl, with its tests: node/api, cobra and go-cmp (tests) among the rest.
+	// cmd/lbctl, with its tests: node/api, cobra, and in tests go-cmp and
+	// internal/testutil (which only _test.go files may import: TestTestutilOnlyInTests).
 	for _, dep := range goList(t, "-deps", "-test", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "lbd/cmd/lbctl") {
 		dep = strings.Fields(dep)[0] // "lbd/cmd/lbctl [lbd/cmd/lbctl.test]" for the test variant
 		switch {
-		case dep == "lbd/node/api", dep == "lbd/cmd/lbctl", dep == "lbd/cmd/lbctl.test":
+		case dep == "lbd/node/api", dep == "lbd/cmd/lbctl", dep == "lbd/cmd/lbctl.test", dep == "lbd/internal/testutil":
 		case strings.HasPrefix(dep, "lbd/"):
 			t.Errorf("cmd/lbctl reaches %s: it may import only lbd/node/api among lbd's packages", dep)
 		case !strings.HasPrefix(dep, "github.com/spf13/") && !strings.HasPrefix(dep, "github.com/inconshreveable/mousetrap") &&

@@ -12,9 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"lbd/internal/testutil"
 	"lbd/node/api"
 )
 
@@ -79,20 +78,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve starts f on a unix socket and returns the socket's path.
-func (f *fakeAPI) serve(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "lbd.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(f)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return sock
-}
+func (f *fakeAPI) serve(t *testing.T) string { return testutil.UnixServer(t, f) }
 
 func (f *fakeAPI) takeLog() []string {
 	f.mu.Lock()

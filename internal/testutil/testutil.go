@@ -7,6 +7,9 @@ package testutil
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path"
@@ -136,4 +139,22 @@ func Captures(t testing.TB, dir string) map[string][]byte {
 		out[filepath.Base(name)] = b
 	}
 	return out
+}
+
+// UnixServer serves h on a unix socket in the test's temp dir until the test ends, and
+// returns the socket's path: the admin API's transport, for a fake API or a handler
+// under test.
+func UnixServer(t testing.TB, h http.Handler) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "lbd.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return sock
 }

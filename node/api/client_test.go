@@ -6,28 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"lbd/internal/testutil"
 )
 
 // unixServer serves h on a unix socket in a temp dir and returns the socket's path.
-func unixServer(t *testing.T, h http.Handler) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "lbd.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return sock
-}
+func unixServer(t *testing.T, h http.Handler) string { return testutil.UnixServer(t, h) }
 
 func answer(code int, contentType, body string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
