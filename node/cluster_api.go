@@ -159,13 +159,8 @@ func (n *Node) handleClusterInit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := newGossipKey()
-	if err := writeKey(cfg, key); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	agent, err := n.startAgent(cfg, key, sec)
+	agent, err := n.startNewAgent(cfg, key, sec)
 	if err != nil {
-		os.Remove(keyPath(cfg))
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -238,13 +233,8 @@ func (n *Node) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("joining %s: %v", req.Address, err))
 		return
 	}
-	if err := writeKey(cfg, key); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	agent, err := n.startAgent(cfg, key, sec)
+	agent, err := n.startNewAgent(cfg, key, sec)
 	if err != nil {
-		os.Remove(keyPath(cfg))
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -500,4 +490,19 @@ func tokenExpiry(agent *cluster.Cluster, id string) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// startNewAgent saves the gossip key of a cluster this node has just created or joined
+// and starts the agent with it; when the agent does not start, the key is removed again,
+// so the state directory does not say the node is in a cluster.
+func (n *Node) startNewAgent(cfg *Config, key string, sec *security) (*cluster.Cluster, error) {
+	if err := writeKey(cfg, key); err != nil {
+		return nil, err
+	}
+	agent, err := n.startAgent(cfg, key, sec)
+	if err != nil {
+		os.Remove(keyPath(cfg))
+		return nil, err
+	}
+	return agent, nil
 }
