@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"lbd/internal/testutil"
 )
 
 // TestRefusedReloadChangesNothing checks that a reload refused by a step late in its
@@ -128,18 +128,7 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 func TestLateListenerFailureIsPartlyListening(t *testing.T) {
 	// The test holds a SO_REUSEPORT socket on the port; the old frontend (reuse_port)
 	// shares it, the new one (without reuse_port) cannot.
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		})
-		return errors.Join(err, serr)
-	}}
-	held, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
+	held := testutil.ReusePortListener(t)
 	srv := tcpServer(t, func(c *net.TCPConn) { tcpEcho(c) })
 	cfg := l4Config(ModeTCP, BalanceRoundRobin, srv)
 	cfg.Frontends[0].Bind = held.Addr().String()
@@ -150,7 +139,7 @@ func TestLateListenerFailureIsPartlyListening(t *testing.T) {
 	next.Frontends[0].Bind = held.Addr().String()
 	w := 9
 	next.Backends[0].Servers[0].Weight = &w
-	err = d.Apply(next)
+	err := d.Apply(next)
 	if !errors.Is(err, ErrPartlyListening) {
 		t.Fatalf("Apply = %v, want an error wrapping ErrPartlyListening", err)
 	}

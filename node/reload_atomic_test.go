@@ -1,17 +1,16 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/sys/unix"
+
+	"lbd/internal/testutil"
 )
 
 // TestReloadDataplaneRefusalOrPartial: a reload the dataplane refuses leaves the node on
@@ -21,18 +20,7 @@ import (
 func TestReloadDataplaneRefusalOrPartial(t *testing.T) {
 	// A SO_REUSEPORT socket the test holds: a frontend with reuse_port shares its port,
 	// one without cannot bind it.
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		})
-		return errors.Join(err, serr)
-	}}
-	held, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
+	held := testutil.ReusePortListener(t)
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"testing"
-
-	"lbd/dataplane"
 )
 
 // checkLog is a checkSink that records what it is told.
@@ -19,17 +17,7 @@ func (c checkLog) SetCheck(name string, level float64) { c[name] = append(c[name
 // dataplane failed]" then STOP within 1ms of SIGTERM), turning the graceful stop into a
 // plain release.
 func TestReportChecksWhileStopping(t *testing.T) {
-	dp := dataplane.New(dataplane.Options{Logger: discardLog()})
-	defer dp.Close(context.Background())
-	cfg := dataplane.Config{
-		Frontends: []dataplane.Frontend{{Name: "web", Mode: "tcp", Bind: "127.0.0.1:0", Backend: "app"}},
-		Backends:  []dataplane.Backend{{Name: "app", Servers: []dataplane.ServerConfig{{Address: "127.0.0.1:1"}}}},
-	}
-	cfg.SetDefaults()
-	if err := dp.Apply(cfg); err != nil {
-		t.Fatal(err)
-	}
-	n := &Node{log: discardLog(), dp: dp}
+	n := nodeWithTCPFrontend(t)
 
 	running := checkLog{}
 	n.reportChecks(context.Background(), running)

@@ -267,17 +267,8 @@ func TestProbeListener(t *testing.T) {
 }
 
 func TestDataplaneLevel(t *testing.T) {
-	dp := dataplane.New(dataplane.Options{Logger: discardLog()})
-	defer dp.Close(context.Background())
-	cfg := dataplane.Config{
-		Frontends: []dataplane.Frontend{{Name: "web", Mode: "tcp", Bind: "127.0.0.1:0", Backend: "app"}},
-		Backends:  []dataplane.Backend{{Name: "app", Servers: []dataplane.ServerConfig{{Address: "127.0.0.1:1"}}}},
-	}
-	cfg.SetDefaults()
-	if err := dp.Apply(cfg); err != nil {
-		t.Fatal(err)
-	}
-	n := &Node{log: discardLog(), dp: dp}
+	n := nodeWithTCPFrontend(t)
+	dp := n.dp
 	if got := n.dataplaneLevel(context.Background(), dp.Status()); got != 1 {
 		t.Errorf("level with the listener open = %v, want 1", got)
 	}
@@ -818,4 +809,21 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out after %v waiting for %s", limit, what)
+}
+
+// nodeWithTCPFrontend is a Node with only a dataplane, serving one tcp frontend on a
+// loopback port; the dataplane closes when the test ends.
+func nodeWithTCPFrontend(t *testing.T) *Node {
+	t.Helper()
+	dp := dataplane.New(dataplane.Options{Logger: discardLog()})
+	t.Cleanup(func() { dp.Close(context.Background()) })
+	cfg := dataplane.Config{
+		Frontends: []dataplane.Frontend{{Name: "web", Mode: "tcp", Bind: "127.0.0.1:0", Backend: "app"}},
+		Backends:  []dataplane.Backend{{Name: "app", Servers: []dataplane.ServerConfig{{Address: "127.0.0.1:1"}}}},
+	}
+	cfg.SetDefaults()
+	if err := dp.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return &Node{log: discardLog(), dp: dp}
 }
